@@ -1,0 +1,247 @@
+"""One frozen dataclass tree for every setting; the single source of defaults.
+
+`Config` = data + model + diffusion + train + eval. Presets (`tiny`, `demo`, `paper`,
+`humaneva`, `humaneva_cpu`, `h36m_cpu`) are named overrides of the defaults. Every run and
+report stores its config as JSON; `--set section.key=value` and notebook parameters map onto it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
+    "PRESETS", "preset", "apply_overrides", "parse_override",
+]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""                 # prepared .npz (see diffupose.data.prepared)
+    train_split: str = "train"
+    val_split: str = "val"         # held-out training data: model selection only
+    test_split: str = "test"
+    flip_augment: bool = True      # train on every frame plain and mirrored
+    max_val_samples: int = 4096    # subsample the val split for periodic validation
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    denoiser: str = "gcn"          # gcn | unet
+    dim: int = 256                 # hidden width d
+    num_blocks: int = 4            # residual blocks of two modulated graph convs
+    nonlocal_block: bool = True
+    released_unused_film: bool = False  # build the third FiLM block the released code never uses
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    num_timesteps: int = 100
+    schedule: str = "cosine"       # cosine | linear
+    cosine_s: float = 0.008
+    loss: str = "l1"               # l1 (released) | l2
+    lambda_2d: float = 0.8         # weight of the 2D reconstruction term (eq. 10)
+    joint_weights: bool = True     # per-joint loss weights on every channel
+    clip_x0: float = 1.0           # clamp x0 estimate to [-clip, clip] metres (0 = off)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 1024
+    grad_accum: int = 1
+    lr: float = 4e-5
+    lr_schedule: str = "constant"  # constant (released) | exponential (paper: x0.995/epoch) | cosine
+    lr_decay: float = 0.995        # per-epoch factor for `exponential`
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05     # floor of the cosine schedule, as a fraction of lr
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0         # 0 = off
+    epochs: int = 200
+    max_steps: int = 0             # optimiser steps; 0 = from epochs
+    max_minutes: float = 0.0       # wall-clock budget; 0 = none
+    ema_decay: float = 0.995
+    ema_every: int = 10
+    amp: str = "auto"              # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 500           # optimiser steps between validations
+    checkpoint_every: int = 1000
+    val_hypotheses: int = 1
+    val_sampler: str = "ddim"
+    val_steps: int = 5
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    sampler: str = "ddim"          # ddim | ddpm
+    num_steps: int = 5             # DDIM steps (DDPM always uses num_timesteps)
+    eta: float = 0.0
+    num_hypotheses: int = 10
+    aggregate: str = "mean"        # mean | median | reproject
+    flip: bool = True
+    protocol: str = "default"      # default | official_oracle (uses 3D ground truth!)
+    batch_size: int = 2048
+    seed: int = 0
+    checkpoint: str = "ema"        # ema | raw weights
+    max_samples: int = 0           # 0 = all
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        kwargs = {}
+        for f in fields(cls):
+            sub = d.get(f.name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"config section {f.name!r} must be a mapping, got {sub!r}")
+            sub_cls = type(getattr(cls(), f.name))
+            known = {sf.name for sf in fields(sub_cls)}
+            unknown = set(sub) - known
+            if unknown:
+                raise ConfigError(f"unknown key(s) in config section {f.name!r}: {sorted(unknown)}")
+            kwargs[f.name] = sub_cls(**sub)
+        extra = set(d) - {f.name for f in fields(cls)}
+        if extra:
+            raise ConfigError(f"unknown config section(s): {sorted(extra)}")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d)
+
+    def replace(self, **sections: Any) -> "Config":
+        return replace(self, **sections)
+
+
+def _coerce(value: str, current: Any, key: str) -> Any:
+    if isinstance(current, bool):
+        low = value.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}: expected a boolean, got {value!r}")
+    try:
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"--set {key}: expected {type(current).__name__}, got {value!r}") from None
+    return value
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -> Config:
+    """Apply `{"train.lr": 1e-3}` or `["train.lr=1e-3"]` overrides; strings are coerced to the
+    field's type. Unknown keys raise ConfigError."""
+    if not overrides:
+        return cfg
+    if isinstance(overrides, (list, tuple)):
+        overrides = dict(parse_override(o) for o in overrides)
+    d = cfg.to_dict()
+    for key, value in overrides.items():
+        if "." not in key:
+            raise ConfigError(f"config key {key!r} must look like section.key (e.g. train.lr)")
+        section, name = key.split(".", 1)
+        if section not in d or name not in d[section]:
+            raise ConfigError(f"unknown config key {key!r}")
+        current = d[section][name]
+        d[section][name] = _coerce(value, current, key) if isinstance(value, str) else value
+    return Config.from_dict(d)
+
+
+def _preset_overrides() -> dict[str, dict[str, Any]]:
+    return {
+        "default": {},
+        # Tests and the smoke path: seconds on a CPU.
+        "tiny": {
+            "model.dim": 32, "model.num_blocks": 1,
+            "train.batch_size": 64, "train.lr": 1e-3, "train.lr_schedule": "cosine",
+            "train.warmup_steps": 10, "train.epochs": 1, "train.max_steps": 60,
+            "train.val_every": 30, "train.checkpoint_every": 30, "train.log_every": 10,
+            "train.ema_decay": 0.9, "train.ema_every": 1,
+            "eval.num_hypotheses": 2, "eval.batch_size": 512, "eval.max_samples": 256,
+            "data.max_val_samples": 256,
+        },
+        # The README's main job on the synthetic data: a couple of CPU minutes.
+        "demo": {
+            "model.dim": 96, "model.num_blocks": 2,
+            "train.batch_size": 256, "train.lr": 2e-3, "train.lr_schedule": "cosine",
+            "train.warmup_steps": 50, "train.epochs": 100, "train.max_steps": 1500,
+            "train.val_every": 250, "train.checkpoint_every": 500, "train.log_every": 50,
+            "train.ema_decay": 0.99, "train.ema_every": 1,
+            "eval.num_hypotheses": 10, "eval.max_samples": 2000,
+        },
+        # The paper's H36M settings (GPU): dim 384, batch 1024 x 2, lr 4e-5, ~200 epochs.
+        "paper": {
+            "model.dim": 384, "train.batch_size": 1024, "train.grad_accum": 2,
+            "train.lr": 4e-5, "train.lr_schedule": "constant", "train.epochs": 200,
+            "train.val_every": 2000, "train.checkpoint_every": 5000,
+        },
+        # The paper's HumanEva-I settings (GPU): batch 128, 1000 epochs.
+        "humaneva": {
+            "model.dim": 384, "train.batch_size": 128, "train.lr": 4e-5,
+            "train.lr_schedule": "constant", "train.epochs": 1000,
+            "train.val_every": 2000, "train.checkpoint_every": 5000,
+        },
+        # CPU-budget profiles (<= 1 hour on 2 cores): larger lr with warm-up and cosine decay.
+        "humaneva_cpu": {
+            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
+            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
+            "train.epochs": 1000, "train.max_minutes": 50.0, "train.max_steps": 12000,
+            "train.ema_decay": 0.999, "train.ema_every": 1,
+            "train.val_every": 1000, "train.checkpoint_every": 1000,
+        },
+        "h36m_cpu": {
+            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
+            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
+            "train.epochs": 100, "train.max_minutes": 50.0, "train.max_steps": 12000,
+            "train.ema_decay": 0.999, "train.ema_every": 1,
+            "train.val_every": 1000, "train.checkpoint_every": 1000,
+        },
+    }
+
+
+PRESETS: tuple[str, ...] = tuple(_preset_overrides())
+
+
+def preset(name: str = "default", overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Named preset, then optional overrides."""
+    table = _preset_overrides()
+    if name not in table:
+        raise ConfigError(f"unknown preset {name!r}; known: {sorted(table)}")
+    return apply_overrides(apply_overrides(Config(), table[name]), overrides)
