@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Skeleton", "H36M17", "HUMANEVA15", "H36M32_TO_17", "get_skeleton", "SKELETONS"]
+__all__ = ["Skeleton", "flip_horizontal", "H36M17", "HUMANEVA15", "H36M32_TO_17", "get_skeleton", "SKELETONS"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,18 @@ def get_skeleton(name: str) -> Skeleton:
         return SKELETONS[name]
     except KeyError:
         raise ValueError(f"unknown skeleton {name!r}; known: {sorted(SKELETONS)}") from None
+
+
+def flip_horizontal(x, skeleton: Skeleton):
+    """Mirror poses or keypoints left-right: negate the x coordinate and swap left/right joints.
+
+    x: (..., J, C) numpy array or torch tensor (C = 2 or 3, camera frame or normalised screen
+    coordinates centred on the image). An involution: flipping twice returns the input.
+    """
+    perm = skeleton.flip_permutation
+    if x.shape[-2] != skeleton.num_joints:
+        raise ValueError(f"flip_horizontal: expected {skeleton.num_joints} joints, got shape {tuple(x.shape)}")
+    out = x[..., perm, :]
+    out = out.clone() if hasattr(out, "clone") else out.copy()
+    out[..., 0] = -out[..., 0]
+    return out

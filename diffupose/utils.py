@@ -1,0 +1,77 @@
+"""Small shared helpers: device resolution, atomic writes, run provenance."""
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["resolve_device", "atomic_path", "atomic_write_text", "environment_info", "git_commit"]
+
+
+def resolve_device(name: str = "auto"):
+    """`auto` -> cuda if available else cpu; otherwise the named torch device."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; on success rename it onto `path`,
+    on error delete it, so a failed write never leaves a partial file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """Current git commit (with `-dirty` when the tree has changes), or `unknown`."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_info() -> dict:
+    """Provenance recorded with every run and report: commit, python, library versions, device."""
+    import torch
+
+    versions = {}
+    for pkg in ("diffupose", "torch", "numpy", "plotly", "seaborn", "papermill", "safetensors", "ipywidgets"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "num_threads": torch.get_num_threads(),
+    }
