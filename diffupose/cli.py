@@ -1,0 +1,267 @@
+"""Command line: `diffupose prepare|train|evaluate|sample|describe|report`.
+
+Argument parsing lives here only; every command calls one library function. Errors meant for
+users (DiffuPoseError) are printed as one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, DataError, DiffuPoseError
+
+log = logging.getLogger("diffupose")
+
+
+def _add_eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None)
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (DDPM always runs T steps)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
+    p.add_argument("--hypotheses", type=int, default=None, help="number of hypotheses H")
+    p.add_argument("--flip", dest="flip", action="store_true", default=None, help="test-time flip")
+    p.add_argument("--no-flip", dest="flip", action="store_false")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", choices=("ema", "model"), default=None,
+                   help="which weights of the run's best checkpoint (default: ema)")
+
+
+def _eval_overrides(args: argparse.Namespace) -> dict:
+    mapping = {"sampler": "sampler", "steps": "num_steps", "eta": "eta", "hypotheses": "num_hypotheses",
+               "flip": "flip", "seed": "seed", "checkpoint": "checkpoint",
+               "aggregate": "aggregate", "protocol": "protocol", "batch_size": "batch_size",
+               "max_samples": "max_samples"}
+    return {f"eval.{key}": getattr(args, name) for name, key in mapping.items()
+            if getattr(args, name, None) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffupose", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="convert a dataset into one safe prepared .npz")
+    p.add_argument("--dataset", required=True, choices=("h36m", "humaneva", "synthetic"))
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files (not for synthetic)")
+    p.add_argument("--keypoints", default="gt", help="2D source: gt (projected/given) or a detections name, e.g. cpn_ft_h36m_dbb")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow reading pickled VideoPose3D files (only for files you trust)")
+    p.add_argument("--val-subjects", nargs="*", default=None,
+                   help="training subjects held out as the 'val' split (e.g. S8); default: held-out sequences")
+    p.add_argument("--actions", nargs="*", default=None, help="restrict to these actions")
+    p.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a denoiser on a prepared .npz")
+    p.add_argument("--data", required=True, help="prepared .npz")
+    p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
+    p.add_argument("--preset", default="default", help="config preset: default, tiny, demo, paper, humaneva, humaneva_cpu, h36m_cpu")
+    p.add_argument("--config", default=None, help="config JSON (replaces the preset)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("evaluate", help="per-action MPJPE / P-MPJPE of a run on a prepared split")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--data", required=True, help="prepared .npz")
+    p.add_argument("--split", default="test")
+    p.add_argument("--json", default=None, help="write the result as JSON")
+    p.add_argument("--csv", default=None, help="write tidy rows as CSV")
+    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    p.add_argument("--protocol", choices=("default", "official_oracle"), default=None,
+                   help="official_oracle reproduces the released code's evaluation (uses 3D ground truth)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-samples", type=int, default=None)
+    _add_eval_options(p)
+
+    p = sub.add_parser("sample", help="lift 2D keypoints (.npy/.json) to H 3D hypotheses (.npz)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--keypoints", required=True, help=".npy or .json array (N, J, 2)")
+    p.add_argument("--out", required=True, help="output .npz with hypotheses (N, H, J, 3)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                   help="keypoints are pixels of a W x H image (default: already normalised)")
+    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    _add_eval_options(p)
+
+    p = sub.add_parser("describe", help="print parameter count and layer summary as one JSON line")
+    p.add_argument("--denoiser", choices=("gcn", "unet"), default="gcn")
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--skeleton", default="h36m17")
+    p.add_argument("--released-unused-film", action="store_true",
+                   help="build the FiLM block the released code creates but never uses")
+
+    p = sub.add_parser("report", help="execute the notebooks with papermill into reports/<name>/")
+    p.add_argument("--profile", default="demo", help="tiny, demo, humaneva, h36m, paper")
+    p.add_argument("--name", default=None, help="report folder name (default: the profile)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile parameter (e.g. data_dir=...) or config value (train.lr=...)")
+    p.add_argument("--out-root", default="reports")
+    p.add_argument("--notebooks", nargs="*", default=None, help="run only these notebooks (e.g. 01 02)")
+    return parser
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from .data.prepare import prepare_dataset, summarize
+    from .data.prepared import load_prepared
+
+    out = prepare_dataset(args.dataset, data_dir=args.data_dir, out=args.out, keypoints=args.keypoints,
+                          allow_pickle=args.allow_pickle, val_subjects=args.val_subjects,
+                          actions=args.actions, stride=args.stride, seed=args.seed)
+    print(json.dumps({"out": str(out), **summarize(load_prepared(out))}, default=str))
+
+
+def _train_config(args: argparse.Namespace):
+    from .config import Config, apply_overrides, preset
+
+    cfg = Config.from_json(args.config) if args.config else preset(args.preset)
+    overrides = list(args.overrides) + [f"data.path={args.data}"]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    return apply_overrides(cfg, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train import train
+
+    cfg = _train_config(args)
+    result = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps,
+                      "best_val_mpjpe_mm": result.best_val_mpjpe, "wall_time_s": result.wall_time_s}))
+
+
+def _eval_config(args: argparse.Namespace):
+    from .config import Config, apply_overrides
+    from .errors import CheckpointError
+
+    config_path = Path(args.run) / "config.json"
+    if not config_path.exists():
+        raise CheckpointError(f"{args.run}: not a run directory (no config.json)")
+    cfg = apply_overrides(Config.from_json(config_path), _eval_overrides(args))
+    return cfg.eval
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate
+
+    result = evaluate(args.run, args.data, split=args.split, eval_cfg=_eval_config(args), device=args.device)
+    print(result.format_table())
+    if args.json:
+        result.to_json(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+
+
+def read_keypoints_file(path: str | Path):
+    """Keypoints for `sample`: a .npy array or a .json list, shape (N, J, 2) or (J, 2)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif path.suffix == ".json":
+            arr = np.asarray(json.loads(path.read_text()), dtype=np.float32)
+        else:
+            raise DataError(f"{path}: expected a .npy or .json keypoints file")
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: cannot read keypoints ({e})") from None
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[-1] != 2:
+        raise DataError(f"{path}: keypoints must have shape (N, J, 2), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: keypoints contain NaN or inf")
+    return arr
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from .aggregate import aggregate
+    from .checkpoint import load_model
+    from .diffusion import NoiseSchedule, sample
+    from .utils import atomic_path, resolve_device
+
+    eval_cfg = _eval_config(args)
+    device = resolve_device(args.device)
+    keypoints = read_keypoints_file(args.keypoints)
+    denoiser, cfg, skeleton = load_model(args.run, which=eval_cfg.checkpoint, device=device)
+    if keypoints.shape[1] != skeleton.num_joints:
+        raise DataError(f"{args.keypoints}: {keypoints.shape[1]} joints, but the model was trained on "
+                        f"{skeleton.name} with {skeleton.num_joints}")
+    if args.image_size:
+        w, h = args.image_size
+        keypoints = keypoints / w * 2 - np.array([1.0, h / w], dtype=np.float32)
+    schedule = NoiseSchedule.from_config(cfg.diffusion).to(device)
+    generator = torch.Generator(device).manual_seed(eval_cfg.seed)
+    y = torch.from_numpy(keypoints).to(device)
+    chunks = []
+    for start in range(0, len(y), eval_cfg.batch_size):
+        chunks.append(sample(denoiser, schedule, y[start:start + eval_cfg.batch_size],
+                             num_hypotheses=eval_cfg.num_hypotheses, sampler=eval_cfg.sampler,
+                             num_steps=eval_cfg.num_steps, eta=eval_cfg.eta, flip=eval_cfg.flip,
+                             skeleton=skeleton, generator=generator,
+                             clip_x0=cfg.diffusion.clip_x0).float().cpu())
+    hyps = torch.cat(chunks).numpy()
+    pose = aggregate(hyps, eval_cfg.aggregate, keypoints_2d=keypoints)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, hypotheses=hyps, aggregate=pose, keypoints_2d=keypoints,
+                     card=json.dumps({"run": str(args.run), "skeleton": skeleton.name, **eval_cfg.__dict__}))
+    print(json.dumps({"out": str(args.out), "hypotheses_shape": list(hyps.shape)}))
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    from .config import ModelConfig
+    from .model import build_denoiser, count_parameters
+    from .skeleton import get_skeleton
+
+    skeleton = get_skeleton(args.skeleton)
+    model_cfg = ModelConfig(denoiser=args.denoiser, dim=args.dim, released_unused_film=args.released_unused_film)
+    model = build_denoiser(model_cfg, skeleton)
+    layers = [{"name": name, "type": type(m).__name__, "parameters": sum(p.numel() for p in m.parameters())}
+              for name, m in model.named_children()]
+    print(json.dumps({"denoiser": args.denoiser, "dim": args.dim, "skeleton": skeleton.name,
+                      "num_joints": skeleton.num_joints, "parameters": count_parameters(model),
+                      "layers": layers}))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .reports import run_report
+
+    path = run_report(args.profile, name=args.name, overrides=args.overrides, out_root=args.out_root,
+                      notebooks=args.notebooks)
+    print(json.dumps({"report": str(Path(path) / "index.html")}))
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
+            "describe": cmd_describe, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except (DiffuPoseError, ConfigError) as e:
+        print(f"diffupose {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"diffupose {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
