@@ -1,0 +1,480 @@
+"""Evaluation protocols -> tidy tables with a protocol card.
+
+`evaluate(run_dir, data_path)` samples N hypotheses per 2D input (plus the flipped input when
+`flip`), aggregates them into one pose, and reports MPJPE / P-MPJPE / N-MPJPE in millimetres per
+action (Table I layout for Human3.6M), per subject, per subject x action (Table III layout for
+HumanEva-I), the hypothesis-set metrics (error of the mean pose, the ORACLE best-of-H and the
+spread), the sampling throughput and a protocol card saying exactly what was measured.
+
+Protocols:
+- `default`: ground-truth free. The prediction is compared as it comes out of the sampler
+  (root-relative, no root re-centring, no alignment for MPJPE), as the released code does.
+- `official_oracle`: reproduces the released evaluation, which is NOT ground-truth free: it
+  replaces the predicted x, y of every joint by the back-projection of the input 2D through the
+  intrinsics at the ground-truth absolute depth (ground-truth root depth + predicted relative
+  depth), in place, so P-MPJPE and N-MPJPE see the modified pose too. Only with intrinsics.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .aggregate import AGGREGATIONS, aggregate
+from .config import Config, EvalConfig
+from .errors import ConfigError, DataError
+from .reference import (
+    H36M_ACTION_ABBREVIATIONS, H36M_ACTIONS, HUMANEVA_ACTIONS, HUMANEVA_PAPER_ACTION, HUMANEVA_SUBJECTS,
+    table1_ours, table2_ours, table3_cells, table3_rows,
+)
+from .utils import atomic_path, atomic_write_text, environment_info, resolve_device
+
+__all__ = ["PROTOCOLS", "METRICS", "EvalResult", "evaluate", "official_oracle_pose", "compare_with_paper",
+           "evaluate_poses"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS: tuple[str, ...] = ("default", "official_oracle")
+METRICS: tuple[str, ...] = ("MPJPE", "P-MPJPE", "N-MPJPE")
+ORACLE_NOTE = ("oracle_best_of_h picks, per sample, the hypothesis closest to the 3D ground truth: "
+               "an upper bound for any selector, not an estimate")
+_CARD_CSV_FIELDS = ("dataset", "data_file", "split", "keypoints_2d_source", "num_hypotheses", "aggregation",
+                    "flip", "sampler", "num_steps", "eta", "protocol", "oracle", "checkpoint_path",
+                    "checkpoint_which", "seed", "num_samples", "git_commit", "device")
+
+
+def official_oracle_pose(pred, keypoints_2d, intrinsics, root_depth) -> np.ndarray:
+    """The released code's post-processing (`get_uvd2xyz`), which USES THE GROUND TRUTH.
+
+    Absolute depth z_j = gt root depth + predicted z_j (z_0 = gt root depth); x, y of every
+    joint := back-projection (u - c) z / f of the input keypoints, made root-relative; the
+    predicted z is kept. (The released loop that then blends 100 mixtures of the predicted and
+    back-projected x, y keeps the first one, i.e. the full replacement, because it overwrites
+    its own input in place.)
+
+    pred: (B, J, 3) metres root-relative; keypoints_2d: (B, J, 2) normalised; intrinsics:
+    (B, 4) finite fx, fy, cx, cy; root_depth: (B,) metres, ground truth -> (B, J, 3)
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    kp = np.asarray(keypoints_2d, dtype=np.float64)
+    k = np.asarray(intrinsics, dtype=np.float64)
+    root_depth = np.asarray(root_depth, dtype=np.float64)
+    assert pred.ndim == 3 and kp.shape == pred.shape[:2] + (2,), f"pred {pred.shape} / keypoints {kp.shape}"
+    assert k.shape == (pred.shape[0], 4) and root_depth.shape == (pred.shape[0],)
+    z = pred[..., 2] + root_depth[:, None]
+    z[:, 0] = root_depth
+    xy = (kp - k[:, None, 2:]) * z[..., None] / k[:, None, :2]
+    out = pred.copy()
+    out[..., :2] = xy - xy[:, :1]
+    return out
+
+
+def _clean(value):
+    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _fmt(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.1f}"
+
+
+@dataclass
+class EvalResult:
+    """Tables in millimetres plus the protocol card.
+
+    per_action: {metric: {action: mm, "Average": mm}} (Average = unweighted mean over actions)
+    per_subject: {metric: {subject: mm, "Average": mm}}
+    subject_action: {metric: {action: {subject: mm, "Average": mm}}} (HumanEva's Table III)
+    per_joint: {metric: {joint name: mm}}
+    hypotheses: error of the mean pose, ORACLE best-of-H, spread (tables in mm)
+    per_sample: optional arrays for notebooks (mm errors, action, subject, camera)
+    """
+
+    per_action: dict[str, dict[str, float]]
+    per_subject: dict[str, dict[str, float]]
+    subject_action: dict[str, dict[str, dict[str, float]]]
+    per_joint: dict[str, dict[str, float]]
+    hypotheses: dict[str, Any]
+    card: dict[str, Any]
+    poses_per_second: float
+    per_sample: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the per-sample arrays, JSON-safe (NaN -> None)."""
+        return _clean({
+            "per_action": self.per_action, "per_subject": self.per_subject,
+            "subject_action": self.subject_action, "per_joint": self.per_joint,
+            "hypotheses": self.hypotheses, "card": self.card, "poses_per_second": self.poses_per_second,
+        })
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the result as JSON atomically."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return Path(path)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "EvalResult":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+            return cls(**{k: d[k] for k in ("per_action", "per_subject", "subject_action", "per_joint",
+                                             "hypotheses", "card", "poses_per_second")})
+        except FileNotFoundError:
+            raise DataError(f"{path}: evaluation result not found") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: not an evaluation result ({type(e).__name__}: {e})") from None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows: metric, subject, action, value_mm ("all" where pooled)."""
+        out = []
+        for metric, table in self.per_action.items():
+            out += [{"metric": metric, "subject": "all", "action": a, "value_mm": v} for a, v in table.items()]
+        for metric, table in self.per_subject.items():
+            out += [{"metric": metric, "subject": s, "action": "all", "value_mm": v} for s, v in table.items()]
+        for metric, table in self.subject_action.items():
+            for action, cells in table.items():
+                out += [{"metric": metric, "subject": s, "action": action, "value_mm": v}
+                        for s, v in cells.items() if action != metrics.AVERAGE]
+        for key in ("mean_of_hypotheses", "oracle_best_of_h", "spread"):
+            metric = f"hypotheses/{key}"
+            out += [{"metric": metric, "subject": "all", "action": a, "value_mm": v}
+                    for a, v in self.hypotheses.get(key, {}).items()]
+        return out
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Tidy CSV (metric, subject, action, value_mm, then the card fields), atomic."""
+        card = {k: self.card.get(k) for k in _CARD_CSV_FIELDS}
+        card["checkpoint_path"] = (self.card.get("checkpoint") or {}).get("path")
+        card["checkpoint_which"] = (self.card.get("checkpoint") or {}).get("which")
+        header = ["metric", "subject", "action", "value_mm", *card]
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=header)
+                writer.writeheader()
+                for row in self.rows():
+                    value = row["value_mm"]
+                    row["value_mm"] = "" if value is None or not math.isfinite(value) else f"{value:.4f}"
+                    writer.writerow({**row, **card})
+        return Path(path)
+
+    # -- display -----------------------------------------------------------------------------
+    def format_table(self) -> str:
+        """Markdown table of per-action MPJPE / P-MPJPE (Table I layout for H36M; Table III
+        layout added for HumanEva), the hypothesis metrics, then the protocol card."""
+        lines = []
+        actions = [a for a in next(iter(self.per_action.values()), {}) if a != metrics.AVERAGE]
+        names = [H36M_ACTION_ABBREVIATIONS.get(a, a) for a in actions] + ["Avg."]
+        lines.append("| mm | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---:|" * len(names))
+        for metric in ("MPJPE", "P-MPJPE"):
+            table = self.per_action.get(metric, {})
+            lines.append(f"| {metric} | " + " | ".join(_fmt(table.get(a)) for a in actions + [metrics.AVERAGE]) + " |")
+        if self.card.get("dataset") == "humaneva" or set(actions) <= set(HUMANEVA_ACTIONS):
+            columns = _table3_columns(self.subject_action.get("P-MPJPE", {}))
+            if columns:
+                lines += ["", "| P-MPJPE (mm) | " + " | ".join(c for c, _ in columns) + " |",
+                          "|---|" + "---:|" * len(columns),
+                          f"| N={self.card.get('num_hypotheses')} | " + " | ".join(_fmt(v) for _, v in columns) + " |"]
+        hyp = self.hypotheses
+        if hyp:
+            lines += ["", f"Hypotheses (H={hyp.get('num_hypotheses')}, {hyp.get('samples_per_hypothesis')} "
+                          f"sample(s) each): MPJPE of the mean pose "
+                          f"{_fmt(hyp.get('mean_of_hypotheses', {}).get(metrics.AVERAGE))} mm; "
+                          f"ORACLE best-of-H (uses 3D ground truth) "
+                          f"{_fmt(hyp.get('oracle_best_of_h', {}).get(metrics.AVERAGE))} mm; "
+                          f"spread {_fmt(hyp.get('spread', {}).get(metrics.AVERAGE))} mm"]
+        lines += ["", f"{self.poses_per_second:.1f} poses/s on {self.card.get('device')}", "", "Protocol card:"]
+        for key, value in self.card.items():
+            if key in ("environment", "model"):
+                continue
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items())
+            lines.append(f"- {key}: {value}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format_table()
+
+
+def _table3_columns(cells: dict[str, dict[str, float]]) -> list[tuple[str, float]]:
+    """Subject x action cells -> [("Walk S1", mm), ...] in the paper's order, then the rest."""
+    out = []
+    actions = [a for a in HUMANEVA_ACTIONS if a in cells] + sorted(set(cells) - set(HUMANEVA_ACTIONS) - {metrics.AVERAGE})
+    for action in actions:
+        subjects = [s for s in HUMANEVA_SUBJECTS if s in cells[action]]
+        subjects += sorted(set(cells[action]) - set(HUMANEVA_SUBJECTS) - {metrics.AVERAGE})
+        out += [(f"{HUMANEVA_PAPER_ACTION.get(action, action)} {s}", cells[action][s]) for s in subjects]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _check_names(ev: EvalConfig) -> None:
+    from .diffusion import SAMPLERS
+
+    if ev.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {ev.sampler!r}; known: {', '.join(SAMPLERS)}")
+    if ev.aggregate not in AGGREGATIONS:
+        raise ConfigError(f"unknown aggregation {ev.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
+    if ev.protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {ev.protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if ev.num_hypotheses < 1:
+        raise ConfigError(f"eval.num_hypotheses must be >= 1, got {ev.num_hypotheses}")
+    if ev.batch_size < 1:
+        raise ConfigError(f"eval.batch_size must be >= 1, got {ev.batch_size}")
+
+
+def _resolve_model(run_dir_or_model, which: str, device):
+    """-> (denoiser, config, skeleton or None, checkpoint card)."""
+    if isinstance(run_dir_or_model, (tuple, list)):
+        if len(run_dir_or_model) not in (2, 3) or not isinstance(run_dir_or_model[1], Config):
+            raise ConfigError("evaluate: pass a run directory or a (denoiser, Config[, Skeleton]) tuple")
+        denoiser, cfg = run_dir_or_model[0], run_dir_or_model[1]
+        skeleton = run_dir_or_model[2] if len(run_dir_or_model) == 3 else None
+        return denoiser.to(device), cfg, skeleton, {"path": None, "which": "in-memory"}
+    from .checkpoint import load_model
+
+    denoiser, cfg, skeleton = load_model(run_dir_or_model, which=which, device=device)
+    return denoiser, cfg, skeleton, {"path": str(run_dir_or_model), "which": which}
+
+
+def _action_order(actions, dataset: str = "") -> tuple[str, ...]:
+    """The paper's column order: HumanEva-I's for HumanEva data (or when only its actions
+    occur and the dataset is unnamed), else Human3.6M's."""
+    present = set(np.unique(actions).tolist())
+    if "humaneva" in dataset.lower() or (not dataset and present <= set(HUMANEVA_ACTIONS)):
+        return HUMANEVA_ACTIONS
+    return H36M_ACTIONS
+
+
+def evaluate_poses(pred, gt, actions, subjects, order=None, joint_names=None) -> dict[str, Any]:
+    """Tables for already aggregated predictions (metres in, millimetres out).
+
+    pred, gt: (B, J, 3) metres; actions, subjects: (B,) -> dict with per_action, per_subject,
+    subject_action, per_joint and per_sample (the per-sample errors in mm).
+    """
+    order = order or _action_order(actions)
+    errors = {"MPJPE": metrics.mpjpe(pred, gt) * 1000.0,
+              "P-MPJPE": metrics.p_mpjpe(pred, gt) * 1000.0,
+              "N-MPJPE": metrics.n_mpjpe(pred, gt) * 1000.0}
+    joint_err = metrics.per_joint_errors(pred, gt).mean(axis=0) * 1000.0
+    return _tables(errors, joint_err, actions, subjects, order, joint_names)
+
+
+def _tables(errors, joint_err, actions, subjects, order, joint_names):
+    joint_names = joint_names or [str(j) for j in range(len(joint_err))]
+    return {
+        "per_action": {m: metrics.action_table(e, actions, subjects, order=order) for m, e in errors.items()},
+        "per_subject": {m: metrics.subject_table(e, subjects) for m, e in errors.items()},
+        "subject_action": {m: metrics.subject_action_table(e, subjects, actions, action_order=order,
+                                                           subject_order=HUMANEVA_SUBJECTS)
+                           for m, e in errors.items()},
+        "per_joint": {"MPJPE": dict(zip(joint_names, map(float, joint_err)))},
+    }
+
+
+def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalConfig | None = None,
+             device: str = "auto", progress: bool = True, keep_per_sample: bool = True) -> EvalResult:
+    """Evaluate a trained denoiser on a prepared dataset split.
+
+    run_dir_or_model: a run/checkpoint directory (loaded with `checkpoint.load_model`) or an
+    in-memory `(denoiser, Config)` / `(denoiser, Config, Skeleton)`. eval_cfg: defaults to the
+    run's `config.eval`. Returns an EvalResult whose numbers are millimetres.
+    """
+    import torch
+
+    from .data.prepared import load_prepared
+    from .diffusion import NoiseSchedule, sample
+
+    device = resolve_device(device)
+    data_path = Path(data_path)
+    if eval_cfg is not None:
+        _check_names(eval_cfg)
+    which = eval_cfg.checkpoint if eval_cfg is not None else "ema"
+    denoiser, cfg, skeleton, checkpoint_card = _resolve_model(run_dir_or_model, which, device)
+    ev = eval_cfg or cfg.eval
+    _check_names(ev)
+
+    data = load_prepared(data_path)
+    available = data.splits()
+    data = data.select(split=split, max_samples=ev.max_samples, seed=ev.seed)
+    if len(data) == 0:
+        raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {available})")
+    skeleton = skeleton or data.skeleton
+    if skeleton.name != data.skeleton.name:
+        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's {skeleton.name!r}")
+    oracle = ev.protocol == "official_oracle"
+    if oracle and not np.isfinite(data.intrinsics).all():
+        raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
+                          f"which this file lacks (NaN, e.g. HumanEva)")
+
+    schedule = NoiseSchedule.from_config(cfg.diffusion)
+    num_steps = ev.num_steps if ev.sampler == "ddim" else cfg.diffusion.num_timesteps
+    generator = torch.Generator(device=device).manual_seed(ev.seed)
+    denoiser.eval()
+
+    n = len(data)
+    errors = {m: np.empty(n) for m in METRICS}
+    hyp_errors = {k: np.empty(n) for k in ("mean_of_hypotheses", "oracle_best_of_h", "spread")}
+    joint_sum = np.zeros(skeleton.num_joints)
+    spread_sum = np.zeros(skeleton.num_joints)
+    sampling_seconds = 0.0
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        def tqdm(x, **_):
+            return x
+    starts = range(0, n, ev.batch_size)
+    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
+        stop = min(start + ev.batch_size, n)
+        y = torch.from_numpy(np.ascontiguousarray(data.keypoints_2d[start:stop])).to(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        tic = time.perf_counter()
+        with torch.no_grad():
+            hyps = sample(denoiser, schedule, y, num_hypotheses=ev.num_hypotheses, sampler=ev.sampler,
+                          num_steps=num_steps, eta=ev.eta, flip=ev.flip, skeleton=skeleton,
+                          generator=generator, clip_x0=cfg.diffusion.clip_x0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        sampling_seconds += time.perf_counter() - tic
+        hyps = hyps.detach().float().cpu().numpy().astype(np.float64)
+        gt = data.poses_3d[start:stop].astype(np.float64)
+        pred = aggregate(hyps, ev.aggregate, keypoints_2d=data.keypoints_2d[start:stop],
+                         intrinsics=data.intrinsics[start:stop])
+        if oracle:
+            pred = official_oracle_pose(pred, data.keypoints_2d[start:stop], data.intrinsics[start:stop],
+                                        data.root_position[start:stop, 2])
+        errors["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
+        errors["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
+        errors["N-MPJPE"][start:stop] = metrics.n_mpjpe(pred, gt) * 1000.0
+        joint_sum += metrics.per_joint_errors(pred, gt).sum(axis=0) * 1000.0
+        hm = metrics.hypothesis_metrics(hyps, gt)
+        for key in hyp_errors:
+            hyp_errors[key][start:stop] = hm[key] * 1000.0
+        spread_sum += metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0
+
+    order = _action_order(data.action, f"{data.dataset} {skeleton.name}")
+    joint_names = list(skeleton.joint_names)
+    tables = _tables(errors, joint_sum / n, data.action, data.subject, order, joint_names)
+    hypotheses = {
+        "num_hypotheses": ev.num_hypotheses,
+        "samples_per_hypothesis": 2 if ev.flip else 1,
+        "mean_of_hypotheses": metrics.action_table(hyp_errors["mean_of_hypotheses"], data.action, order=order),
+        "oracle_best_of_h": metrics.action_table(hyp_errors["oracle_best_of_h"], data.action, order=order),
+        "spread": metrics.action_table(hyp_errors["spread"], data.action, order=order),
+        "per_joint_spread": dict(zip(joint_names, map(float, spread_sum / n))),
+        "oracle_keys": ["oracle_best_of_h"],
+        "oracle_note": ORACLE_NOTE,
+    }
+    poses_per_second = n / sampling_seconds if sampling_seconds > 0 else float("inf")
+    env = environment_info()
+    card = {
+        "dataset": data.dataset,
+        "data_file": str(data_path),
+        "split": split,
+        "keypoints_2d_source": str(data.meta.get("keypoints", data.meta.get("keypoints_2d", "unknown"))),
+        "keypoints_2d_file": data.meta.get("keypoints_source"),
+        "skeleton": skeleton.name,
+        "num_hypotheses": ev.num_hypotheses,
+        "aggregation": ev.aggregate,
+        "flip": ev.flip,
+        "sampler": ev.sampler,
+        "num_steps": num_steps,
+        "eta": ev.eta,
+        "protocol": ev.protocol,
+        "oracle": oracle,
+        "uses_ground_truth": oracle,
+        "protocol_note": ("x, y replaced by back-projection of the 2D input at the ground-truth root depth "
+                          "(released code)" if oracle else "ground-truth free"),
+        "checkpoint": checkpoint_card,
+        "seed": ev.seed,
+        "max_samples": ev.max_samples,
+        "num_samples": n,
+        "batch_size": ev.batch_size,
+        "device": str(device) + (f" ({env['cuda']})" if device.type == "cuda" and env.get("cuda") else ""),
+        "poses_per_second": poses_per_second,
+        "timing": "sampler calls only (2D already on the device), wall clock, device synchronised",
+        "git_commit": env["git_commit"],
+        "model": {"denoiser": cfg.model.denoiser, "dim": cfg.model.dim, "num_blocks": cfg.model.num_blocks},
+        "environment": env,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    per_sample = None
+    if keep_per_sample:
+        per_sample = {**{f"{m}": errors[m] for m in METRICS},
+                      **{f"hypotheses/{k}": v for k, v in hyp_errors.items()},
+                      "action": data.action, "subject": data.subject, "camera": data.camera,
+                      "frame": data.frame}
+    log.info("evaluated %d samples: MPJPE %.1f mm, P-MPJPE %.1f mm", n,
+             tables["per_action"]["MPJPE"][metrics.AVERAGE], tables["per_action"]["P-MPJPE"][metrics.AVERAGE])
+    return EvalResult(per_action=tables["per_action"], per_subject=tables["per_subject"],
+                      subject_action=tables["subject_action"], per_joint=tables["per_joint"],
+                      hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample)
+
+
+def compare_with_paper(result: EvalResult, table: str = "table1", num_hypotheses: int | None = None) -> list[dict[str, Any]]:
+    """Rows of ours vs the paper for notebooks: [{"table", "paper_row", "metric", "column",
+    "ours_mm", "paper_mm", "difference_mm"}].
+
+    table1: Table I (detected 2D) MPJPE and P-MPJPE vs "Ours (N=1)" or "Ours (N=10)" (the one
+    nearer to the result's H); table2: Table II (ground-truth 2D, N=10) MPJPE; table3: Table III
+    (HumanEva-I P-MPJPE) cells vs the row with the nearest N (1, 5, 10, 30).
+    """
+    n = num_hypotheses or int(result.card.get("num_hypotheses", 1))
+    rows = []
+
+    def add(paper_row, metric, column, ours, paper):
+        ours = None if ours is None or not math.isfinite(ours) else float(ours)
+        diff = None if ours is None or paper is None else ours - paper
+        rows.append({"table": table, "paper_row": paper_row, "metric": metric, "column": column,
+                     "ours_mm": ours, "paper_mm": paper, "difference_mm": diff})
+
+    columns = list(H36M_ACTIONS) + [metrics.AVERAGE]
+    if table == "table1":
+        paper_n = 1 if n < 5 else 10
+        for protocol, metric in ((1, "MPJPE"), (2, "P-MPJPE")):
+            paper = table1_ours(paper_n, protocol)
+            ours = result.per_action.get(metric, {})
+            for column in columns:
+                add(f"Ours (N={paper_n})", metric, column, ours.get(column), paper.get(column))
+    elif table == "table2":
+        paper = table2_ours()
+        ours = result.per_action.get("MPJPE", {})
+        for column in columns:
+            add("Ours (N=10)", "MPJPE", column, ours.get(column), paper.get(column))
+    elif table == "table3":
+        paper_n = min(table3_rows(), key=lambda k: (abs(k - n), k))
+        paper = table3_cells(paper_n)
+        ours = result.subject_action.get("P-MPJPE", {})
+        for action in HUMANEVA_ACTIONS:
+            for subject in HUMANEVA_SUBJECTS:
+                add(f"N={paper_n}", "P-MPJPE", f"{HUMANEVA_PAPER_ACTION[action]} {subject}",
+                    ours.get(action, {}).get(subject), paper[action][subject])
+    else:
+        raise ConfigError(f"unknown paper table {table!r}; use table1, table2 or table3")
+    return rows
