@@ -234,7 +234,7 @@ def test_humaneva_splits_and_arrays(humaneva_files):
     assert np.isnan(data.intrinsics).all()
     split_of = {s: set(data.split[data.sequence == s]) for s in np.unique(data.sequence)}
     assert split_of == {"Train/S1/Walking 1 chunk0": {"train"}, "Train/S1/Walking 1 chunk2": {"val"},
-                        "Train/S1/Jog 1 chunk0": {"train"}, "Train/S2/Box 1 chunk0": {"train"},
+                        "Train/S1/Jog 1 chunk0": {"train", "val"}, "Train/S2/Box 1 chunk0": {"train", "val"},
                         "Validate/S1/Walking 1 chunk0": {"test"}}
     assert set(data.subject) == {"S1", "S2"}
     m = (data.sequence == "Validate/S1/Walking 1 chunk0") & (data.camera == "C2")

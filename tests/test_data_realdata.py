@@ -57,7 +57,16 @@ def test_humaneva_counts_per_action(humaneva):
     assert humaneva.splits()["val"] > 0
     # val = the last chunk of (subject, action) groups with >= 2 chunks, e.g. S3 Walking chunk2
     assert set(humaneva.split[humaneva.sequence == "Train/S3/Walking 1 chunk2"]) == {"val"}
-    assert set(humaneva.split[humaneva.sequence == "Train/S1/Walking 1 chunk0"]) == {"train"}
+    # a single-chunk cell (S1 Walking) holds out its contiguous last 20 % of frames
+    single = humaneva.sequence == "Train/S1/Walking 1 chunk0"
+    frames, split = humaneva.frame[single], humaneva.split[single]
+    assert set(split) == {"train", "val"}
+    assert frames[split == "val"].min() > frames[split == "train"].max()
+    assert np.mean(split == "val") == pytest.approx(0.2, abs=0.01)
+    # every subject x action cell of Table III has held-out frames
+    val = humaneva.split == "val"
+    assert {(s, a) for s, a in zip(humaneva.subject[val], humaneva.action[val])} == {
+        (s, a) for s in ("S1", "S2", "S3") for a in ("Walking", "Jog", "Box")}
 
 
 def test_humaneva_root_and_bones(humaneva):

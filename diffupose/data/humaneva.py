@@ -13,7 +13,8 @@ Output: subject "S1" (split prefix dropped; `sequence` keeps it, e.g.
 Splits (whole chunks, never single frames): `Train/*` -> "train", `Validate/*` -> "test" (the
 standard protocol evaluates on Validate). Validation: with `val_subjects` (e.g. ["S3"]) those
 training subjects' chunks go to "val"; otherwise, for every (subject, action) of the Train split
-with two or more chunks, its last chunk (highest chunk number) goes to "val".
+with two or more chunks, its last chunk (highest chunk number) goes to "val"; a (subject, action)
+with a single chunk gives the last 20 % of its frames to "val" (a contiguous block), so every subject x action cell of Table III has held-out data.
 Default actions: Walking, Jog, Box (the protocol's Walk, Jog, Box).
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+
+import numpy as np
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -40,6 +43,11 @@ DEFAULT_ACTIONS = ("Walking", "Jog", "Box")
 _ALIASES = {"Walk": "Walking", "Jogging": "Jog", "Boxing": "Box", "Gesture": "Gestures"}
 _SEQ = re.compile(r"^(?P<action>[A-Za-z]+)(?:\s+(?P<trial>\d+))?(?:\s+chunk(?P<chunk>\d+))?$")
 SPLIT_OF_PREFIX = {"Train": "train", "Validate": "test"}
+
+
+# Held-out tail of a (subject, action) that has only one chunk: a contiguous block of frames,
+# never random frames.
+TAIL_FRACTION = 0.2
 
 
 def canonical_humaneva_action(name: str) -> str:
@@ -129,6 +137,8 @@ def load_humaneva(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pick
         for (full, _), names in groups.items():
             if len(names) >= 2:
                 splits[(full, max(names, key=_chunk_number))] = "val"
+            else:  # a single chunk: its contiguous tail is held out (see TAIL_FRACTION)
+                splits[(full, names[0])] = "train+tail"
     check_required_splits(splits, require_splits, source,
                           {"test": ["Validate/S1", "Validate/S2", "Validate/S3"]},
                           present)
@@ -143,9 +153,14 @@ def load_humaneva(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pick
             raise DataError(f"{file_2d}: no 2D keypoints for sequence {full}/{name}")
         world = poses[(full)][name]
         kp = match_keypoints_2d(file_2d, f"{full}/{name}", world.shape[0], keypoints_2d[full][name])
+        split, frame_split = splits[(full, name)], None
+        if split == "train+tail":
+            split = "train"
+            frame_split = np.where(np.arange(world.shape[0]) >= round(world.shape[0] * (1 - TAIL_FRACTION)),
+                                   "val", "train")
         records.append(SequenceRecord(subject=short, action=action, sequence=f"{full}/{name}",
                                       poses_world=world, cameras=cameras.cameras(short),
-                                      keypoints_px=kp, split=splits[(full, name)]))
+                                      keypoints_px=kp, split=split, frame_split=frame_split))
     arrays = assemble_samples(records, stride=stride, noise_px=noise_px, seed=seed)
     meta = {
         "dataset": "humaneva", "files": [str(file_3d), str(file_2d)], "keypoints": keypoints,
@@ -153,8 +168,10 @@ def load_humaneva(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pick
         "actions": sorted(wanted_actions) if wanted_actions else None,
         "val_subjects": list(val_subjects) if val_subjects else None,
         "val_rule": (f"Train subjects {list(val_subjects)}" if val_subjects
-                     else "last chunk of every Train (subject, action) with >= 2 chunks"),
-        "val_sequences": sorted(f"{f}/{n}" for (f, n), v in splits.items() if v == "val"),
+                     else "last chunk of every Train (subject, action) with >= 2 chunks; for a "
+                          f"single chunk its last {TAIL_FRACTION:.0%} of frames"),
+        "val_sequences": sorted({r.sequence for r in records
+                                 if r.split == "val" or (r.frame_split is not None and "val" in r.frame_split)}),
         "split_rule": "Train/* -> train, Validate/* -> test",
         "cameras": cameras.camera_ids,
     }

@@ -242,6 +242,7 @@ class SequenceRecord:
     cameras: list[Camera]
     keypoints_px: list[np.ndarray] | None = None
     split: str = "train"
+    frame_split: np.ndarray | None = None  # (F,) per-frame split labels; overrides `split`
 
 
 def assemble_samples(records: Sequence[SequenceRecord], stride: int = 1, noise_px: float = 0.0,
@@ -281,6 +282,8 @@ def assemble_samples(records: Sequence[SequenceRecord], stride: int = 1, noise_p
             for key, value in (("subject", rec.subject), ("action", rec.action), ("camera", cam.id),
                                ("sequence", rec.sequence), ("split", rec.split)):
                 parts[key].append(np.full(n, value))
+            if rec.frame_split is not None:
+                parts["split"][-1] = np.asarray(rec.frame_split)[frames]
     if not parts["poses_3d"]:
         raise DataError("no samples: every selected sequence is empty")
     out = {k: np.concatenate(v) for k, v in parts.items()}
