@@ -1,0 +1,188 @@
+"""Non-widget logic of the hypothesis explorer: pick a sample of a prepared dataset by subject,
+action and frame, run the sampler on it with given settings, and collect the hypotheses, the
+denoising trajectory, the aggregate pose, the per-joint spread and the sample's errors.
+
+Used by `diffupose.widgets` (live explorer) and notebook 05 (static figures); testable
+without a browser or a kernel. Poses are metres, root-relative, camera frame; hypothesis
+sets are (H, J, 3) for one sample.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .aggregate import aggregate as aggregate_hypotheses
+from .config import Config
+from .diffusion import NoiseSchedule, sample
+from .errors import DataError
+from .metrics import hypothesis_spread, mpjpe
+from .skeleton import Skeleton
+
+__all__ = [
+    "ModelHandle", "HypothesisResult", "resolve_model", "subjects_and_actions", "sample_indices",
+    "find_sample", "sample_label", "sample_hypotheses", "explore_sample", "result_figures",
+]
+
+
+@dataclass
+class ModelHandle:
+    """A denoiser with what sampling needs: its noise schedule, config and skeleton."""
+
+    denoiser: torch.nn.Module
+    schedule: NoiseSchedule
+    config: Config
+    skeleton: Skeleton
+
+    @property
+    def device(self) -> torch.device:
+        try:
+            return next(self.denoiser.parameters()).device
+        except StopIteration:
+            return torch.device("cpu")
+
+
+def resolve_model(model_or_run, config: Config | None = None, skeleton: Skeleton | None = None,
+                  device: str = "cpu", which: str = "ema") -> ModelHandle:
+    """model_or_run: a run/checkpoint directory (loaded with `checkpoint.load_model`), a
+    `(denoiser, config, skeleton)` tuple as load_model returns, a ModelHandle, or a denoiser
+    module (then `config` gives the diffusion settings, default Config(), and `skeleton` is
+    required)."""
+    if isinstance(model_or_run, ModelHandle):
+        return model_or_run
+    if isinstance(model_or_run, (str, os.PathLike)):
+        from .checkpoint import load_model
+
+        denoiser, config, skeleton = load_model(Path(model_or_run), which=which, device=device)
+    elif isinstance(model_or_run, tuple):
+        denoiser, config, skeleton = (list(model_or_run) + [None, None])[:3]
+        config = config or Config()
+        if skeleton is None:
+            raise ValueError("resolve_model: a (denoiser, config) tuple needs skeleton=...")
+    else:
+        denoiser = model_or_run
+        config = config or Config()
+        if skeleton is None:
+            raise ValueError("resolve_model: a bare denoiser needs skeleton=...")
+    denoiser.eval()
+    return ModelHandle(denoiser, NoiseSchedule.from_config(config.diffusion), config, skeleton)
+
+
+def subjects_and_actions(data) -> dict[str, list[str]]:
+    """Subjects of a PreparedData, each with its sorted actions."""
+    out: dict[str, list[str]] = {}
+    for subject in sorted(set(data.subject.tolist())):
+        out[subject] = sorted(set(data.action[data.subject == subject].tolist()))
+    return out
+
+
+def sample_indices(data, subject: str, action: str) -> np.ndarray:
+    """Indices of the samples of (subject, action), ordered by sequence, camera, frame."""
+    index = np.flatnonzero((data.subject == subject) & (data.action == action))
+    if index.size == 0:
+        raise DataError(f"{data.dataset}: no samples for subject {subject!r}, action {action!r}")
+    order = np.lexsort((data.frame[index], data.camera[index], data.sequence[index]))
+    return index[order]
+
+
+def find_sample(data, subject: str | None = None, action: str | None = None, frame: int | None = None,
+                index: int = 0) -> int:
+    """Index of one sample: with subject and action, the sample of that pair whose frame number
+    is closest to `frame` (the first sequence/camera; the first frame when frame is None);
+    otherwise `index` itself (bounds-checked)."""
+    if subject and action:
+        candidates = sample_indices(data, subject, action)
+        if frame is None:
+            return int(candidates[0])
+        first = candidates[(data.sequence[candidates] == data.sequence[candidates[0]])
+                           & (data.camera[candidates] == data.camera[candidates[0]])]
+        return int(first[np.argmin(np.abs(data.frame[first].astype(np.int64) - int(frame)))])
+    if not 0 <= int(index) < len(data):
+        raise DataError(f"{data.dataset}: sample index {index} out of range (0..{len(data) - 1})")
+    return int(index)
+
+
+def sample_label(data, index: int) -> str:
+    """Human-readable name of a sample: `S1 Walking · S1/Walking 1 · cam 54138969 · frame 120`."""
+    return (f"{data.subject[index]} {data.action[index]} · {data.sequence[index]} · "
+            f"cam {data.camera[index]} · frame {int(data.frame[index])}")
+
+
+@torch.no_grad()
+def sample_hypotheses(handle: ModelHandle, keypoints_2d, *, num_hypotheses: int = 5, sampler: str = "ddim",
+                      num_steps: int = 5, seed: int = 0, flip: bool = False, eta: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """keypoints_2d: (J, 2) normalised screen coords -> hypotheses (H, J, 3) and the
+    denoising trajectory (S+1, H, J, 3), entry 0 = x_T, last = x_0 (metres, camera frame).
+    Seeded: the same settings give the same hypotheses."""
+    y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32)).to(handle.device)[None]
+    generator = torch.Generator(device=handle.device).manual_seed(int(seed))
+    hyps, trajectory = sample(handle.denoiser, handle.schedule, y, num_hypotheses=int(num_hypotheses),
+                              sampler=sampler, num_steps=int(num_steps), eta=eta, flip=bool(flip),
+                              skeleton=handle.skeleton, generator=generator,
+                              clip_x0=handle.config.diffusion.clip_x0, return_trajectory=True)
+    return hyps[0].float().cpu().numpy(), trajectory[:, 0].float().cpu().numpy()
+
+
+@dataclass
+class HypothesisResult:
+    """One sample's hypotheses. Arrays in metres; `spread` is the mean distance of the
+    hypotheses to their mean, per joint (ground-truth free)."""
+
+    index: int
+    label: str
+    keypoints_2d: np.ndarray          # (J, 2)
+    gt: np.ndarray | None             # (J, 3)
+    hypotheses: np.ndarray            # (H, J, 3)
+    trajectory: np.ndarray            # (S+1, H, J, 3)
+    aggregate: np.ndarray             # (J, 3)
+    spread: np.ndarray                # (J,)
+    settings: dict = field(default_factory=dict)
+
+    def metrics(self) -> dict:
+        """Errors in mm: the aggregate's MPJPE, the ORACLE best-of-H MPJPE (uses the ground
+        truth; not an estimate), and the mean per-joint spread."""
+        out = {"index": self.index, "label": self.label, "mean_spread_mm": float(self.spread.mean() * 1000)}
+        if self.gt is not None:
+            out["aggregate_mpjpe_mm"] = float(mpjpe(self.aggregate[None], self.gt[None])[0] * 1000)
+            per_hyp = mpjpe(self.hypotheses, np.broadcast_to(self.gt, self.hypotheses.shape))
+            out["oracle_best_of_h_mpjpe_mm"] = float(per_hyp.min() * 1000)
+        return out
+
+
+def explore_sample(handle: ModelHandle, data, index: int, *, num_hypotheses: int = 5, sampler: str = "ddim",
+                   num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean"
+                   ) -> HypothesisResult:
+    """Run the sampler on sample `index` of a PreparedData and collect everything the explorer
+    shows. The aggregate never looks at the ground truth."""
+    kp = np.asarray(data.keypoints_2d[index], dtype=np.float32)
+    hyps, trajectory = sample_hypotheses(handle, kp, num_hypotheses=num_hypotheses, sampler=sampler,
+                                         num_steps=num_steps, seed=seed, flip=flip)
+    intrinsics = np.asarray(data.intrinsics[index], dtype=np.float64)
+    agg = aggregate_hypotheses(hyps[None], aggregate, keypoints_2d=kp[None],
+                               intrinsics=None if np.isnan(intrinsics).any() else intrinsics[None])[0]
+    return HypothesisResult(
+        index=int(index), label=sample_label(data, index), keypoints_2d=kp,
+        gt=np.asarray(data.poses_3d[index], dtype=np.float64), hypotheses=hyps, trajectory=trajectory,
+        aggregate=np.asarray(agg, dtype=np.float64), spread=hypothesis_spread(hyps[None])[0],
+        settings=dict(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
+                      seed=int(seed), flip=bool(flip), aggregate=aggregate),
+    )
+
+
+def result_figures(result: HypothesisResult, skeleton: Skeleton) -> dict:
+    """The explorer's plotly figures for one result: `input_2d`, `hypotheses_3d` (with ground
+    truth and aggregate), `spread`, `trajectory` (slider over denoising steps)."""
+    from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure
+
+    return {
+        "input_2d": pose_2d_figure(result.keypoints_2d, skeleton, title=f"2D input: {result.label}"),
+        "hypotheses_3d": hypotheses_3d_figure(result.hypotheses, skeleton, gt=result.gt,
+                                              aggregate=result.aggregate,
+                                              title=f"{result.hypotheses.shape[0]} hypotheses: {result.label}"),
+        "spread": spread_figure(result.spread, skeleton),
+        "trajectory": trajectory_figure(result.trajectory, skeleton, gt=result.gt),
+    }

@@ -1,0 +1,299 @@
+"""Curves and distributions: training curves, error vs number of hypotheses (Fig. 1),
+bone-length histograms; and `save_figure`, which writes any figure of this package to disk."""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..skeleton import Skeleton
+from ..utils import atomic_path, atomic_write_text
+from .skeleton3d import as_numpy
+
+__all__ = [
+    "read_history", "training_curves_figure", "error_vs_hypotheses_figure", "bone_length_histograms",
+    "save_figure", "kaleido_available", "plotly_to_matplotlib",
+]
+
+log = logging.getLogger(__name__)
+
+_LOSS_KEYS = ("loss", "train_loss", "train/loss")
+_STEP_KEYS = ("step", "optimizer_step", "global_step", "iteration")
+
+
+def read_history(path) -> list[dict]:
+    """Rows of a run's `history.jsonl` (one JSON object per line; blank lines skipped)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def _first_key(rows: list[dict], candidates: Iterable[str]) -> str | None:
+    for key in candidates:
+        if any(key in r for r in rows):
+            return key
+    return None
+
+
+def training_curves_figure(history, title: str = "Training") -> go.Figure:
+    """history: list of dicts (rows of history.jsonl) or a path to it -> two stacked panels:
+    the training loss and every `*mpjpe*` validation column against the optimiser step."""
+    rows = read_history(history) if isinstance(history, (str, Path)) else list(history)
+    step_key = _first_key(rows, _STEP_KEYS)
+    loss_key = _first_key(rows, _LOSS_KEYS)
+    val_keys = sorted({k for r in rows for k in r if "mpjpe" in k.lower()})
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("training loss", "validation MPJPE"))
+
+    def column(key):
+        pts = [(r[step_key] if step_key else i, r[key]) for i, r in enumerate(rows)
+               if r.get(key) is not None and isinstance(r.get(key), (int, float))]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    if loss_key:
+        x, y = column(loss_key)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=loss_key, meta={"role": "loss"}), row=1, col=1)
+    for key in val_keys:
+        x, y = column(key)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=key, meta={"role": "val"}), row=2, col=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="MPJPE", row=2, col=1)
+    fig.update_xaxes(title_text=step_key or "row", row=2, col=1)
+    fig.update_layout(title=title, height=520, template="plotly_white")
+    return fig
+
+
+def error_vs_hypotheses_figure(ours: Sequence[tuple[int, float]],
+                               reference: Sequence[tuple[str, int, float]] = (),
+                               title: str = "Error vs number of hypotheses",
+                               unit: str = "mm", ours_name: str = "ours") -> go.Figure:
+    """ours: [(N hypotheses, MPJPE)]; reference: [(method, N, MPJPE)] published points ->
+    MPJPE against N on a log x axis (Fig. 1)."""
+    fig = go.Figure()
+    pts = sorted((int(n), float(e)) for n, e in ours)
+    if pts:
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                 name=ours_name, line=dict(width=3), meta={"role": "ours"}))
+    by_method: dict[str, list[tuple[int, float]]] = {}
+    for method, n, e in reference:
+        by_method.setdefault(str(method), []).append((int(n), float(e)))
+    for method, mpts in by_method.items():
+        mpts.sort()
+        fig.add_trace(go.Scatter(x=[p[0] for p in mpts], y=[p[1] for p in mpts], mode="lines+markers",
+                                 name=method, line=dict(dash="dot"), marker=dict(symbol="diamond"),
+                                 meta={"role": "reference"}))
+    fig.update_layout(title=title, xaxis=dict(type="log", title="number of hypotheses N"),
+                      yaxis=dict(title=f"MPJPE ({unit})"), template="plotly_white", height=420)
+    return fig
+
+
+def bone_length_histograms(poses_3d, skeleton: Skeleton, unit: str = "mm", ncols: int = 4, bins: int = 30):
+    """poses_3d: (S, J, 3) or (S, H, J, 3) metres -> matplotlib Figure with one seaborn
+    histogram of the length of each bone (named child - parent), in `unit`."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    p = as_numpy(poses_3d).reshape(-1, skeleton.num_joints, 3)
+    lengths = skeleton.bone_lengths(p) * (1000.0 if unit == "mm" else 1.0)
+    edges = skeleton.edges
+    nrows = math.ceil(len(edges) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    for b, ((child, parent), ax) in enumerate(zip(edges, axes.flat)):
+        sns.histplot(lengths[:, b], bins=bins, ax=ax, color="#4c72b0")
+        ax.set_title(f"{skeleton.joint_names[child]} - {skeleton.joint_names[parent]}", fontsize=8)
+        ax.set_xlabel(f"length ({unit})", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(edges):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------------------
+
+_KALEIDO_OK: bool | None = None
+
+
+def kaleido_available() -> bool:
+    """Whether plotly can render static images here (kaleido >= 1 needs a Chrome/Chromium);
+    probed once per process."""
+    global _KALEIDO_OK
+    if _KALEIDO_OK is None:
+        try:
+            _start_kaleido_server()
+            _to_image(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), format="png", width=50, height=50)
+            _KALEIDO_OK = True
+        except Exception as e:  # kaleido missing, no Chrome, or a broken browser start
+            log.warning("plotly static export unavailable (%s); PNG/SVG of plotly figures are "
+                        "re-rendered with matplotlib and an HTML copy is written",
+                        str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            _KALEIDO_OK = False
+    return _KALEIDO_OK
+
+
+def _start_kaleido_server() -> None:
+    """Keep one headless browser for all exports of this process (kaleido >= 1: ~0.15 s per
+    figure instead of ~2 s); stopped at exit. Older kaleido has no server: nothing to do."""
+    try:
+        import kaleido
+    except ImportError:
+        return
+    if hasattr(kaleido, "start_sync_server"):
+        try:
+            kaleido.start_sync_server(silence_warnings=True)
+        except Exception as e:  # no browser: the probe that follows reports it
+            log.debug("kaleido server not started: %s", e)
+            return
+        atexit.register(_stop_kaleido_server)
+
+
+def _stop_kaleido_server() -> None:
+    import kaleido
+
+    with contextlib.suppress(Exception):
+        kaleido.stop_sync_server(silence_warnings=True)
+
+
+def _to_image(fig: go.Figure, **kwargs) -> bytes:
+    import plotly.io as pio
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+        return pio.to_image(fig, **kwargs)
+
+
+def _nan_list(values) -> np.ndarray:
+    if values is None:
+        return np.array([])
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def plotly_to_matplotlib(fig: go.Figure):
+    """Approximate matplotlib re-render of a plotly figure (Scatter, Scatter3d, Bar, Heatmap
+    traces; one panel per subplot) for static export where kaleido cannot run."""
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list] = {}
+    for tr in fig.data:
+        if tr.type == "scatter3d":
+            key = tr.scene or "scene"
+        else:
+            key = f"{getattr(tr, 'xaxis', None) or 'x'}|{getattr(tr, 'yaxis', None) or 'y'}"
+        groups.setdefault(key, []).append(tr)
+    keys = list(groups) or ["x|y"]
+    n = len(keys)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    mpl = plt.figure(figsize=(6 * ncols, 5 * nrows))
+    layout = fig.layout
+    for idx, key in enumerate(keys):
+        traces = groups.get(key, [])
+        is3d = bool(traces) and traces[0].type == "scatter3d"
+        ax = mpl.add_subplot(nrows, ncols, idx + 1, projection="3d" if is3d else None)
+        for tr in traces:
+            color = None
+            if getattr(tr, "line", None) is not None and tr.line.color is not None and isinstance(tr.line.color, str):
+                color = tr.line.color
+            alpha = tr.opacity if tr.opacity is not None else 1.0
+            if tr.type == "scatter3d":
+                ls = "--" if tr.line.dash not in (None, "solid") else "-"
+                ax.plot(_nan_list(tr.x), _nan_list(tr.y), _nan_list(tr.z), ls, color=color, alpha=alpha,
+                        linewidth=(tr.line.width or 2) / 2, label=tr.name if tr.showlegend is not False else None)
+            elif tr.type == "scatter":
+                ls = "--" if tr.line.dash not in (None, "solid") else "-"
+                marker = "o" if tr.mode and "markers" in tr.mode else None
+                ax.plot(_nan_list(tr.x), _nan_list(tr.y), ls if "lines" in (tr.mode or "lines") else "",
+                        marker=marker, color=color, alpha=alpha, label=tr.name)
+            elif tr.type == "bar":
+                ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
+                ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+            elif tr.type == "heatmap":
+                ax.imshow(np.asarray(tr.z, dtype=float), cmap="viridis")
+            else:
+                log.warning("plotly_to_matplotlib: trace type %s not rendered", tr.type)
+        if is3d:
+            scene = layout[key] if key in layout else layout.scene
+            ax.set_xlabel(scene.xaxis.title.text or "x")
+            ax.set_ylabel(scene.yaxis.title.text or "y")
+            ax.set_zlabel(scene.zaxis.title.text or "z")
+            try:
+                ax.set_aspect("equal")
+            except (NotImplementedError, ValueError):
+                pass
+            ax.view_init(elev=15, azim=-70)
+        else:
+            xname, yname = key.split("|")
+            xa = layout[xname.replace("x", "xaxis", 1)] if xname != "x" else layout.xaxis
+            ya = layout[yname.replace("y", "yaxis", 1)] if yname != "y" else layout.yaxis
+            if xa.type == "log":
+                ax.set_xscale("log")
+            if ya.autorange == "reversed":
+                ax.invert_yaxis()
+            if xa.title.text:
+                ax.set_xlabel(xa.title.text)
+            if ya.title.text:
+                ax.set_ylabel(ya.title.text)
+        if any(getattr(t, "name", None) for t in traces) and len(traces) < 15 and traces[0].type != "bar":
+            ax.legend(fontsize=7)
+    if layout.title.text:
+        mpl.suptitle(layout.title.text)
+    mpl.tight_layout()
+    plt.close(mpl)
+    return mpl
+
+
+def _write_html(fig: go.Figure, path: Path) -> Path:
+    """Interactive standalone HTML; plotly.js written once beside it (offline, no CDN)."""
+    with atomic_path(path) as tmp:
+        fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
+    if not (path.parent / "plotly.min.js").exists():  # the HTML references it by name
+        import plotly.offline as po
+
+        atomic_write_text(path.parent / "plotly.min.js", po.get_plotlyjs())
+    return path
+
+
+def save_figure(fig, stem: str, out_dir, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write `fig` (plotly or matplotlib) as out_dir/stem.{png,svg} (atomic writes) and return
+    the written paths. Plotly figures go through kaleido when it can render here (for 3D
+    scenes, whose plotly SVG only wraps a raster, an interactive out_dir/stem.html replaces the
+    SVG); without kaleido, stem.html is written (plotly.js once, beside it) and the PNG/SVG are
+    a matplotlib re-render (a warning is logged once)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if isinstance(fig, go.Figure) or (hasattr(fig, "to_plotly_json") and hasattr(fig, "write_image")):
+        fig = go.Figure(fig)  # also turns a FigureWidget into a plain figure
+        if kaleido_available():
+            if any(tr.type == "scatter3d" for tr in fig.data) and "svg" in formats:
+                # plotly's SVG of a WebGL scene only wraps a PNG: write the interactive HTML instead
+                formats = [f for f in formats if f != "svg"]
+                written.append(_write_html(fig, out_dir / f"{stem}.html"))
+            for fmt in formats:
+                path = out_dir / f"{stem}.{fmt}"
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(_to_image(fig, format=fmt, scale=2 if fmt == "png" else 1))
+                written.append(path)
+            return written
+        written.append(_write_html(fig, out_dir / f"{stem}.html"))
+        fig = plotly_to_matplotlib(fig)
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight")
+        written.append(path)
+    return written

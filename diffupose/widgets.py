@@ -1,0 +1,321 @@
+"""ipywidgets explorers built on `diffupose.viz`.
+
+`HypothesisExplorer`: pick a sample (subject, action, frame), set the number of hypotheses,
+the sampler, its step count, the seed and flip; the 3D hypotheses (with ground truth and
+aggregate), the 2D input, the per-joint spread and the denoising trajectory (with its own step
+slider) update in place. Callbacks are plain methods (`on_change`), so tests drive them by
+setting `explorer.controls[name].value` in-process, no browser needed.
+
+Plotly's `FigureWidget` needs the `anywidget` package; without it the explorer falls back to
+plain figures redrawn into `ipywidgets.Output` areas (same controls, same methods).
+
+`static_gallery` computes the same figures for a fixed selection of samples, for executed
+reports where no live kernel answers the widgets.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .diffusion import SAMPLERS
+from .explore import (HypothesisResult, explore_sample, resolve_model, result_figures, sample_indices,
+                      subjects_and_actions)
+from .skeleton import Skeleton
+from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
+from .viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
+
+__all__ = ["HypothesisExplorer", "GalleryItem", "static_gallery", "gallery_figure",
+           "figure_widget_available", "replace_figure"]
+
+log = logging.getLogger(__name__)
+
+
+def figure_widget_available() -> bool:
+    """Whether plotly's FigureWidget works here (it needs the anywidget package)."""
+    try:
+        go.FigureWidget()
+        return True
+    except ImportError:
+        return False
+
+
+def replace_figure(target, source: go.Figure, keep_layout: Sequence[str] = ("title",)) -> None:
+    """Copy `source`'s traces (and the named layout parts and 3D axis ranges) into `target` in
+    place: trace by trace when the trace count and types match, otherwise by replacing the
+    trace list. The view (e.g. a rotated 3D camera) is kept."""
+    with target.batch_update():
+        same = len(target.data) == len(source.data) and all(
+            a.type == b.type for a, b in zip(target.data, source.data))
+        if same:
+            for t, s in zip(target.data, source.data):
+                props = s.to_plotly_json()
+                props.pop("type", None)
+                props.pop("uid", None)
+                t.update(props, overwrite=True)
+        else:
+            target.data = ()
+            target.add_traces(list(source.data))
+        for key in keep_layout:
+            target.layout[key] = source.layout[key]
+        if "scene" in source.layout and source.layout.scene.xaxis.range is not None:
+            for axis in ("xaxis", "yaxis", "zaxis"):   # axis ranges follow the data; camera kept
+                target.layout.scene[axis].range = source.layout.scene[axis].range
+            target.layout.scene.aspectmode = source.layout.scene.aspectmode
+
+
+class HypothesisExplorer:
+    """Live explorer of one sample's hypotheses.
+
+    model_or_run: run directory, `(denoiser, config, skeleton)` tuple or denoiser (see
+    `explore.resolve_model`); data: PreparedData. Display it as a notebook cell's last value
+    (or `explorer.widget`). `controls` maps names (subject, action, frame, num_hypotheses,
+    sampler, num_steps, seed, flip, step) to widgets; `figures` maps names (hypotheses_3d,
+    input_2d, spread, trajectory) to FigureWidgets (plain Figures in fallback mode);
+    `result` is the latest HypothesisResult. Start on a sample with `index` (into data) or
+    with subject, action and `frame` (position among that pair's samples).
+    """
+
+    def __init__(self, model_or_run, data, skeleton: Skeleton | None = None, *, subject: str | None = None,
+                 action: str | None = None, frame: int = 0, num_hypotheses: int = 5, sampler: str = "ddim",
+                 num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean",
+                 config=None, device: str = "cpu", max_hypotheses: int = 50, max_steps: int = 50,
+                 use_figure_widget: bool | None = None, index: int | None = None):
+        self.data = data
+        self.handle = resolve_model(model_or_run, config=config, skeleton=skeleton or data.skeleton, device=device)
+        self.skeleton = skeleton or self.handle.skeleton
+        self.aggregate = aggregate
+        self.choices = subjects_and_actions(data)
+        if not self.choices:
+            raise ValueError("HypothesisExplorer: the dataset has no samples")
+        self.live = figure_widget_available() if use_figure_widget is None else use_figure_widget
+        self.result: HypothesisResult | None = None
+        self.num_recomputes = 0
+        self._updating = False
+
+        if index is not None:  # start on sample `index` of data
+            subject, action = str(data.subject[index]), str(data.action[index])
+            frame = int(np.flatnonzero(sample_indices(data, subject, action) == index)[0])
+        subject = subject if subject in self.choices else next(iter(self.choices))
+        actions = self.choices[subject]
+        action = action if action in actions else actions[0]
+        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        self.controls = {
+            "subject": widgets.Dropdown(options=list(self.choices), value=subject, description="subject"),
+            "action": widgets.Dropdown(options=actions, value=action, description="action"),
+            "frame": widgets.IntSlider(value=0, min=0, max=0, description="frame", **slider),
+            "num_hypotheses": widgets.IntSlider(value=int(num_hypotheses), min=1, max=max_hypotheses,
+                                                description="hypotheses H", **slider),
+            "sampler": widgets.Dropdown(options=list(SAMPLERS), value=sampler, description="sampler"),
+            "num_steps": widgets.IntSlider(value=int(num_steps), min=1, max=max_steps,
+                                           description="steps", **slider),
+            "seed": widgets.IntText(value=int(seed), description="seed"),
+            "flip": widgets.Checkbox(value=bool(flip), description="flip test-time augmentation"),
+            "step": widgets.IntSlider(value=0, min=0, max=1, description="denoising step", **slider),
+        }
+        self._update_frame_range()
+        self.controls["frame"].value = min(max(int(frame), 0), self.controls["frame"].max)
+        self.sample_info = widgets.HTML()
+        self.step_info = widgets.HTML()
+
+        empty = self._make_empty_figures()
+        if self.live:
+            self.figures = {k: go.FigureWidget(f) for k, f in empty.items()}
+            self.outputs = {}
+            views = dict(self.figures)
+        else:
+            self.figures = empty
+            self.outputs = {k: widgets.Output() for k in empty}
+            views = dict(self.outputs)
+
+        for control in self.controls.values():
+            control.observe(self.on_change, names="value")
+
+        row1 = widgets.HBox([self.controls["subject"], self.controls["action"], self.controls["frame"]])
+        row2 = widgets.HBox([self.controls["num_hypotheses"], self.controls["sampler"],
+                             self.controls["num_steps"], self.controls["seed"], self.controls["flip"]])
+        self.widget = widgets.VBox([
+            row1, row2, self.sample_info,
+            widgets.HBox([views["hypotheses_3d"], widgets.VBox([views["input_2d"], views["spread"]])]),
+            widgets.HBox([self.controls["step"], self.step_info]), views["trajectory"],
+        ])
+        self.recompute()
+
+    # -- display ------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _make_empty_figures(self) -> dict[str, go.Figure]:
+        zeros3 = np.zeros((self.skeleton.num_joints, 3))
+        zeros2 = np.zeros((self.skeleton.num_joints, 2))
+        traj = go.Figure(hypotheses_3d_traces(zeros3, self.skeleton))
+        traj.update_layout(title="Denoising trajectory", scene=scene_layout(1.0), height=480,
+                           margin=dict(l=0, r=0, t=40, b=0), uirevision="keep-camera")
+        return {
+            "hypotheses_3d": hypotheses_3d_figure(zeros3[None], self.skeleton),
+            "input_2d": pose_2d_figure(zeros2, self.skeleton),
+            "spread": spread_figure(np.zeros(self.skeleton.num_joints), self.skeleton),
+            "trajectory": traj,
+        }
+
+    # -- state --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hold(self):
+        """Suppress callbacks while controls are changed programmatically."""
+        previous, self._updating = self._updating, True
+        try:
+            yield
+        finally:
+            self._updating = previous
+
+    def _control_name(self, owner) -> str | None:
+        return next((k for k, w in self.controls.items() if w is owner), None)
+
+    def _candidates(self) -> np.ndarray:
+        return sample_indices(self.data, self.controls["subject"].value, self.controls["action"].value)
+
+    def _update_frame_range(self) -> None:
+        n = len(self._candidates())
+        frame = self.controls["frame"]
+        frame.max = max(n - 1, 0)
+        frame.value = min(frame.value, frame.max)
+
+    def current_index(self) -> int:
+        """Index into `data` of the selected sample (the frame slider walks the samples of the
+        chosen subject and action, ordered by sequence, camera and frame)."""
+        return int(self._candidates()[self.controls["frame"].value])
+
+    def settings(self) -> dict:
+        c = self.controls
+        return dict(num_hypotheses=c["num_hypotheses"].value, sampler=c["sampler"].value,
+                    num_steps=c["num_steps"].value, seed=c["seed"].value, flip=c["flip"].value,
+                    aggregate=self.aggregate)
+
+    # -- callbacks ----------------------------------------------------------------------------
+    def on_change(self, change=None) -> None:
+        """Observer of every control: sample/sampler settings recompute the hypotheses, the
+        step slider only redraws the trajectory."""
+        if self._updating:
+            return
+        name = self._control_name(change["owner"]) if change else None
+        with self._hold():
+            if name == "subject":
+                actions = self.choices[self.controls["subject"].value]
+                keep = self.controls["action"].value
+                self.controls["action"].options = actions
+                self.controls["action"].value = keep if keep in actions else actions[0]
+            if name in ("subject", "action"):
+                self.controls["frame"].value = 0
+                self._update_frame_range()
+        if name == "step":
+            self.show_step(self.controls["step"].value)
+        else:
+            self.recompute()
+
+    def recompute(self) -> HypothesisResult:
+        """Sample the selected frame with the current settings and redraw every figure."""
+        settings = self.settings()
+        self.controls["num_steps"].disabled = settings["sampler"] == "ddpm"  # DDPM walks every step
+        self.result = explore_sample(self.handle, self.data, self.current_index(), **settings)
+        self.num_recomputes += 1
+        r = self.result
+        metrics = r.metrics()
+        self.sample_info.value = (
+            f"<b>{r.label}</b> — aggregate ({self.aggregate}) MPJPE {metrics.get('aggregate_mpjpe_mm', float('nan')):.1f} mm, "
+            f"oracle best-of-{r.hypotheses.shape[0]} {metrics.get('oracle_best_of_h_mpjpe_mm', float('nan')):.1f} mm "
+            f"(oracle: uses the ground truth), mean spread {metrics['mean_spread_mm']:.1f} mm")
+        self._set("hypotheses_3d", hypotheses_3d_figure(r.hypotheses, self.skeleton, gt=r.gt, aggregate=r.aggregate,
+                                                        title=f"{r.hypotheses.shape[0]} hypotheses"))
+        self._set("input_2d", pose_2d_figure(r.keypoints_2d, self.skeleton))
+        self._set("spread", spread_figure(r.spread, self.skeleton))
+        num_steps = r.trajectory.shape[0] - 1
+        if self.live:  # fixed axes over all steps of this trajectory; the camera is kept
+            ranges = equal_ranges(r.trajectory, r.gt)
+            with self.figures["trajectory"].batch_update():
+                for axis, axis_range in zip(("xaxis", "yaxis", "zaxis"), ranges):
+                    self.figures["trajectory"].layout.scene[axis].range = axis_range
+        with self._hold():
+            self.controls["step"].max = num_steps
+            self.controls["step"].value = num_steps
+        self.show_step(num_steps)
+        return self.result
+
+    def show_step(self, step: int) -> None:
+        """Draw denoising step `step` of the current trajectory (0 = x_T noise, S = x_0)."""
+        r = self.result
+        num_steps = r.trajectory.shape[0] - 1
+        step = int(min(max(step, 0), num_steps))
+        fig = go.Figure(trajectory_step_traces(r.trajectory, self.skeleton, step, gt=r.gt))
+        fig.update_layout(title=f"Denoising trajectory: {step_label(step, num_steps)} (step {step} of {num_steps})")
+        self._set("trajectory", fig)
+        self.step_info.value = f"{step_label(step, num_steps)}"
+
+    def _set(self, name: str, fig: go.Figure) -> None:
+        if self.live:
+            replace_figure(self.figures[name], fig)
+            return
+        self.figures[name] = fig if name != "trajectory" else self._with_scene(fig)
+        out = self.outputs[name]
+        from IPython.display import display
+
+        with out:
+            out.clear_output(wait=True)
+            display(self.figures[name])
+
+    def _with_scene(self, fig: go.Figure) -> go.Figure:
+        ranges = equal_ranges(self.result.trajectory, self.result.gt)
+        fig.update_layout(scene=scene_layout(ranges=ranges), height=480, margin=dict(l=0, r=0, t=40, b=0))
+        return fig
+
+
+@dataclass
+class GalleryItem:
+    """One sample of a static gallery: its result and figures (input_2d, hypotheses_3d,
+    spread, trajectory)."""
+
+    result: HypothesisResult
+    figures: dict
+
+
+def static_gallery(model_or_run, data, skeleton: Skeleton | None = None, indices: Sequence[int] | None = None,
+                   num_samples: int = 3, *, num_hypotheses: int = 5, sampler: str = "ddim", num_steps: int = 5,
+                   seed: int = 0, flip: bool = False, aggregate: str = "mean", config=None,
+                   device: str = "cpu") -> list[GalleryItem]:
+    """The explorer's figures for a fixed selection of samples (for executed reports).
+    indices: sample indices into `data`; default `num_samples` samples evenly spaced over the
+    data's actions (the first sample of each chosen action)."""
+    handle = resolve_model(model_or_run, config=config, skeleton=skeleton or data.skeleton, device=device)
+    skeleton = skeleton or handle.skeleton
+    if indices is None:
+        pairs = [(s, a) for s, acts in subjects_and_actions(data).items() for a in acts]
+        chosen = np.linspace(0, len(pairs) - 1, num=min(num_samples, len(pairs))).round().astype(int)
+        indices = [int(sample_indices(data, *pairs[i])[0]) for i in dict.fromkeys(chosen.tolist())]
+    items = []
+    for index in indices:
+        result = explore_sample(handle, data, int(index), num_hypotheses=num_hypotheses, sampler=sampler,
+                                num_steps=num_steps, seed=seed, flip=flip, aggregate=aggregate)
+        items.append(GalleryItem(result, result_figures(result, skeleton)))
+    return items
+
+
+def gallery_figure(items: Sequence[GalleryItem], skeleton: Skeleton, title: str = "Hypotheses gallery") -> go.Figure:
+    """One figure with a 3D scene per gallery item (hypotheses, ground truth, aggregate)."""
+    n = max(len(items), 1)
+    fig = make_subplots(rows=1, cols=n, specs=[[{"type": "scene"}] * n],
+                        subplot_titles=[it.result.label for it in items] or None)
+    for col, item in enumerate(items, start=1):
+        r = item.result
+        for tr in hypotheses_3d_traces(r.hypotheses, skeleton, gt=r.gt, aggregate=r.aggregate):
+            tr.showlegend = col == 1 and tr.showlegend is not False
+            fig.add_trace(tr, row=1, col=col)
+    scenes = {("scene" if i == 1 else f"scene{i}"): scene_layout(ranges=equal_ranges(
+        item.result.hypotheses, item.result.gt, item.result.aggregate), distance=1.5) for i, item in enumerate(items, start=1)}
+    fig.update_layout(title=title, height=480, width=max(420 * n, 600), margin=dict(l=0, r=0, t=60, b=0), **scenes)
+    fig.update_annotations(font_size=10)
+    return fig

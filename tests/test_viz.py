@@ -1,0 +1,210 @@
+"""Figures of diffupose.viz: traces, styles, sliders, heatmap labels, saving, metrics merging."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.viz import (affinity_heatmaps, bone_length_histograms, error_vs_hypotheses_figure,
+                           hypotheses_3d_figure, pose_2d_figure, record_metrics, save_figure,
+                           spread_figure, strongest_nonskeletal_links, traces_by_role,
+                           training_curves_figure, trajectory_figure)
+from diffupose.viz.skeleton3d import to_plot_frame
+
+SK = H36M17
+J = SK.num_joints
+NUM_BONES = len(SK.edges)
+
+
+def _segments(trace) -> int:
+    """Number of None-separated two-point segments in a line trace."""
+    return sum(1 for v in trace.x if v is None)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_hypotheses_figure_traces_and_styles(rng):
+    hyps = rng.normal(scale=0.2, size=(4, J, 3))
+    gt, agg = hyps[0] + 0.01, hyps.mean(axis=0)
+    fig = hypotheses_3d_figure(hyps, SK, gt=gt, aggregate=agg)
+    assert isinstance(fig, go.Figure)
+    h = traces_by_role(fig, "hypothesis")
+    assert len(h) == 4 and all(_segments(t) == NUM_BONES for t in h)   # H hypotheses x bones
+    assert all(t.opacity < 1 for t in h)
+    (g,) = traces_by_role(fig, "gt")
+    (a,) = traces_by_role(fig, "aggregate")
+    assert g.line.dash == "dash" and g.line.color != h[0].line.color
+    assert a.line.width > h[0].line.width and a.line.dash in (None, "solid")
+    # equal aspect: equal-length axis ranges (aspectmode cube) holding every pose
+    scene = fig.layout.scene
+    assert scene.aspectmode == "cube"
+    spans = [scene[a].range[1] - scene[a].range[0] for a in ("xaxis", "yaxis", "zaxis")]
+    assert spans[0] == pytest.approx(spans[1]) == pytest.approx(spans[2])
+    z_all = [v for t in fig.data for v in t.z if v is not None]
+    assert scene.zaxis.range[0] <= min(z_all) and max(z_all) <= scene.zaxis.range[1]
+    # camera frame y points down: plotted up axis is -y, depth is z.
+    child, parent = SK.edges[0]
+    assert h[0].z[0] == pytest.approx(-hyps[0, child, 1])
+    assert h[0].y[0] == pytest.approx(hyps[0, child, 2])
+
+
+def test_hypotheses_figure_without_gt_and_single_pose(rng):
+    fig = hypotheses_3d_figure(rng.normal(size=(J, 3)), SK)
+    assert len(fig.data) == 1 and not traces_by_role(fig, "gt")
+    with pytest.raises(ValueError):
+        hypotheses_3d_figure(rng.normal(size=(2, J - 1, 3)), SK)
+
+
+def test_upright_person_is_upright():
+    # A standing person: the head is above the hip, i.e. smaller camera y.
+    pose = np.zeros((J, 3))
+    pose[10] = [0.0, -0.6, 0.0]
+    up = to_plot_frame(pose)
+    assert up[10, 2] > up[0, 2]
+
+
+def test_pose_2d_figure(rng):
+    fig = pose_2d_figure(rng.uniform(-1, 1, size=(J, 2)), SK)
+    bones = traces_by_role(fig, "bones_2d")
+    assert sum(_segments(t) for t in bones) == NUM_BONES
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
+    assert list(traces_by_role(fig, "joints_2d")[0].text) == list(SK.joint_names)
+
+
+def test_trajectory_slider_has_one_step_per_entry(rng):
+    steps = 5
+    traj = rng.normal(size=(steps + 1, J, 3))
+    fig = trajectory_figure(traj, SK)
+    assert len(fig.frames) == steps + 1
+    slider = fig.layout.sliders[0]
+    assert len(slider.steps) == steps + 1
+    assert slider.steps[0].label == "x_T" and slider.steps[-1].label == "x_0"
+    # the first frame shows x_T, the last x_0
+    first = traces_by_role(go.Figure(fig.frames[0].data), "hypothesis")[0]
+    last = traces_by_role(go.Figure(fig.frames[-1].data), "hypothesis")[0]
+    c, _ = SK.edges[0]
+    assert first.x[0] == pytest.approx(traj[0, c, 0]) and last.x[0] == pytest.approx(traj[-1, c, 0])
+    # hypothesis trajectories (S+1, H, J, 3): H traces per frame
+    fig_h = trajectory_figure(rng.normal(size=(steps + 1, 3, J, 3)), SK, gt=traj[-1])
+    assert len(traces_by_role(go.Figure(fig_h.frames[2].data), "hypothesis")) == 3
+    assert fig_h.layout.scene.xaxis.range is not None
+
+
+def test_spread_figure_bars_named_by_joint():
+    spread = np.linspace(0.01, 0.1, J)
+    fig = spread_figure(spread, SK)
+    bar = fig.data[0]
+    assert list(bar.x) == list(SK.joint_names)
+    assert bar.y[-1] == pytest.approx(100.0)  # metres -> mm
+
+
+def test_affinity_heatmaps_labelled_with_joint_names(rng):
+    adj = SK.normalized_adjacency()
+    affinities = [adj + rng.normal(scale=0.05, size=(J, J)) for _ in range(2)]
+    fig = affinity_heatmaps(adj, affinities, SK.joint_names, ["gconv_in", "block0.gconv1"])
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(visible) == 3
+    assert "adjacency" in visible[0].get_title() and "block0.gconv1" in visible[2].get_title()
+    for ax in visible:
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(SK.joint_names)
+        assert [t.get_text() for t in ax.get_yticklabels()] == list(SK.joint_names)
+
+
+def test_affinity_figure_hover_names(rng):
+    from diffupose.viz import affinity_figure
+
+    fig = affinity_figure(rng.normal(size=(J, J)), SK.joint_names)
+    (hm,) = fig.data
+    assert list(hm.x) == list(SK.joint_names) == list(hm.y)
+    assert hm.zmin == -hm.zmax and fig.layout.yaxis.autorange == "reversed"
+
+
+def test_strongest_links_exclude_skeleton_edges_and_diagonal():
+    adj = SK.adjacency()
+    aff = np.full((J, J), 0.001)
+    aff[adj > 0] = 5.0            # bones strongest: must be excluded
+    np.fill_diagonal(aff, 9.0)    # diagonal: excluded
+    aff[13, 16] = aff[16, 13] = -0.8   # wrists (negative, strong)
+    aff[3, 6] = aff[6, 3] = 0.5        # ankles
+    links = strongest_nonskeletal_links(aff, adj, SK.joint_names, k=5)
+    assert len(links) == 5
+    assert (links[0]["i"], links[0]["j"]) == (13, 16) and links[0]["weight"] == pytest.approx(-0.8)
+    assert links[0]["names"] == ["left_wrist", "right_wrist"]
+    assert (links[1]["i"], links[1]["j"]) == (3, 6)
+    for link in links:
+        assert link["i"] != link["j"] and adj[link["i"], link["j"]] == 0
+    # works for another skeleton with the normalised adjacency (diagonal 1)
+    adj15 = HUMANEVA15.normalized_adjacency()
+    links15 = strongest_nonskeletal_links(np.ones((15, 15)), adj15, HUMANEVA15.joint_names, k=200)
+    assert len(links15) == 15 * 14 // 2 - len(HUMANEVA15.edges)
+
+
+def test_curves_figures(rng):
+    history = [{"step": i * 10, "loss": 1.0 / (i + 1)} for i in range(5)]
+    history += [{"step": 50, "val_mpjpe_mm": 80.0}, {"step": 100, "loss": 0.1, "val_mpjpe_mm": 60.0}]
+    fig = training_curves_figure(history)
+    assert len(traces_by_role(fig, "loss")[0].x) == 6
+    assert list(traces_by_role(fig, "val")[0].y) == [80.0, 60.0]
+    fig = error_vs_hypotheses_figure([(1, 60.0), (10, 50.0), (5, 52.0)],
+                                     [("D3DP", 20, 39.5), ("D3DP", 1, 40.0), ("MHFormer", 3, 43.0)])
+    assert fig.layout.xaxis.type == "log"
+    assert list(traces_by_role(fig, "ours")[0].x) == [1, 5, 10]
+    assert len(traces_by_role(fig, "reference")) == 2
+    mpl = bone_length_histograms(rng.normal(scale=0.2, size=(20, J, 3)), SK)
+    assert sum(1 for ax in mpl.axes if ax.get_visible()) == NUM_BONES
+
+
+def test_save_figure_writes_files(tmp_path, rng):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    paths = save_figure(fig, "line", tmp_path / "figs")
+    plt.close(fig)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert all(p.stat().st_size > 100 for p in paths)
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert not list((tmp_path / "figs").glob(".*"))   # no temp files left
+
+
+def test_save_plotly_figure_without_kaleido(tmp_path, rng, monkeypatch):
+    from diffupose.viz import curves
+
+    monkeypatch.setattr(curves, "_KALEIDO_OK", False)   # as on a machine without Chrome
+    fig3d = hypotheses_3d_figure(rng.normal(size=(2, J, 3)), SK, gt=rng.normal(size=(J, 3)))
+    paths = save_figure(fig3d, "hyps", tmp_path)
+    assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
+    assert paths[1].read_bytes()[:4] == b"\x89PNG"
+    assert "plotly.min.js" in (tmp_path / "hyps.html").read_text()
+    assert (tmp_path / "plotly.min.js").stat().st_size > 100_000
+    curves_fig = error_vs_hypotheses_figure([(1, 60.0), (10, 50.0)], [("x", 2, 55.0)])
+    assert len(save_figure(curves_fig, "curve", tmp_path, formats=("png",))) == 2
+
+
+def test_save_plotly_figure_with_kaleido(tmp_path, rng):
+    from diffupose.viz import kaleido_available
+
+    if not kaleido_available():
+        pytest.skip("kaleido cannot render here (no Chrome/Chromium)")
+    paths = save_figure(spread_figure(np.ones(J) * 0.01, SK), "spread", tmp_path)
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:2000]
+    # 3D scenes: PNG plus interactive HTML instead of a raster-in-SVG
+    paths = save_figure(hypotheses_3d_figure(rng.normal(size=(2, J, 3)), SK), "hyps", tmp_path)
+    assert sorted(p.suffix for p in paths) == [".html", ".png"]
+
+
+def test_record_metrics_merges(tmp_path):
+    record_metrics(tmp_path, "05_hypotheses", {"a": np.float32(1.5), "arr": np.arange(3)})
+    record_metrics(tmp_path, "04_affinity", {"num_layers": 3})
+    record_metrics(tmp_path, "05_hypotheses", {"b": float("nan")})
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["05_hypotheses"] == {"a": 1.5, "arr": [0, 1, 2], "b": None}
+    assert data["04_affinity"] == {"num_layers": 3}
