@@ -1,0 +1,258 @@
+"""Report profiles as data: which dataset, preset and sizes each notebook runs with.
+
+A profile is a flat mapping of notebook parameters (the names declared in the notebooks'
+`parameters` cells) plus an optional per-notebook table for values that differ between
+notebooks. `resolve_parameters` fills in the paths of one report directory, applies
+`--set key=value` overrides and returns the parameters of each notebook: a key a notebook does
+not declare is not passed to it. A key of the form `section.key` (`train.lr`, `model.dim`) is a
+config override and lands in the `overrides` dict parameter of the training notebook.
+
+Profiles
+- `tiny`: synthetic data, seconds per notebook; the notebook tests run it.
+- `demo`: synthetic data, the whole report in under 10 minutes on a 2-core CPU (training ~3-4
+  minutes with the `demo` preset).
+- `humaneva`: HumanEva-I from `../shared/data/humaneva` (relative to the repository root), CPU
+  preset `humaneva_cpu`; evaluated on `test` (Validate/S1..S3) when the user's file has it,
+  else on the held-out `val` chunks.
+- `h36m`: Human3.6M 17-joint ground truth 2D from `../shared/data/h36m`, S8 held out, preset
+  `h36m_cpu`; evaluated on `test` (S9, S11) when present, else on `val` (S8).
+- `paper`: the paper's GPU settings (full presets, DDPM and DDIM sweeps, full ablations).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "PROFILES", "NOTEBOOKS", "CONFIG_SECTIONS", "repo_root", "get_profile", "profile_names",
+    "parse_set", "resolve_parameters",
+]
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
+)
+CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
+
+# Paths relative to the report directory; `resolve_parameters` makes them absolute.
+_REPORT_PATHS = {
+    "out_dir": ".",
+    "data_path": "data/prepared.npz",
+    "run_dir": "run",
+    "ablation_dir": "ablations",
+}
+
+_COMMON: dict[str, Any] = {
+    "seed": 0,
+    "device": "auto",
+    "resume": True,
+    "overrides": {},
+    "split": "auto",          # test when the prepared data has it, else val (notebooks say which)
+    "sampler": "ddim",
+    "num_steps": 5,
+    "aggregate": "mean",
+    "flip": True,
+    "protocol": "default",
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "description": "synthetic data, seconds per notebook (tests)",
+        "params": {
+            **_COMMON,
+            "dataset": "synthetic", "data_dir": "", "keypoints": "gt", "allow_pickle": False,
+            "val_subjects": [], "stride": 2, "num_frames": 24,
+            "preset": "tiny",
+            "overrides": {"train.max_steps": 40, "train.val_every": 20, "train.log_every": 10},
+            "hypotheses": [1, 2, 4], "max_samples": 96, "num_examples": 2, "num_hypotheses": 4,
+            "speed_steps": [2, 5], "speed_hypotheses": [1, 2], "speed_ddpm": False,
+            "speed_max_samples": 32,
+            "ablation_steps": 30, "ablation_dims": [32, 48], "ablation_hypotheses": [1, 2],
+            "ablation_batch_size": 32, "ablation_max_samples": 32, "ablation_preset": "tiny",
+            "ablations_to_run": ["schedule", "dim", "denoiser"],
+        },
+        "notebooks": {},
+    },
+    "demo": {
+        "description": "synthetic data, whole report in < 10 min on a 2-core CPU",
+        "params": {
+            **_COMMON,
+            "dataset": "synthetic", "data_dir": "", "keypoints": "gt", "allow_pickle": False,
+            "val_subjects": [], "stride": 1, "num_frames": 0,
+            "preset": "demo",
+            "overrides": {"train.max_minutes": 3.5},
+            "hypotheses": [1, 2, 5, 10, 20], "max_samples": 1000, "num_examples": 4, "num_hypotheses": 10,
+            "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
+            "speed_max_samples": 500,
+            "ablation_steps": 300, "ablation_dims": [32, 64, 96], "ablation_hypotheses": [1, 5],
+            "ablation_batch_size": 128, "ablation_max_samples": 500, "ablation_preset": "demo",
+            "ablations_to_run": ["schedule", "dim", "denoiser"],
+        },
+        "notebooks": {},
+    },
+    "humaneva": {
+        "description": "HumanEva-I (../shared/data/humaneva), CPU preset humaneva_cpu",
+        "params": {
+            **_COMMON,
+            "dataset": "humaneva", "data_dir": "../shared/data/humaneva", "keypoints": "gt",
+            "allow_pickle": True, "val_subjects": [], "stride": 1, "num_frames": 0,
+            "preset": "humaneva_cpu",
+            "hypotheses": [1, 5, 10, 30], "max_samples": 0, "num_examples": 4, "num_hypotheses": 10,
+            "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
+            "speed_max_samples": 2000,
+            "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
+            "ablation_batch_size": 128, "ablation_max_samples": 2000, "ablation_preset": "humaneva_cpu",
+            "ablations_to_run": ["schedule", "dim", "denoiser"],
+        },
+        "notebooks": {},
+    },
+    "h36m": {
+        "description": "Human3.6M GT 2D (../shared/data/h36m), S8 held out, CPU preset h36m_cpu",
+        "params": {
+            **_COMMON,
+            "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "gt",
+            "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
+            "preset": "h36m_cpu",
+            "hypotheses": [1, 5, 10, 20], "max_samples": 20000, "num_examples": 4, "num_hypotheses": 10,
+            "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
+            "speed_max_samples": 2000,
+            "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
+            "ablation_batch_size": 256, "ablation_max_samples": 2000, "ablation_preset": "h36m_cpu",
+            "ablations_to_run": ["schedule", "dim", "denoiser"],
+        },
+        "notebooks": {},
+    },
+    "paper": {
+        "description": "the paper's GPU settings: full presets, DDPM and DDIM sweeps, full ablations",
+        "params": {
+            **_COMMON,
+            "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "gt",
+            "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
+            "preset": "paper",
+            "hypotheses": [1, 5, 10, 20, 50], "max_samples": 0, "num_examples": 6, "num_hypotheses": 20,
+            "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
+            "speed_max_samples": 0,
+            "ablation_steps": 20000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
+            "ablation_batch_size": 1024, "ablation_max_samples": 0, "ablation_preset": "paper",
+            "ablations_to_run": ["schedule", "dim", "denoiser"],
+        },
+        "notebooks": {},
+    },
+}
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding `diffupose/` and `notebooks/`)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def profile_names() -> tuple[str, ...]:
+    return tuple(PROFILES)
+
+
+def get_profile(name: str) -> dict[str, Any]:
+    """A deep copy of one profile; unknown names raise ConfigError."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown report profile {name!r}; known: {', '.join(PROFILES)}")
+    return copy.deepcopy(PROFILES[name])
+
+
+def _coerce_like(text: str, current: Any, key: str) -> Any:
+    """`--set` value (a string) -> the type of the profile's current value; JSON for lists/dicts."""
+    if not isinstance(text, str):
+        return text
+    if isinstance(current, bool):
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}: expected a boolean, got {text!r}")
+    if isinstance(current, (int, float)) and not isinstance(current, bool):
+        try:
+            return float(text) if isinstance(current, float) else int(text)
+        except ValueError:
+            raise ConfigError(f"--set {key}: expected a number, got {text!r}") from None
+    if isinstance(current, (list, dict)):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            if isinstance(current, list):  # a,b,c
+                parts = [p.strip() for p in text.split(",") if p.strip()]
+                return [_coerce_like(p, current[0], key) if current else _scalar(p) for p in parts]
+            raise ConfigError(f"--set {key}: expected JSON, got {text!r}") from None
+        if not isinstance(value, type(current)):
+            raise ConfigError(f"--set {key}: expected a {type(current).__name__}, got {text!r}")
+        return value
+    return text
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_set(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """`["data_dir=/x", "train.lr=1e-3"]` (CLI `--set`) or a dict -> dict of raw values."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_parameters(profile: str, report_dir: str | Path,
+                       overrides: list[str] | dict[str, Any] | None = None,
+                       notebooks: tuple[str, ...] | list[str] = NOTEBOOKS) -> dict[str, dict[str, Any]]:
+    """Parameters of each notebook for one report.
+
+    profile: a name in PROFILES. report_dir: where the report is written (paths such as
+    `data_path`, `run_dir`, `out_dir` default to places inside it). overrides: `--set` items;
+    `section.key` items (config keys like `train.lr`) are merged into the `overrides` parameter,
+    other keys must be profile parameters (or one of the report paths). Relative `data_dir`,
+    `data_path` and `run_dir` values given by the profile or the user are taken relative to the
+    repository root. Returns {notebook: {parameter: value}} with every profile parameter; the
+    runner passes each notebook only the names it declares.
+    """
+    spec = get_profile(profile)
+    params: dict[str, Any] = dict(spec["params"])
+    report_dir = Path(report_dir).resolve()
+    for key, rel in _REPORT_PATHS.items():
+        params[key] = str(report_dir / rel)
+    params["profile"] = profile
+
+    config_overrides = dict(params.get("overrides") or {})
+    for key, value in parse_set(overrides).items():
+        section = key.split(".", 1)[0]
+        if "." in key and section in CONFIG_SECTIONS:
+            config_overrides[key] = value       # typed by apply_overrides in the notebook
+            continue
+        if key not in params:
+            known = ", ".join(sorted(k for k in params if k not in ("profile",)))
+            raise ConfigError(f"--set {key}: not a parameter of profile {profile!r} "
+                              f"(nor a config key like train.lr); known: {known}")
+        params[key] = _coerce_like(value, params[key], key)
+        if key in ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir") and params[key]:
+            p = Path(params[key]).expanduser()
+            params[key] = str(p if p.is_absolute() else (repo_root() / p).resolve())
+    params["overrides"] = config_overrides
+    if params.get("data_dir") and not Path(params["data_dir"]).is_absolute():
+        params["data_dir"] = str((repo_root() / params["data_dir"]).resolve())
+
+    out = {}
+    for name in notebooks:
+        nb_params = dict(params)
+        nb_params.update(copy.deepcopy(spec.get("notebooks", {}).get(name, {})))
+        out[name] = nb_params
+    return out

@@ -1,0 +1,604 @@
+"""Reports: execute the notebooks with papermill into reports/<name>/ and index them.
+
+`run_report("demo")` runs notebooks/01_data_prep ... 06_paper_figures in order with the
+parameters of a profile (diffupose.profiles), writes for each notebook the executed `.ipynb`
+and a standalone `.html` (plotly.js embedded, no CDN scripts, so it renders offline), collects
+the figures the notebooks save under `figures/` and the numbers they record in one
+`metrics.json`, and writes `index.html` (links, run config, seed, git commit, library versions,
+per-notebook and total wall time) and `report.json` (the same as data).
+
+Also the small HTML helpers the notebooks use to show tables: `table_html(rows, columns,
+caption, card)` renders a list of dicts as a pandas-free HTML table followed by its protocol
+card; `resolve_split` picks the evaluation split from the prepared split counts.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import ConfigError, DiffuPoseError
+from .profiles import NOTEBOOKS, get_profile, repo_root, resolve_parameters
+from .utils import atomic_write_text, environment_info
+
+__all__ = [
+    "ReportError", "NOTEBOOKS", "notebook_dir", "check_kernel", "table_html", "card_html",
+    "resolve_split", "execute_notebook", "notebook_to_html", "strip_remote_scripts",
+    "write_index", "run_report", "PLOTLY_RENDERER", "setup_notebook", "count_rows", "gallery_indices",
+    "TrainingCurveDisplay", "evaluation_table", "table_card",
+]
+
+log = logging.getLogger(__name__)
+
+# The plotly renderer the notebooks use: embeds plotly.js once per notebook, so the executed
+# notebook and its HTML render without network; JupyterLab shows it as well.
+PLOTLY_RENDERER = "notebook"
+
+
+class ReportError(DiffuPoseError):
+    """A notebook of a report failed (names the notebook and the failing cell's error), or the
+    report cannot start (missing kernel, unknown notebook)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers used inside the notebooks
+# ---------------------------------------------------------------------------------------------
+
+def setup_notebook(seed: int | None = None) -> None:
+    """Called once in each notebook's imports cell: offline plotly renderer, quiet logging
+    of third-party libraries, torch using the machine's cores as set by the environment."""
+    import plotly.io as pio
+
+    pio.renderers.default = PLOTLY_RENDERER
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("matplotlib", "PIL", "kaleido", "choreographer", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _format_cell(value: Any, float_format: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return float_format.format(value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:   # numpy scalar
+        return _format_cell(value.item(), float_format)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_format_cell(v, float_format) for v in value)
+    return str(value)
+
+
+_TABLE_CSS = """<style>
+.dp-table{border-collapse:collapse;font:13px/1.35 system-ui,-apple-system,Segoe UI,sans-serif;margin:.4em 0}
+.dp-table caption{caption-side:top;text-align:left;font-weight:600;padding:.3em 0}
+.dp-table th,.dp-table td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+.dp-table th:first-child,.dp-table td:first-child{text-align:left}
+.dp-table thead th{border-bottom:2px solid #444;background:#f6f6f6}
+.dp-table tr.dp-ours td{font-weight:600;background:#eef5ff}
+.dp-table tr.dp-paper td{color:#555}
+.dp-card{font:12px/1.35 system-ui,sans-serif;color:#333;background:#fafafa;border:1px solid #e3e3e3;
+ border-radius:4px;padding:.35em .6em;margin:.2em 0 1em;max-width:70em}
+.dp-card span{display:inline-block;margin-right:1.2em}.dp-card b{color:#000}
+</style>"""
+
+
+def card_html(card: dict[str, Any] | None, title: str = "Protocol") -> str:
+    """A protocol card (dataset and split, 2D source, N, aggregation, flip, sampler, oracle,
+    checkpoint, seed, ...) as one compact HTML block."""
+    if not card:
+        return ""
+    items = "".join(f"<span><b>{html.escape(str(k))}</b>: {html.escape(_format_cell(v, '{:.4g}'))}</span>"
+                    for k, v in card.items())
+    return f'<div class="dp-card"><b>{html.escape(title)}</b> — {items}</div>'
+
+
+def table_html(rows: Sequence[dict[str, Any]], columns: Sequence[str | tuple[str, str]] | None = None,
+               caption: str | None = None, card: dict[str, Any] | None = None, *,
+               float_format: str = "{:.1f}", row_class_key: str | None = "source") -> str:
+    """rows: list of dicts -> a standalone HTML table (own CSS, no pandas), then the protocol card.
+
+    columns: keys to show in order, or (key, header label) pairs; default: keys of the first row.
+    Floats use `float_format` (errors in mm: one decimal). A row whose `row_class_key` value is
+    "ours" or "paper" is styled as such (bold / grey) and that key is not shown as a column
+    unless listed.
+    """
+    rows = list(rows)
+    if columns is None:
+        columns = [k for k in (rows[0] if rows else {}) if k != row_class_key]
+    cols = [(c, c) if isinstance(c, str) else (c[0], c[1]) for c in columns]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
+    body = []
+    for row in rows:
+        kind = str(row.get(row_class_key, "")) if row_class_key else ""
+        cls = f' class="dp-{html.escape(kind)}"' if kind in ("ours", "paper") else ""
+        cells = "".join(f"<td>{html.escape(_format_cell(row.get(key), float_format))}</td>" for key, _ in cols)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'{_TABLE_CSS}<table class="dp-table">{cap}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>{card_html(card)}')
+
+
+def resolve_split(split_counts: dict[str, int], requested: str = "auto") -> tuple[str, str]:
+    """Evaluation split from the prepared data's split counts -> (split, one-line reason).
+
+    `auto`: `test` when it has samples (H36M S9/S11, HumanEva Validate/S1..S3), else the held-out
+    `val` split of the training data (then the numbers are not the paper's protocol). A named
+    split must have samples."""
+    counts = {k: int(v) for k, v in split_counts.items()}
+    if requested != "auto":
+        if counts.get(requested, 0) <= 0:
+            raise ConfigError(f"split {requested!r} has no samples; prepared splits: {counts}")
+        return requested, f"split {requested!r} as requested"
+    if counts.get("test", 0) > 0:
+        return "test", "evaluated on the test split (the paper's protocol subjects)"
+    if counts.get("val", 0) > 0:
+        return "val", ("no test split in the prepared data: evaluated on the held-out 'val' split "
+                       "of the training data (not the paper's test protocol)")
+    raise ConfigError(f"no test or val samples to evaluate on; prepared splits: {counts}")
+
+
+def count_rows(data, by: str) -> list[dict[str, Any]]:
+    """Sample counts of a PreparedData per value of `by` (subject, action, camera, split), one
+    column per split plus the total -> rows for table_html."""
+    import numpy as np
+
+    values = getattr(data, by)
+    splits = [s for s in ("train", "val", "test") if np.any(data.split == s)]
+    rows = []
+    for value in sorted(np.unique(values).tolist()):
+        mask = values == value
+        row: dict[str, Any] = {by: value}
+        row.update({s: int(np.count_nonzero(mask & (data.split == s))) for s in splits})
+        row["total"] = int(np.count_nonzero(mask))
+        rows.append(row)
+    return rows
+
+
+def gallery_indices(data, num_examples: int, seed: int = 0) -> list[int]:
+    """Indices of `num_examples` samples spread over the actions (one per action first, seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    actions = sorted(np.unique(data.action).tolist())
+    rng.shuffle(actions)
+    picks = []
+    for i in range(num_examples):
+        pool = np.flatnonzero(data.action == actions[i % len(actions)]) if actions else np.arange(len(data))
+        picks.append(int(rng.choice(pool)))
+    return picks
+
+
+class TrainingCurveDisplay:
+    """A `callback` for `train(...)`: keeps the history rows and redraws the training curve
+    in place (IPython display handle) every `every` rows and at each validation, so the curve is
+    live in JupyterLab and its last state is in the executed notebook. Returns None (never stops
+    training)."""
+
+    def __init__(self, history: Sequence[dict] = (), every: int = 10, title: str = "Training"):
+        self.rows = list(history)
+        self.every = max(1, int(every))
+        self.title = title
+        self._handle = None
+
+    def draw(self) -> None:
+        from IPython.display import display
+
+        from .viz import training_curves_figure
+
+        fig = training_curves_figure(self.rows, title=self.title)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+
+    def __call__(self, row: dict) -> None:
+        self.rows.append(dict(row))
+        if len(self.rows) % self.every == 0 or row.get("val_mpjpe") is not None:
+            self.draw()
+        return None
+
+
+def _action_label(action: str) -> str:
+    from .reference import H36M_ACTION_ABBREVIATIONS
+
+    return H36M_ACTION_ABBREVIATIONS.get(action, action)
+
+
+def evaluation_table(results: dict[int, Any], metric: str = "MPJPE") -> tuple[list[dict], list, str]:
+    """Ours vs the paper in the paper's layout -> (rows, columns, caption) for table_html.
+
+    results: {H: EvalResult}. Human3.6M (or any per-action data): Table I layout, one column per
+    action + Average, our row per H and the paper's "Ours (N=1)/(N=10)" rows of Table I (Table II
+    for MPJPE with ground-truth 2D). HumanEva-I: Table III layout (subject x action cells, P-MPJPE)
+    with the paper's rows for N = 1, 5, 10, 30.
+    """
+    from . import reference
+
+    first = next(iter(results.values()))
+    dataset = first.card.get("dataset")
+    source = str(first.card.get("keypoints_2d_source", ""))
+    rows: list[dict[str, Any]] = []
+    if dataset == "humaneva":
+        cols = [f"{reference.HUMANEVA_PAPER_ACTION[a]} {s}" for a in reference.HUMANEVA_ACTIONS
+                for s in reference.HUMANEVA_SUBJECTS]
+        for n, result in results.items():
+            cells = result.subject_action.get(metric, {})
+            row = {"method": f"ours (N={n})", "source": "ours"}
+            row.update({f"{reference.HUMANEVA_PAPER_ACTION[a]} {s}": cells.get(a, {}).get(s)
+                        for a in reference.HUMANEVA_ACTIONS for s in reference.HUMANEVA_SUBJECTS})
+            row["Average"] = result.per_action.get(metric, {}).get("Average")
+            rows.append(row)
+        if metric == "P-MPJPE":
+            for n, paper in reference.table3_rows().items():
+                rows.append({"method": f"paper (N={n})", "source": "paper", **paper,
+                             "Average": sum(paper.values()) / len(paper)})
+        caption = f"{metric} (mm) per subject and action — layout of the paper's Table III (HumanEva-I)"
+        return rows, ["method", *cols, "Average"], caption
+    actions = [a for a in first.per_action.get(metric, {}) if a != "Average"]
+    for n, result in results.items():
+        table = result.per_action.get(metric, {})
+        rows.append({"method": f"ours (N={n})", "source": "ours", **{a: table.get(a) for a in actions},
+                     "Average": table.get("Average")})
+    protocol = 1 if metric == "MPJPE" else 2
+    for n in (1, 10):
+        paper = reference.table1_ours(n, protocol)
+        rows.append({"method": f"paper Table I (N={n}, detected 2D)", "source": "paper",
+                     **{a: paper.get(a) for a in actions}, "Average": paper.get("Average")})
+    if metric == "MPJPE" and source == "gt":
+        paper = reference.table2_ours()
+        rows.append({"method": "paper Table II (N=10, GT 2D)", "source": "paper",
+                     **{a: paper.get(a) for a in actions}, "Average": paper.get("Average")})
+    same = set(actions) <= set(reference.H36M_ACTIONS)
+    caption = (f"{metric} (mm) per action — layout of the paper's Table I"
+               + ("" if same else f" ({dataset} actions: only the paper's Average is comparable in kind, "
+                                 "not in value)"))
+    return rows, ["method", *[(a, _action_label(a)) for a in actions], "Average"], caption
+
+
+def table_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The protocol-card fields shown under a table (the full card is in metrics.json)."""
+    keys = ("dataset", "split", "keypoints_2d_source", "num_samples", "num_hypotheses", "aggregation", "flip",
+            "sampler", "num_steps", "protocol", "oracle", "seed", "device")
+    out = {k: card[k] for k in keys if k in card}
+    ckpt = card.get("checkpoint")
+    if isinstance(ckpt, dict):
+        out["checkpoint"] = f"{ckpt.get('which')} @ {Path(str(ckpt.get('path'))).name}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running notebooks
+# ---------------------------------------------------------------------------------------------
+
+def notebook_dir() -> Path:
+    """The repository's notebooks/ folder."""
+    return repo_root() / "notebooks"
+
+
+def check_kernel(kernel: str = "python3") -> None:
+    """Raise ReportError with the fix when the Jupyter kernel `kernel` is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel)
+    except NoSuchKernel:
+        raise ReportError(f"Jupyter kernel {kernel!r} not found; install it with "
+                          f"`.venv/bin/python -m ipykernel install --user --name {kernel}`") from None
+
+
+def _declared_parameters(path: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(path)))
+
+
+class NotebookFailed(Exception):
+    """Internal: carries the failing cell's error out of execute_notebook."""
+
+    def __init__(self, message: str, cell_index: int | None):
+        super().__init__(message)
+        self.cell_index = cell_index
+
+
+def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any], *,
+                     cwd: str | Path | None = None, kernel: str = "python3") -> None:
+    """Execute `src` with papermill into `dst` (atomic: written beside it and renamed, also when
+    a cell fails, so the partial executed notebook is kept). Only the parameters the notebook
+    declares are passed. A failing cell raises NotebookFailed with `ename: evalue`."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src, dst = Path(src), Path(dst)
+    declared = _declared_parameters(src)
+    params = {k: v for k, v in parameters.items() if k in declared}
+    tmp = dst.with_name(f".{dst.stem}.running.ipynb")
+    try:
+        papermill.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel,
+                                   cwd=str(cwd or src.parent), progress_bar=False,
+                                   log_output=False, report_mode=False)
+    except PapermillExecutionError as e:
+        if tmp.exists():
+            os.replace(tmp, dst)
+        evalue = str(e.evalue).strip().splitlines()
+        raise NotebookFailed(f"{e.ename}: {evalue[-1] if evalue else ''}".strip(), e.cell_index) from None
+    except BaseException:
+        if tmp.exists():
+            os.replace(tmp, dst)
+        raise
+    os.replace(tmp, dst)
+
+
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+_REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script>", re.IGNORECASE)
+
+
+def strip_remote_scripts(text: str) -> str:
+    """Remove `<script src="http(s)://...">` tags (MathJax/CDN loaders) so a page never fetches
+    code from the network; inline scripts (the embedded plotly.js) are kept."""
+    return _REMOTE_SCRIPT.sub("", text)
+
+
+def notebook_to_html(ipynb: str | Path, out_html: str | Path) -> Path:
+    """Executed notebook -> standalone HTML (lab template without require.js/MathJax/mermaid
+    loaders; plotly.js is inline in the notebook's outputs). Atomic write."""
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(ipynb), as_version=4)
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"diffupose_offline.html.j2": _OFFLINE_TEMPLATE})],
+                            template_file="diffupose_offline.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
+    _write_text(out_html, strip_remote_scripts(body))
+    return Path(out_html)
+
+
+# ---------------------------------------------------------------------------------------------
+# index.html
+# ---------------------------------------------------------------------------------------------
+
+_INDEX_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.status-ok{color:#18794e;font-weight:600}.status-failed{color:#c62828;font-weight:600}
+.status-skipped{color:#777}
+.error{background:#fff0f0;border:1px solid #f3b5b5;padding:.6em;border-radius:4px;white-space:pre-wrap}
+.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;width:22em}
+.figs img{max-width:100%;border:1px solid #ddd}.figs figcaption{font-size:12px}
+pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:12px}
+table.kv td{padding:.15em .8em .15em 0;vertical-align:top}
+"""
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    """Atomic write, readable by everyone (reports are meant to be served and shared)."""
+    atomic_write_text(path, text)
+    os.chmod(path, 0o644)
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _headline(section: dict[str, Any]) -> str:
+    """A few scalar numbers of one metrics section, for the index."""
+    parts = []
+    flat: list[tuple[str, Any]] = []
+    for key, value in section.items():
+        if isinstance(value, dict) and key != "card" and len(value) <= 6:
+            flat += [(f"{key}[{k}]", v) for k, v in value.items()]
+        else:
+            flat.append((key, value))
+    for key, value in flat:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        parts.append(f"{key} = {_format_cell(float(value) if isinstance(value, float) else value, '{:.4g}')}")
+        if len(parts) >= 10:
+            break
+    return "; ".join(parts)
+
+
+def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
+    """Write report_dir/index.html (and report.json) from the report's `info` dict: profile,
+    name, status, notebooks (name, status, wall_time_s, html, ipynb, error), parameters, config,
+    environment, total time. Figures are listed from report_dir/figures."""
+    report_dir = Path(report_dir)
+    esc = html.escape
+    env = info.get("environment", {})
+    status = info.get("status", "running")
+    lines = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>DiffuPose report {esc(info.get('name', ''))}</title>"
+             f"<style>{_INDEX_CSS}</style></head><body>",
+             f"<h1>DiffuPose report: {esc(str(info.get('name', '')))}</h1>",
+             f"<p>Profile <b>{esc(str(info.get('profile')))}</b> — {esc(str(info.get('description', '')))}. "
+             f"Status: <span class='status-{esc(status)}'>{esc(status)}</span>. "
+             f"Started {esc(str(info.get('started', '')))}; total wall time {_fmt_seconds(info.get('total_wall_time_s'))}.</p>"]
+    if info.get("error"):
+        lines.append(f"<div class='error'><b>Failure</b>: {esc(info['error'])}</div>")
+
+    lines.append("<h2>Notebooks</h2><table class='dp-table'><thead><tr><th>notebook</th><th>status</th>"
+                 "<th>wall time</th><th>HTML</th><th>executed notebook</th></tr></thead><tbody>")
+    for nb in info.get("notebooks", []):
+        link = (f"<a href='{esc(nb['html'])}'>{esc(nb['html'])}</a>" if nb.get("html") else "–")
+        ipynb = (f"<a href='{esc(nb['ipynb'])}'>{esc(nb['ipynb'])}</a>" if nb.get("ipynb") else "–")
+        lines.append(f"<tr><td>{esc(nb['name'])}</td><td class='status-{esc(nb['status'])}'>{esc(nb['status'])}</td>"
+                     f"<td>{_fmt_seconds(nb.get('wall_time_s'))}</td><td>{link}</td><td>{ipynb}</td></tr>")
+    lines.append(f"<tr><td><b>total</b></td><td></td><td><b>{_fmt_seconds(info.get('total_wall_time_s'))}</b></td>"
+                 "<td></td><td></td></tr></tbody></table>")
+    lines.append(_TABLE_CSS)
+
+    metrics_path = report_dir / "metrics.json"
+    if metrics_path.exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError:
+            metrics = {}
+        lines.append("<h2>Numbers</h2><p>All numbers: <a href='metrics.json'>metrics.json</a> "
+                     "(one section per notebook, each with its protocol card).</p><table class='kv'>")
+        for section, values in metrics.items():
+            if isinstance(values, dict):
+                lines.append(f"<tr><td><b>{esc(section)}</b></td><td>{esc(_headline(values))}</td></tr>")
+        lines.append("</table>")
+
+    figures = sorted((report_dir / "figures").glob("*.png")) if (report_dir / "figures").is_dir() else []
+    if figures:
+        lines.append("<h2>Figures</h2><div class='figs'>")
+        for png in figures:
+            links = [f"<a href='figures/{esc(png.name)}'>PNG</a>"]
+            for ext in ("svg", "html"):
+                if png.with_suffix(f".{ext}").exists():
+                    links.append(f"<a href='figures/{esc(png.stem)}.{ext}'>{ext.upper()}</a>")
+            lines.append(f"<figure><a href='figures/{esc(png.name)}'><img src='figures/{esc(png.name)}' "
+                         f"alt='{esc(png.stem)}'></a><figcaption>{esc(png.stem)} — {' · '.join(links)}"
+                         "</figcaption></figure>")
+        lines.append("</div>")
+
+    versions = env.get("versions", {})
+    lines.append("<h2>Provenance</h2><table class='kv'>"
+                 f"<tr><td>git commit</td><td><code>{esc(str(env.get('git_commit')))}</code></td></tr>"
+                 f"<tr><td>seed</td><td>{esc(str(info.get('seed')))}</td></tr>"
+                 f"<tr><td>python</td><td>{esc(str(env.get('python')))}</td></tr>"
+                 f"<tr><td>platform</td><td>{esc(str(env.get('platform')))}</td></tr>"
+                 f"<tr><td>device</td><td>{esc(str(env.get('cuda') or 'cpu'))} "
+                 f"({esc(str(env.get('num_threads')))} threads)</td></tr>"
+                 + "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in versions.items())
+                 + "</table>")
+    if info.get("config") is not None:
+        lines.append("<h2>Run config</h2><pre>" + esc(json.dumps(info["config"], indent=2, sort_keys=True)) + "</pre>")
+    lines.append("<h2>Parameters</h2><p>Profile parameters after <code>--set</code> overrides "
+                 "(each notebook receives the ones its <code>parameters</code> cell declares):</p><pre>"
+                 + esc(json.dumps(info.get("parameters", {}), indent=2, sort_keys=True, default=str)) + "</pre>")
+    lines.append("<p>Machine-readable: <a href='report.json'>report.json</a>.</p></body></html>")
+    _write_text(report_dir / "report.json", json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    path = report_dir / "index.html"
+    _write_text(path, "\n".join(lines))
+    return path
+
+
+def _run_config(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The training run's config.json if the run exists, else None."""
+    path = Path(params.get("run_dir", "")) / "config.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def _select_notebooks(notebooks: Iterable[str] | None, directory: Path) -> list[Path]:
+    available = sorted(directory.glob("*.ipynb"))
+    if notebooks is None:
+        chosen = [directory / f"{n}.ipynb" for n in NOTEBOOKS if (directory / f"{n}.ipynb").exists()]
+        chosen += [p for p in available if p.stem not in NOTEBOOKS]
+        return chosen
+    out = []
+    for name in notebooks:
+        p = Path(name)
+        if p.suffix == ".ipynb" and p.exists():
+            out.append(p.resolve())
+            continue
+        matches = [a for a in available if a.stem == name or a.stem.startswith(f"{name}_") or a.stem.startswith(name)]
+        if not matches:
+            raise ReportError(f"no notebook {name!r} in {directory}; have: {[a.stem for a in available]}")
+        out.append(matches[0])
+    return out
+
+
+def run_report(profile: str, name: str | None = None, overrides: list[str] | dict[str, Any] | None = None,
+               out_root: str | Path = "reports", notebooks: Iterable[str] | None = None,
+               kernel: str = "python3", notebooks_dir: str | Path | None = None) -> Path:
+    """Execute the notebooks of one report in order and return the report folder.
+
+    profile: a name of diffupose.profiles.PROFILES; name: folder under out_root (default: the
+    profile); overrides: `--set` items (`data_dir=...`, `train.lr=...`); notebooks: names or
+    prefixes (`"01"`, `"02_train"`) or paths, default all of notebooks/ in order.
+    Writes out_root/name/{NN_x.ipynb, NN_x.html, figures/, metrics.json, index.html, report.json}.
+    A failing notebook stops the run: its partial executed notebook and HTML are kept, index.html
+    marks the failure, and ReportError names the notebook and the failing cell's error.
+    """
+    spec = get_profile(profile)
+    check_kernel(kernel)
+    name = name or profile
+    report_dir = (Path(out_root) / name).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "figures").mkdir(exist_ok=True)
+    nb_dir = Path(notebooks_dir) if notebooks_dir else notebook_dir()
+    paths = _select_notebooks(notebooks, nb_dir)
+    params = resolve_parameters(profile, report_dir, overrides, notebooks=[p.stem for p in paths])
+    shared = params[paths[0].stem] if paths else {}
+    info: dict[str, Any] = {
+        "profile": profile, "name": name, "description": spec.get("description", ""),
+        "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seed": shared.get("seed"), "parameters": shared, "overrides": overrides or [],
+        "environment": environment_info(), "config": None,
+        "notebooks": [{"name": p.stem, "status": "pending", "wall_time_s": None, "html": None, "ipynb": None}
+                      for p in paths],
+        "total_wall_time_s": 0.0,
+    }
+    write_index(report_dir, info)
+    start = time.perf_counter()
+    for entry, path in zip(info["notebooks"], paths):
+        dst = report_dir / f"{path.stem}.ipynb"
+        entry["status"] = "running"
+        write_index(report_dir, info)
+        log.info("report %s: running %s", name, path.stem)
+        t0 = time.perf_counter()
+        error: str | None = None
+        try:
+            execute_notebook(path, dst, params[path.stem], cwd=nb_dir, kernel=kernel)
+        except NotebookFailed as e:
+            cell = f" (cell {e.cell_index})" if e.cell_index is not None else ""
+            error = f"notebook {path.stem} failed{cell}: {e}"
+        except Exception as e:  # kernel died, papermill could not start, ...
+            error = f"notebook {path.stem} failed: {type(e).__name__}: {e}"
+        entry["wall_time_s"] = round(time.perf_counter() - t0, 2)
+        if dst.exists():
+            entry["ipynb"] = dst.name
+            try:
+                entry["html"] = notebook_to_html(dst, report_dir / f"{path.stem}.html").name
+            except Exception as e:  # keep going: the executed notebook is the record
+                log.warning("could not convert %s to HTML: %s", dst, e)
+        entry["status"] = "failed" if error else "ok"
+        info["total_wall_time_s"] = round(time.perf_counter() - start, 2)
+        info["config"] = _run_config(params[path.stem]) or info["config"]
+        if error:
+            entry["error"] = error
+            info["status"] = "failed"
+            info["error"] = error
+            for later in info["notebooks"]:
+                if later["status"] == "pending":
+                    later["status"] = "skipped"
+            write_index(report_dir, info)
+            raise ReportError(error)
+        write_index(report_dir, info)
+    info["status"] = "ok"
+    _record_report_section(report_dir, info)
+    write_index(report_dir, info)
+    return report_dir
+
+
+def _record_report_section(report_dir: Path, info: dict[str, Any]) -> None:
+    from .viz import record_metrics
+
+    record_metrics(report_dir, "report", {
+        "profile": info["profile"], "name": info["name"],
+        "total_wall_time_s": info["total_wall_time_s"],
+        "notebook_wall_time_s": {nb["name"]: nb["wall_time_s"] for nb in info["notebooks"]},
+        "git_commit": info["environment"].get("git_commit"), "seed": info.get("seed"),
+    })

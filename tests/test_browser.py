@@ -1,0 +1,70 @@
+"""The report in a real browser: headless Chromium, networking off, opens index.html and the
+evaluation / hypotheses pages, checks that the plotly figures rendered (SVG for 2D plots,
+WebGL canvases for 3D), that no script threw, that nothing was fetched, and saves screenshots.
+
+Uses Chromium's own command line (`--dump-dom`, `--screenshot`, console on stderr); skipped
+when no chromium binary is installed (`apt-get install chromium`)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from diffupose.reports import run_report
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
+                 if shutil.which(n)), None)
+
+
+def _chromium(url: str, profile_dir: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-default-apps", "--no-first-run", "--no-default-browser-check",
+            # no network at all: every host resolves to nothing, every proxy hop goes nowhere
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--proxy-server=127.0.0.1:9",
+            f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--v=0",
+            "--virtual-time-budget=15000", "--window-size=1280,1600", *extra, url]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary on PATH (install it with `apt-get install -y chromium`)")
+    return run_report("tiny", name="browser", out_root=tmp_path_factory.mktemp("reports"))
+
+
+@pytest.mark.parametrize("page, min_plots, needs_webgl", [
+    ("index.html", 0, False),
+    ("03_evaluate.html", 1, False),
+    ("05_hypotheses.html", 1, True),
+])
+def test_page_renders_offline(report, tmp_path, page, min_plots, needs_webgl):
+    url = (report / page).as_uri()
+    result = _chromium(url, tmp_path / "profile-dom", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    console = _console(result.stderr)
+    errors = [line for line in console if "Uncaught" in line or "Failed to load resource" in line]
+    assert not errors, "\n".join(errors[:5])
+    if page == "index.html":
+        assert "DiffuPose report" in dom and "03_evaluate.html" in dom
+        assert re.search(r"<img[^>]+figures/[^>]+\.png", dom)
+    else:
+        plots = re.findall(r'<div[^>]+class="[^"]*js-plotly-plot', dom)
+        assert len(plots) >= min_plots, f"{page}: {len(plots)} rendered plotly figures"
+        assert 'class="main-svg"' in dom, f"{page}: plotly drew no SVG"
+        if needs_webgl:
+            assert "gl-container" in dom and "<canvas" in dom, f"{page}: no WebGL canvas for the 3D figures"
+    shot = tmp_path / f"{Path(page).stem}.png"
+    result = _chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
+    assert shot.exists() and shot.stat().st_size > 5000, result.stderr[-2000:]

@@ -1,0 +1,128 @@
+"""Every notebook, 01 -> 06, executed by papermill with the `tiny` profile through run_report.
+
+One report (module fixture, about 2-3 minutes on 2 CPU cores) then one test per notebook reads
+back the section its last cell recorded in metrics.json, and the HTML checks make sure every
+page embeds plotly.js and loads nothing from the network."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from diffupose.profiles import NOTEBOOKS
+from diffupose.reports import notebook_dir, run_report
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    return run_report("tiny", name="tiny", out_root=tmp_path_factory.mktemp("reports"))
+
+
+@pytest.fixture(scope="module")
+def metrics(report) -> dict:
+    return json.loads((report / "metrics.json").read_text())
+
+
+def _finite_positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_notebooks_follow_the_style_rules():
+    for name in NOTEBOOKS:
+        nb = nbformat.read(str(notebook_dir() / f"{name}.ipynb"), as_version=4)
+        assert nb.metadata["kernelspec"] == {"name": "python3", "display_name": "Python 3", "language": "python"}
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{name}: needs exactly one parameters cell"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.get("outputs"), f"{name}: outputs committed"
+                assert not re.search(r"^\s*(def|class) ", cell.source, re.M), f"{name}: def/class in a notebook"
+        assert "record_metrics" in [c for c in nb.cells if c.cell_type == "code"][-1].source
+
+
+def test_report_ran_every_notebook(report):
+    info = json.loads((report / "report.json").read_text())
+    assert info["status"] == "ok"
+    assert [nb["name"] for nb in info["notebooks"]] == list(NOTEBOOKS)
+    assert all(nb["status"] == "ok" and nb["wall_time_s"] > 0 for nb in info["notebooks"])
+    for name in NOTEBOOKS:
+        assert (report / f"{name}.ipynb").exists()
+
+
+def test_data_section(metrics):
+    data = metrics["data"]
+    assert data["num_samples"] == sum(data["splits"].values()) > 0
+    assert data["splits"]["train"] > 0
+    assert 150 < data["mean_bone_length_mm"] < 400        # metres in, millimetres out
+    assert data["num_cameras"] == 4 and data["num_actions"] >= 3
+    assert data["evaluation_split"] in ("test", "val") and data["card"]["dataset"] == "synthetic"
+
+
+def test_train_section(metrics):
+    train = metrics["train"]
+    assert train["steps"] == 40                           # tiny profile: train.max_steps=40
+    assert _finite_positive(train["best_val_mpjpe_mm"])
+    assert _finite_positive(train["samples_per_s"]) and _finite_positive(train["training_time_s"])
+    assert train["parameters"] > 1000
+    assert train["card"]["preset"] == "tiny" and train["config"]["train"]["max_steps"] == 40
+
+
+def test_evaluate_section(metrics):
+    ev = metrics["evaluate"]
+    assert set(ev["mpjpe_mm"]) == {"1", "2", "4"}
+    for n in ("1", "2", "4"):
+        assert _finite_positive(ev["mpjpe_mm"][n]) and _finite_positive(ev["p_mpjpe_mm"][n])
+        assert _finite_positive(ev["poses_per_s"][n])
+        # the ORACLE best of N hypotheses is never worse than a single hypothesis
+        assert ev["oracle_best_of_n_mm"][n] <= ev["oracle_best_of_n_mm"]["1"] + 1e-6
+    card = ev["card"]
+    for key in ("dataset", "split", "keypoints_2d_source", "num_hypotheses", "aggregation", "flip",
+                "sampler", "num_steps", "oracle", "checkpoint", "seed"):
+        assert key in card, key
+    assert card["oracle"] is False and card["split"] == ev["split"]
+    assert "Average" in ev["per_action"]["MPJPE"]
+
+
+def test_affinity_and_hypotheses_sections(metrics):
+    assert metrics["affinity"]["num_layers"] > 0 and "card" in metrics["affinity"]
+    assert "card" in metrics["hypotheses"]
+
+
+def test_paper_figures_section(metrics):
+    pf = metrics["paper_figures"]
+    assert [r["num_steps"] for r in pf["ddim_speed"]] == [2, 5]
+    assert all(_finite_positive(r["poses_per_s"]) and _finite_positive(r["mpjpe_n1"]) for r in pf["ddim_speed"])
+    assert pf["ddim_speed"][0]["paper_fps"] == 8927
+    assert [r["schedule"] for r in pf["ablations"]["schedule"]] == ["linear", "cosine"]
+    assert [r["dim"] for r in pf["ablations"]["dim"]] == [32, 48]
+    assert {r["denoiser"] for r in pf["ablations"]["denoiser"]} == {"GCN", "U-Net"}
+    assert pf["card"]["steps"] == 30 and pf["card"]["models_trained"] == 4
+
+
+def test_html_pages_embed_plotly_and_load_nothing_remote(report):
+    index = (report / "index.html").read_text()
+    for name in NOTEBOOKS:
+        page = (report / f"{name}.html").read_text()
+        assert f"{name}.html" in index
+        if name != "04_affinity":                       # 04 shows seaborn heatmaps only
+            assert "plotly-graph-div" in page, f"{name}.html has no plotly figure"
+        if "plotly-graph-div" in page:
+            assert re.search(r"plotly\.js v\d", page), f"{name}.html does not embed plotly.js"
+        assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page), f"{name}.html loads a remote script"
+        assert "cdn.plot.ly/plotly" not in page
+    assert "Traceback" not in index and "status-failed" not in index
+
+
+def test_figures_written(report):
+    figures = report / "figures"
+    for stem in ("01_bone_lengths", "02_training_curves", "03_error_vs_hypotheses", "06_ddim_speed"):
+        assert (figures / f"{stem}.png").stat().st_size > 1000, stem
+        assert (figures / f"{stem}.svg").exists(), stem
+    assert "figures/02_training_curves.png" in (report / "index.html").read_text()
