@@ -1,0 +1,194 @@
+"""Throughput of the DiffuPose denoiser: training samples/s and sampling poses/s.
+
+    python benchmarks/throughput.py --quick               # CPU, < 2 min
+    python benchmarks/throughput.py --device cuda --compile --train-batch 4096 --sample-batch 16384
+
+Prints a markdown table (and writes JSON with --json). Training: forward + backward + Adam on
+random poses (batch --train-batch). Sampling: `diffupose.diffusion.sample` with DDPM-100 and
+DDIM-2/5/10/20, H = 1 and 10, with and without flip; --sample-batch is the number of chains per
+denoiser forward (poses per call = sample-batch // (H · views)). On CUDA the data stays on the
+GPU, bf16 autocast is always on, and the device is synchronised only around the timed loops.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+import torch
+
+from diffupose.config import DiffusionConfig, ModelConfig
+from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
+from diffupose.model import build_denoiser, count_parameters
+from diffupose.skeleton import H36M17
+from diffupose.utils import environment_info, resolve_device
+
+log = logging.getLogger("throughput")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _compile(model, mode: str):
+    import torch._dynamo
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(model, mode=None if mode == "default" else mode)
+
+
+def bench_train(dim: int, batch: int, device: torch.device, amp_dtype, compile_mode: str | None,
+                warmup: int, repeats: int) -> dict:
+    """Forward + backward + Adam step on random data; returns samples/s."""
+    skeleton = H36M17
+    model = build_denoiser(ModelConfig(dim=dim), skeleton).to(device).train()
+    schedule = NoiseSchedule.from_config(DiffusionConfig()).to(device)
+    net = _compile(model, compile_mode) if compile_mode else model
+    fused = device.type == "cuda"
+    opt = torch.optim.Adam(model.parameters(), lr=4e-5, fused=fused) if fused else torch.optim.Adam(model.parameters(), lr=4e-5)
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randn((batch, skeleton.num_joints, 3), generator=g, device=device) * 0.2
+    y = torch.randn((batch, skeleton.num_joints, 2), generator=g, device=device) * 0.5
+    weights = torch.tensor(skeleton.loss_weights, dtype=torch.float32, device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss, _ = diffusion_loss(net, schedule, x0, y, joint_weights=weights, generator=g, return_parts=False)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        loss = step()
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    return {"kind": "train", "dim": dim, "batch": batch, "precision": _precision(amp_dtype),
+            "samples_per_s": batch * repeats / elapsed, "ms_per_step": 1e3 * elapsed / repeats,
+            "final_loss": float(loss.detach())}
+
+
+def bench_sample(model, dim: int, sampler: str, steps: int, num_hypotheses: int, flip: bool, rows: int,
+                 device: torch.device, amp_dtype, repeats: int) -> dict:
+    """`sample` on random 2D inputs; returns poses/s (one pose = H hypotheses, ×2 with flip)."""
+    skeleton = H36M17
+    schedule = NoiseSchedule.from_config(DiffusionConfig()).to(device)
+    views = 2 if flip else 1
+    poses = max(1, rows // (num_hypotheses * views))
+    g = torch.Generator(device=device).manual_seed(0)
+    y = torch.randn((poses, skeleton.num_joints, 2), generator=g, device=device) * 0.5
+
+    def run():
+        return sample(model, schedule, y, num_hypotheses=num_hypotheses, sampler=sampler, num_steps=steps,
+                      flip=flip, skeleton=skeleton, generator=g, autocast_dtype=amp_dtype)
+
+    run()  # warm-up (and compilation for this row count)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    forwards = repeats * (schedule.num_timesteps if sampler == "ddpm" else steps)
+    return {"kind": "sample", "dim": dim, "sampler": sampler, "steps": steps if sampler == "ddim" else schedule.num_timesteps,
+            "num_hypotheses": num_hypotheses, "flip": flip, "poses_per_call": poses, "rows": poses * num_hypotheses * views,
+            "precision": _precision(amp_dtype), "poses_per_s": poses * repeats / elapsed,
+            "chain_steps_per_s": poses * num_hypotheses * views * forwards / elapsed}
+
+
+def _precision(amp_dtype) -> str:
+    return "fp32" if amp_dtype is None else f"{str(amp_dtype).replace('torch.', '')}-autocast"
+
+
+def format_table(results: list[dict], header: dict) -> str:
+    lines = ["# DiffuPose throughput", ""]
+    lines += [f"- {k}: {v}" for k, v in header.items()]
+    train = [r for r in results if r["kind"] == "train"]
+    if train:
+        lines += ["", "## Training (forward + backward + Adam)", "",
+                  "| dim | batch | precision | samples/s | ms/step |", "|---|---|---|---|---|"]
+        lines += [f"| {r['dim']} | {r['batch']} | {r['precision']} | {r['samples_per_s']:.0f} | {r['ms_per_step']:.0f} |"
+                  for r in train]
+    samp = [r for r in results if r["kind"] == "sample"]
+    if samp:
+        lines += ["", "## Sampling (poses/s; one pose = H hypotheses, x2 chains with flip)", "",
+                  "| dim | sampler | steps | H | flip | precision | poses/call | poses/s | chain-steps/s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dim']} | {r['sampler']} | {r['steps']} | {r['num_hypotheses']} | {r['flip']} | "
+                  f"{r['precision']} | {r['poses_per_call']} | {r['poses_per_s']:.1f} | {r['chain_steps_per_s']:.0f} |"
+                  for r in samp]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dims", default="256,384", help="comma-separated model widths")
+    p.add_argument("--quick", action="store_true", help="small repeat counts and a reduced grid (< 2 min on CPU)")
+    p.add_argument("--amp", action="store_true", help="CPU: also measure bf16 autocast (CUDA: always bf16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the denoiser")
+    p.add_argument("--compile-mode", default="default",
+                   help="torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune")
+    p.add_argument("--train-batch", type=int, default=1024)
+    p.add_argument("--sample-batch", type=int, default=0,
+                   help="chains per denoiser forward (0 = 256 quick / 2048 CPU / 16384 CUDA)")
+    p.add_argument("--repeats", type=int, default=0, help="timed repeats (0 = automatic)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--skip-sample", action="store_true")
+    p.add_argument("--json", default="", help="also write the results as JSON to this path")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    dims = [int(d) for d in args.dims.split(",") if d]
+    precisions = [torch.bfloat16] if cuda else ([None, torch.bfloat16] if args.amp else [None])
+    train_precisions = [torch.bfloat16] if cuda else [None, torch.bfloat16]
+    rows = args.sample_batch or (256 if args.quick else (16384 if cuda else 2048))
+    train_repeats = args.repeats or (2 if args.quick else (20 if cuda else 5))
+    sample_repeats = args.repeats or (1 if args.quick else (5 if cuda else 2))
+    compile_mode = args.compile_mode if args.compile else None
+    samplers = [("ddpm", 100), ("ddim", 2), ("ddim", 5), ("ddim", 10), ("ddim", 20)]
+    combos = [(1, False), (10, True)] if args.quick else [(1, False), (1, True), (10, False), (10, True)]
+
+    env = environment_info()
+    header = {"device": env["cuda"] or f"cpu ({torch.get_num_threads()} threads)", "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "precisions": ", ".join(_precision(d) for d in precisions),
+              "compile": compile_mode or "off", "quick": args.quick, "git": env["git_commit"]}
+    results = []
+    for dim in dims:
+        if not args.skip_train:
+            for amp_dtype in train_precisions:
+                log.info("train dim=%d %s", dim, _precision(amp_dtype))
+                results.append(bench_train(dim, args.train_batch, device, amp_dtype, compile_mode,
+                                           warmup=3 if (cuda and compile_mode) else 1, repeats=train_repeats))
+        if not args.skip_sample:
+            model = build_denoiser(ModelConfig(dim=dim), H36M17).to(device).eval()
+            header[f"params_dim{dim}"] = count_parameters(model)
+            net = _compile(model, compile_mode) if compile_mode else model
+            for amp_dtype in precisions:
+                for num_hypotheses, flip in combos:
+                    for sampler, steps in samplers:
+                        log.info("sample dim=%d %s-%d H=%d flip=%s %s", dim, sampler, steps, num_hypotheses, flip,
+                                 _precision(amp_dtype))
+                        results.append(bench_sample(net, dim, sampler, steps, num_hypotheses, flip, rows, device,
+                                                    amp_dtype, sample_repeats))
+    print(format_table(results, header))
+    if args.json:
+        from diffupose.utils import atomic_write_text
+        atomic_write_text(args.json, json.dumps({"header": header, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

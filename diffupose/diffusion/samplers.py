@@ -1,0 +1,197 @@
+"""Reverse-process samplers in the diffusers spirit: the schedule is data, a sampler has
+`set_timesteps(n)` and `step(eps_hat, t, t_prev, x_t, generator)`, and the network is passed
+to `sample`, which runs all B × H (× 2 with flip) chains in one batched forward per step.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..skeleton import Skeleton, flip_horizontal
+from .schedule import NoiseSchedule
+
+__all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "make_sampler", "sample"]
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+class DDPMSampler:
+    """Ancestral DDPM (Ho et al.) with the "fixed small" posterior variance β̃_t (eq. 3); x0 is
+    recovered from the noise estimate and clamped to [-clip_x0, clip_x0] every step. Always
+    runs all T steps (`set_timesteps` ignores its argument)."""
+
+    name = "ddpm"
+
+    def __init__(self, schedule: NoiseSchedule, clip_x0: float = 1.0) -> None:
+        self.schedule = schedule
+        self.clip_x0 = clip_x0
+        self.set_timesteps()
+
+    def set_timesteps(self, num_steps: int | None = None) -> list[int]:
+        """Timesteps T-1 .. 0 (all of them)."""
+        self.timesteps = list(range(self.schedule.num_timesteps - 1, -1, -1))
+        return self.timesteps
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """(t, t_prev) per step; t_prev = -1 means "to x0"."""
+        return [(t, t - 1) for t in self.timesteps]
+
+    def predict_x0(self, eps_hat: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
+        """Eq. 2 inverted at one step, then clamped."""
+        s = self.schedule
+        x0 = s.at("sqrt_recip_alphas_cumprod", t) * x_t - s.at("sqrt_recipm1_alphas_cumprod", t) * eps_hat
+        return x0.clamp(-self.clip_x0, self.clip_x0) if self.clip_x0 > 0 else x0
+
+    def step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_{t-1} ~ N(μ̃_t(x_t, x̂0), β̃_t I) (eq. 3 with x̂0 from ε̂); no noise at t = 0.
+        eps_hat, x_t: (N, J, 3)."""
+        s = self.schedule
+        x0 = self.predict_x0(eps_hat.to(x_t.dtype), t, x_t)
+        mean = s.at("posterior_mean_coef1", t) * x0 + s.at("posterior_mean_coef2", t) * x_t
+        if t == 0:
+            return mean
+        std = math.exp(0.5 * s.at("posterior_log_variance_clipped", t))
+        return mean + std * _noise_like(x_t, generator)
+
+
+class DDIMSampler(DDPMSampler):
+    """DDIM (Song et al.) on any number of evenly spaced steps from T-1 down to 0; `eta` scales
+    the noise (0 = deterministic, 1 with all T steps = DDPM). The noise estimate is re-derived
+    from the clamped x0 so that clamping is consistent with DDPM."""
+
+    name = "ddim"
+
+    def __init__(self, schedule: NoiseSchedule, eta: float = 0.0, clip_x0: float = 1.0, num_steps: int = 5) -> None:
+        self.eta = float(eta)
+        self.schedule = schedule
+        self.clip_x0 = clip_x0
+        self.set_timesteps(num_steps)
+
+    def set_timesteps(self, num_steps: int | None = None) -> list[int]:
+        """`num_steps` timesteps evenly spaced over [T-1, 0], both ends included (1 step: T-1)."""
+        T = self.schedule.num_timesteps
+        n = T if num_steps is None else int(num_steps)
+        if not 1 <= n <= T:
+            raise ConfigError(f"DDIM num_steps must be in 1..{T}, got {num_steps}")
+        if n == 1:
+            self.timesteps = [T - 1]
+        else:
+            self.timesteps = [int(v) for v in np.unique(np.round(np.linspace(T - 1, 0, n)).astype(int))[::-1]]
+        return self.timesteps
+
+    def pairs(self) -> list[tuple[int, int]]:
+        ts = self.timesteps
+        return [(t, ts[i + 1] if i + 1 < len(ts) else -1) for i, t in enumerate(ts)]
+
+    def step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """x_{t_prev} = sqrt(ᾱ_prev) x̂0 + sqrt(1 - ᾱ_prev - σ²) ε̂ + σ z,
+        σ = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev). eps_hat, x_t: (N, J, 3)."""
+        s = self.schedule
+        ab_t = s.at("alphas_cumprod", t)
+        ab_prev = s.at("alphas_cumprod", t_prev) if t_prev >= 0 else 1.0
+        x0 = self.predict_x0(eps_hat.to(x_t.dtype), t, x_t)
+        eps = (x_t - math.sqrt(ab_t) * x0) / math.sqrt(1.0 - ab_t)
+        sigma = self.eta * math.sqrt(max((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev), 0.0))
+        x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma ** 2, 0.0)) * eps
+        if sigma > 0:
+            x_prev = x_prev + sigma * _noise_like(x_t, generator)
+        return x_prev
+
+
+def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta: float = 0.0,
+                 clip_x0: float = 1.0) -> DDPMSampler:
+    """`ddpm` (all T steps) or `ddim` (num_steps, eta)."""
+    if name == "ddpm":
+        return DDPMSampler(schedule, clip_x0=clip_x0)
+    if name == "ddim":
+        return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps)
+    raise ConfigError(f"unknown sampler {name!r}; known: {list(SAMPLERS)}")
+
+
+def _validate_condition(y, num_joints: int | None) -> torch.Tensor:
+    if not isinstance(y, torch.Tensor):
+        y = torch.as_tensor(np.asarray(y))
+    if y.ndim != 3 or y.shape[-1] != 2:
+        raise ValueError(f"sample: keypoints y must have shape (B, J, 2), got {tuple(y.shape)}")
+    if num_joints is not None and y.shape[1] != num_joints:
+        raise ValueError(f"sample: keypoints have {y.shape[1]} joints but the model expects {num_joints}")
+    if y.shape[0] == 0:
+        raise ValueError("sample: empty batch of keypoints")
+    if not torch.isfinite(y).all():
+        raise ValueError("sample: keypoints y contain NaN or inf")
+    return y
+
+
+def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sampler: str = "ddim",
+           num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
+           generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
+           autocast_dtype: torch.dtype | None = None):
+    """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
+
+    y: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
+    frame; with `return_trajectory` also the trajectory (S+1, B, H, J, 3) (x_T, then x after
+    each of the S steps). With `flip`, the mirrored input runs in the same batch and each
+    hypothesis is the average of the plain and the un-flipped mirrored sample (paper protocol).
+    All B·H(·2) chains go through the denoiser in one forward per step; the denoiser runs in
+    eval mode under inference mode (its training flag is restored afterwards).
+    `autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast; the chain stays fp32.
+    """
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
+    if num_hypotheses < 1:
+        raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
+    if flip and skeleton is None:
+        raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
+    y = _validate_condition(y, getattr(denoiser, "num_joints", None))
+    step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0)
+
+    param = next(denoiser.parameters())
+    device = param.device
+    B, J = y.shape[0], y.shape[1]
+    H = num_hypotheses
+    num_views = 2 if flip else 1
+    was_training = denoiser.training
+    denoiser.eval()
+    try:
+        with torch.inference_mode():
+            y = y.to(device=device, dtype=torch.float32)
+            views = [y, flip_horizontal(y, skeleton)] if flip else [y]
+            # rows ordered (view, B, H): one batch for every chain
+            cond = torch.stack(views).unsqueeze(2).expand(num_views, B, H, J, 2).reshape(-1, J, 2)
+            rows = cond.shape[0]
+            x = torch.randn((rows, J, 3), generator=generator, device=device, dtype=torch.float32)
+            trajectory = [x] if return_trajectory else None
+            amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                   else contextlib.nullcontext())
+            t_full = {}
+            for t, t_prev in step_runner.pairs():
+                if t not in t_full:
+                    t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
+                with amp:
+                    eps_hat, _ = denoiser(x, cond, t_full[t])
+                x = step_runner.step(eps_hat.float(), t, t_prev, x, generator)
+                if return_trajectory:
+                    trajectory.append(x)
+
+            def combine(z: torch.Tensor) -> torch.Tensor:
+                z = z.view(num_views, B, H, J, 3)
+                if flip:
+                    return (z[0] + flip_horizontal(z[1], skeleton)) / 2
+                return z[0].clone()
+
+            out = combine(x)
+            if return_trajectory:
+                return out, torch.stack([combine(z) for z in trajectory])
+            return out
+    finally:
+        denoiser.train(was_training)

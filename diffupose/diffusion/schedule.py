@@ -1,0 +1,134 @@
+"""Noise schedules (the schedule is data) and the closed-form forward process.
+
+`NoiseSchedule` holds float64 tensors; per-step coefficients are gathered with `.gather`
+(broadcast to the data's shape and cast to its dtype) or read as Python floats with `.at`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["NoiseSchedule", "cosine_betas", "linear_betas", "q_sample", "q_posterior_mean_variance",
+           "predict_x0_from_noise", "SCHEDULES"]
+
+SCHEDULES = ("cosine", "linear")
+
+
+def cosine_betas(num_timesteps: int, s: float = 0.008) -> torch.Tensor:
+    """Eq. 11: ᾱ_t = f(t)/f(0), f(t) = cos((t/T + s)/(1 + s) · π/2)²; β_t = 1 - ᾱ_t/ᾱ_{t-1},
+    clipped to [0, 0.999]. Returns (T,) float64."""
+    steps = torch.arange(num_timesteps + 1, dtype=torch.float64)
+    f = torch.cos((steps / num_timesteps + s) / (1 + s) * math.pi / 2) ** 2
+    alphas_cumprod = f / f[0]
+    return (1 - alphas_cumprod[1:] / alphas_cumprod[:-1]).clamp(0.0, 0.999)
+
+
+def linear_betas(num_timesteps: int) -> torch.Tensor:
+    """Linear schedule of DDPM (Ho et al.), 1e-4 .. 0.02 rescaled to T steps. (T,) float64."""
+    scale = 1000.0 / num_timesteps
+    return torch.linspace(scale * 1e-4, scale * 0.02, num_timesteps, dtype=torch.float64)
+
+
+class NoiseSchedule:
+    """β_t, α_t, ᾱ_t and the derived coefficients of eqs. 2-3, all (T,) float64 tensors.
+    Index t runs 0..T-1 (paper step t+1)."""
+
+    def __init__(self, betas: torch.Tensor) -> None:
+        betas = torch.as_tensor(betas, dtype=torch.float64)
+        if betas.ndim != 1 or not ((betas > 0) & (betas < 1)).all():
+            raise ConfigError("noise schedule: betas must be a 1D tensor with values in (0, 1)")
+        self.betas = betas
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.alphas_cumprod_prev = torch.cat((betas.new_ones(1), self.alphas_cumprod[:-1]))
+        self.sqrt_alphas_cumprod = self.alphas_cumprod.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1.0 - self.alphas_cumprod).sqrt()
+        self.sqrt_recip_alphas_cumprod = (1.0 / self.alphas_cumprod).sqrt()
+        self.sqrt_recipm1_alphas_cumprod = (1.0 / self.alphas_cumprod - 1.0).sqrt()
+        self.posterior_variance = betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        self.posterior_log_variance_clipped = self.posterior_variance.clamp(min=1e-20).log()
+        self.posterior_mean_coef1 = betas * self.alphas_cumprod_prev.sqrt() / (1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (1.0 - self.alphas_cumprod_prev) * self.alphas.sqrt() / (1.0 - self.alphas_cumprod)
+        self._device_cache: dict[str, "NoiseSchedule"] = {}
+
+    _FIELDS = ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+               "sqrt_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+               "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1",
+               "posterior_mean_coef2")
+
+    @classmethod
+    def from_config(cls, diffusion_cfg) -> "NoiseSchedule":
+        """From a DiffusionConfig (num_timesteps, schedule, cosine_s)."""
+        T = int(diffusion_cfg.num_timesteps)
+        if T < 1:
+            raise ConfigError(f"diffusion.num_timesteps must be >= 1, got {T}")
+        if diffusion_cfg.schedule == "cosine":
+            return cls(cosine_betas(T, diffusion_cfg.cosine_s))
+        if diffusion_cfg.schedule == "linear":
+            return cls(linear_betas(T))
+        raise ConfigError(f"unknown diffusion.schedule {diffusion_cfg.schedule!r}; known: {list(SCHEDULES)}")
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.betas.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.betas.device
+
+    def to(self, device) -> "NoiseSchedule":
+        """The same schedule with its tensors on `device` (cached; float64 kept)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        key = str(device)
+        if key not in self._device_cache:
+            moved = object.__new__(NoiseSchedule)
+            for name in self._FIELDS:
+                setattr(moved, name, getattr(self, name).to(device))
+            moved._device_cache = {str(self.device): self}
+            self._device_cache[key] = moved
+        return self._device_cache[key]
+
+    def gather(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Coefficient `name` at steps t: (B,) -> (B, 1, ..., 1) matching `like`'s ndim, device, dtype."""
+        values = getattr(self.to(t.device), name)[t]
+        return values.to(like.dtype).view(t.shape[0], *([1] * (like.ndim - 1)))
+
+    def at(self, name: str, t: int) -> float:
+        """Coefficient `name` at one integer step t, as a Python float (no device sync)."""
+        return float(self._cpu_values(name)[t])
+
+    def _cpu_values(self, name: str) -> list[float]:
+        cache = self.__dict__.setdefault("_float_cache", {})
+        if name not in cache:
+            cache[name] = getattr(self, name).detach().cpu().tolist()
+        return cache[name]
+
+
+def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε.
+    x0, noise: (B, J, 3) metres; t: (B,) int64 in [0, T)."""
+    return (schedule.gather("sqrt_alphas_cumprod", t, x0) * x0
+            + schedule.gather("sqrt_one_minus_alphas_cumprod", t, x0) * noise)
+
+
+def predict_x0_from_noise(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Eq. 2 inverted: x0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t). x_t, eps: (B, J, 3); t: (B,)."""
+    return (schedule.gather("sqrt_recip_alphas_cumprod", t, x_t) * x_t
+            - schedule.gather("sqrt_recipm1_alphas_cumprod", t, x_t) * eps)
+
+
+def q_posterior_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
+                              t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 3: q(x_{t-1} | x_t, x0) = N(μ̃_t, β̃_t I) with
+    μ̃_t = sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t) x0 + sqrt(α_t)(1 - ᾱ_{t-1}) / (1 - ᾱ_t) x_t,
+    β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t.
+    x0, x_t: (B, J, 3); t: (B,). Returns (mean (B, J, 3), variance (B, 1, 1), log variance clipped)."""
+    mean = (schedule.gather("posterior_mean_coef1", t, x_t) * x0
+            + schedule.gather("posterior_mean_coef2", t, x_t) * x_t)
+    return (mean, schedule.gather("posterior_variance", t, x_t),
+            schedule.gather("posterior_log_variance_clipped", t, x_t))

@@ -1,0 +1,253 @@
+"""Diffusion tests: schedules (eq. 11), forward process (eq. 2), posterior (eq. 3), samplers,
+loss (eqs. 8-10)."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from diffupose.config import DiffusionConfig, ModelConfig
+from diffupose.diffusion import (SAMPLERS, DDIMSampler, DDPMSampler, NoiseSchedule, cosine_betas,
+                                 diffusion_loss, linear_betas, q_posterior_mean_variance, q_sample, sample)
+from diffupose.errors import ConfigError
+from diffupose.model import build_denoiser
+from diffupose.skeleton import H36M17, flip_horizontal
+
+J = H36M17.num_joints
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return NoiseSchedule.from_config(DiffusionConfig())
+
+
+class GaussianEps(nn.Module):
+    """Exact ε-predictor for x0 ~ N(mu, std²) per coordinate: E[ε | x_t] = b (x_t - a mu)/(a² std² + b²)."""
+
+    def __init__(self, schedule, mu=0.3, std=0.1):
+        super().__init__()
+        self.ab = schedule.alphas_cumprod.float()
+        self.mu, self.std = mu, std
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.num_joints = J
+
+    def forward(self, x_t, y, t):
+        ab = self.ab[t].view(-1, 1, 1)
+        a, b = ab.sqrt(), (1 - ab).sqrt()
+        return b * (x_t - a * self.mu) / (a * a * self.std ** 2 + b * b), y
+
+
+class FromTarget(nn.Module):
+    """ε such that x̂0 = f(y) exactly: ε = (x_t - sqrt(ᾱ) f(y)) / sqrt(1 - ᾱ)."""
+
+    def __init__(self, schedule, f):
+        super().__init__()
+        self.ab = schedule.alphas_cumprod.float()
+        self.f = f
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.num_joints = J
+
+    def forward(self, x_t, y, t):
+        ab = self.ab[t].view(-1, 1, 1)
+        return (x_t - ab.sqrt() * self.f(y)) / (1 - ab).sqrt(), y
+
+
+def test_cosine_schedule_values(schedule):
+    b, ab = schedule.betas, schedule.alphas_cumprod
+    assert b.dtype == torch.float64 and b.shape == (100,)
+    assert math.isclose(b[0].item(), 6.3e-4, rel_tol=0.02)
+    assert b[-1].item() == pytest.approx(0.999)
+    assert math.isclose(ab[-1].item(), 2.4e-7, rel_tol=0.05)
+    assert torch.all(ab[1:] < ab[:-1]) and torch.all(b <= 0.999) and torch.all(b > 0)
+    assert torch.allclose(cosine_betas(100), b)
+
+
+def test_linear_schedule():
+    s = NoiseSchedule.from_config(DiffusionConfig(schedule="linear"))
+    assert s.betas[0].item() == pytest.approx(1e-3) and s.betas[-1].item() == pytest.approx(0.2)
+    assert torch.all(s.alphas_cumprod[1:] < s.alphas_cumprod[:-1])
+    assert torch.allclose(linear_betas(100), s.betas)
+    with pytest.raises(ConfigError):
+        NoiseSchedule.from_config(DiffusionConfig(schedule="sigmoid"))
+
+
+def test_q_sample_statistics(schedule):
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    x0 = torch.full((n, J, 3), 0.5)
+    t = torch.full((n,), 30, dtype=torch.long)
+    x_t = q_sample(schedule, x0, t, torch.randn(x0.shape, generator=g))
+    ab = schedule.alphas_cumprod[30].item()
+    assert x_t.mean().item() == pytest.approx(math.sqrt(ab) * 0.5, abs=0.01)
+    assert x_t.var().item() == pytest.approx(1 - ab, rel=0.02)
+
+
+def test_posterior_matches_eq3(schedule):
+    x0, x_t = torch.randn(4, J, 3), torch.randn(4, J, 3)
+    t = torch.tensor([0, 1, 50, 99])
+    mean, var, logvar = q_posterior_mean_variance(schedule, x0, x_t, t)
+    for i, ti in enumerate(t.tolist()):
+        ab, ab_prev = schedule.alphas_cumprod[ti].item(), (schedule.alphas_cumprod[ti - 1].item() if ti else 1.0)
+        beta = schedule.betas[ti].item()
+        expect = math.sqrt(ab_prev) * beta / (1 - ab) * x0[i] + math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab) * x_t[i]
+        assert torch.allclose(mean[i], expect, atol=1e-5)
+        assert var[i].item() == pytest.approx((1 - ab_prev) / (1 - ab) * beta, rel=1e-6, abs=1e-12)
+    assert var[0].item() == 0.0 and torch.isfinite(logvar).all()
+
+
+def test_ddim_timesteps(schedule):
+    s = DDIMSampler(schedule)
+    assert s.set_timesteps(5) == [99, 74, 50, 25, 0]
+    assert s.set_timesteps(1) == [99]
+    assert s.set_timesteps(100) == list(range(99, -1, -1))
+    assert s.pairs()[-1] == (0, -1)
+    with pytest.raises(ConfigError):
+        s.set_timesteps(101)
+    assert DDPMSampler(schedule).set_timesteps(5) == list(range(99, -1, -1))
+
+
+def test_ddim_eta1_full_steps_equals_ddpm(schedule):
+    model = GaussianEps(schedule)
+    y = torch.zeros(8, J, 2)
+    a = sample(model, schedule, y, num_hypotheses=4, sampler="ddpm", generator=torch.Generator().manual_seed(3))
+    b = sample(model, schedule, y, num_hypotheses=4, sampler="ddim", num_steps=100, eta=1.0,
+               generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", 1000, 0.0), ("ddim", 1000, 1.0), ("ddim", 500, 0.0)])
+def test_samplers_recover_gaussian_target(sampler, steps, eta):
+    # T = 1000 so that the discretisation error is small: with T = 100 the fixed-small variance
+    # and coarse DDIM steps shrink a narrow target's spread (std 0.088 instead of 0.1).
+    schedule = NoiseSchedule.from_config(DiffusionConfig(num_timesteps=1000))
+    model = GaussianEps(schedule, mu=0.3, std=0.1)
+    out = sample(model, schedule, torch.zeros(100, J, 2), num_hypotheses=4, sampler=sampler, num_steps=steps,
+                 eta=eta, generator=torch.Generator().manual_seed(0))
+    assert out.mean().item() == pytest.approx(0.3, abs=0.005)
+    assert out.std().item() == pytest.approx(0.1, rel=0.04)
+
+
+def test_ddim_eta0_deterministic_and_seeded(schedule):
+    model = build_denoiser(ModelConfig(dim=32, num_blocks=1), H36M17)
+    y = torch.randn(3, J, 2)
+    a = sample(model, schedule, y, num_hypotheses=2, generator=torch.Generator().manual_seed(1))
+    b = sample(model, schedule, y, num_hypotheses=2, generator=torch.Generator().manual_seed(1))
+    c = sample(model, schedule, y, num_hypotheses=2, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (3, 2, J, 3)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.abs().max() <= 1.0 + 1e-6  # clamped x0, final DDIM step returns x0
+    assert model.training  # training flag restored
+
+
+def test_flip_with_equivariant_target(schedule):
+    def equivariant(y):  # (x, y, x^2) commutes with mirroring
+        return torch.cat((y, y[..., :1] ** 2), dim=-1)
+
+    def not_equivariant(y):
+        return torch.cat((y, y[..., :1]), dim=-1)
+
+    y = torch.rand(4, J, 2) * 0.8 - 0.4
+    g = torch.Generator().manual_seed(0)
+    plain = sample(FromTarget(schedule, equivariant), schedule, y, num_hypotheses=3, generator=g)
+    flipped = sample(FromTarget(schedule, equivariant), schedule, y, num_hypotheses=3, flip=True,
+                     skeleton=H36M17, generator=g)
+    assert torch.allclose(plain, flipped, atol=1e-5)
+    assert torch.allclose(plain[:, 0], equivariant(y), atol=1e-5)
+    out = sample(FromTarget(schedule, not_equivariant), schedule, y, num_hypotheses=2, flip=True,
+                 skeleton=H36M17, generator=g)
+    expect = (not_equivariant(y) + flip_horizontal(not_equivariant(flip_horizontal(y, H36M17)), H36M17)) / 2
+    assert torch.allclose(out[:, 1], expect, atol=1e-5)
+
+
+def test_one_batched_forward_per_step(schedule):
+    calls = []
+    base = GaussianEps(schedule)
+
+    class Spy(GaussianEps):
+        def forward(self, x_t, y, t):
+            calls.append(x_t.shape[0])
+            return base(x_t, y, t)
+
+    sample(Spy(schedule), schedule, torch.zeros(3, J, 2), num_hypotheses=5, num_steps=4, flip=True, skeleton=H36M17)
+    assert calls == [3 * 5 * 2] * 4
+
+
+def test_trajectory_shape(schedule):
+    model = GaussianEps(schedule)
+    out, traj = sample(model, schedule, torch.zeros(2, J, 2), num_hypotheses=3, num_steps=5, return_trajectory=True)
+    assert traj.shape == (6, 2, 3, J, 3)
+    assert torch.equal(traj[-1], out)
+    _, traj = sample(model, schedule, torch.zeros(2, J, 2), sampler="ddpm", return_trajectory=True)
+    assert traj.shape[0] == 101
+
+
+def test_sample_validates_inputs(schedule):
+    model = GaussianEps(schedule)
+    with pytest.raises(ConfigError, match="sampler"):
+        sample(model, schedule, torch.zeros(2, J, 2), sampler="euler")
+    with pytest.raises(ValueError, match="joints"):
+        sample(model, schedule, torch.zeros(2, 15, 2))
+    with pytest.raises(ValueError, match="shape"):
+        sample(model, schedule, torch.zeros(2, J, 3))
+    bad = torch.zeros(2, J, 2)
+    bad[0, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        sample(model, schedule, bad)
+    with pytest.raises(ConfigError, match="skeleton"):
+        sample(model, schedule, torch.zeros(2, J, 2), flip=True)
+    assert SAMPLERS == ("ddpm", "ddim")
+
+
+class Oracle(nn.Module):
+    """Returns the noise it is told about (plus an optional per-joint error) and y."""
+
+    def __init__(self, noise, joint=None):
+        super().__init__()
+        self.noise, self.joint = noise, joint
+
+    def forward(self, x_t, y, t):
+        eps = self.noise.clone()
+        if self.joint is not None:
+            eps[:, self.joint] += 1.0
+        return eps, y
+
+
+def test_loss_zero_for_exact_prediction_and_weights_matter(schedule):
+    g = torch.Generator().manual_seed(0)
+    x0, y = torch.randn(6, J, 3) * 0.2, torch.randn(6, J, 2)
+    noise, t = torch.randn(6, J, 3, generator=g), torch.randint(0, 100, (6,), generator=g)
+    w = torch.tensor(H36M17.loss_weights, dtype=torch.float32)
+    loss, parts = diffusion_loss(Oracle(noise), schedule, x0, y, joint_weights=w, t=t, noise=noise)
+    assert loss.item() == 0.0 and parts["loss"] == 0.0
+    # error of 1 on the 3 noise channels of joint 3 (weight 4): loss = 4 * 3 / (J * 5)
+    loss_w, parts = diffusion_loss(Oracle(noise, joint=3), schedule, x0, y, joint_weights=w, t=t, noise=noise)
+    loss_u, _ = diffusion_loss(Oracle(noise, joint=3), schedule, x0, y, joint_weights=None, t=t, noise=noise)
+    assert loss_w.item() == pytest.approx(4 * 3 / (J * 5))
+    assert loss_u.item() == pytest.approx(3 / (J * 5))
+    assert parts["loss_eps"] + parts["loss_2d"] == pytest.approx(parts["loss"])
+    l2, _ = diffusion_loss(Oracle(noise, joint=3), schedule, x0, y, kind="l2", t=t, noise=noise)
+    assert l2.item() == pytest.approx(3 / (J * 5))
+    with pytest.raises(ConfigError):
+        diffusion_loss(Oracle(noise), schedule, x0, y, kind="huber", t=t, noise=noise)
+
+
+def test_loss_lambda_scales_2d_term(schedule):
+    noise = torch.zeros(2, J, 3)
+
+    class Off2D(nn.Module):
+        def forward(self, x_t, y, t):
+            return noise, y + 1.0
+
+    x0, y = torch.zeros(2, J, 3), torch.zeros(2, J, 2)
+    t = torch.zeros(2, dtype=torch.long)
+    loss, parts = diffusion_loss(Off2D(), schedule, x0, y, lambda_2d=0.8, t=t, noise=noise)
+    assert loss.item() == pytest.approx(0.8 * 2 / 5) and parts["loss_eps"] == 0.0
+
+
+def test_loss_backward_through_denoiser(schedule):
+    model = build_denoiser(ModelConfig(dim=32, num_blocks=1), H36M17)
+    g = torch.Generator().manual_seed(0)
+    loss, parts = diffusion_loss(model, schedule, torch.randn(16, J, 3) * 0.2, torch.randn(16, J, 2),
+                                 joint_weights=torch.tensor(H36M17.loss_weights), generator=g)
+    loss.backward()
+    assert math.isfinite(parts["loss"]) and model.output_conv.W.grad is not None
