@@ -189,9 +189,9 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "default": {},
         # Tests and the smoke path: seconds on a CPU.
         "tiny": {
-            "model.dim": 32, "model.num_blocks": 1,
-            "train.batch_size": 64, "train.lr": 1e-3, "train.lr_schedule": "cosine",
-            "train.warmup_steps": 10, "train.epochs": 1, "train.max_steps": 60,
+            "model.dim": 64, "model.num_blocks": 1,
+            "train.batch_size": 64, "train.lr": 3e-3, "train.lr_schedule": "cosine",
+            "train.warmup_steps": 10, "train.epochs": 1000, "train.max_steps": 200,
             "train.val_every": 30, "train.checkpoint_every": 30, "train.log_every": 10,
             "train.ema_decay": 0.9, "train.ema_every": 1,
             "eval.num_hypotheses": 2, "eval.batch_size": 512, "eval.max_samples": 256,
