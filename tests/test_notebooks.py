@@ -117,7 +117,7 @@ def test_html_pages_embed_plotly_and_load_nothing_remote(report):
             assert re.search(r"plotly\.js v\d", page), f"{name}.html does not embed plotly.js"
         assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page), f"{name}.html loads a remote script"
         assert "cdn.plot.ly/plotly" not in page
-    assert "Traceback" not in index and "status-failed" not in index
+    assert "Traceback" not in index and "class='status-failed'" not in index
 
 
 def test_figures_written(report):
