@@ -106,7 +106,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "preset": "humaneva_cpu",
             "hypotheses": [1, 5, 10, 30], "max_samples": 0, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
-            "speed_max_samples": 2000,
+            "speed_max_samples": 300,
             "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
             "ablation_batch_size": 128, "ablation_max_samples": 2000, "ablation_preset": "humaneva_cpu",
             # CPU budget: the ablations need extra trainings; enable with
@@ -122,9 +122,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "gt",
             "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
             "preset": "h36m_cpu",
-            "hypotheses": [1, 5, 10, 20], "max_samples": 20000, "num_examples": 4, "num_hypotheses": 10,
+            "hypotheses": [1, 5, 10, 20], "max_samples": 10000, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
-            "speed_max_samples": 2000,
+            "speed_max_samples": 300,
             "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
             "ablation_batch_size": 256, "ablation_max_samples": 2000, "ablation_preset": "h36m_cpu",
             # CPU budget: the ablations need extra trainings; enable with
