@@ -16,7 +16,7 @@ from .errors import ConfigError
 
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
-    "PRESETS", "preset", "apply_overrides", "parse_override",
+    "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
 ]
 
 
@@ -140,14 +140,19 @@ class Config:
         return replace(self, **sections)
 
 
+def parse_bool(value: str, key: str) -> bool:
+    """`--set key=yes|no|true|false|1|0|on|off` -> bool; anything else is a ConfigError."""
+    low = value.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"--set {key}: expected a boolean, got {value!r}")
+
+
 def _coerce(value: str, current: Any, key: str) -> Any:
     if isinstance(current, bool):
-        low = value.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"--set {key}: expected a boolean, got {value!r}")
+        return parse_bool(value, key)
     try:
         if isinstance(current, int):
             return int(value)

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .config import parse_bool
 from .errors import ConfigError
 
 __all__ = [
@@ -173,12 +174,7 @@ def _coerce_like(text: str, current: Any, key: str) -> Any:
     if not isinstance(text, str):
         return text
     if isinstance(current, bool):
-        low = text.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"--set {key}: expected a boolean, got {text!r}")
+        return parse_bool(text, key)
     if isinstance(current, (int, float)) and not isinstance(current, bool):
         try:
             return float(text) if isinstance(current, float) else int(text)
