@@ -13,7 +13,7 @@ from diffupose.cli import main
 from diffupose.reference import H36M_ACTIONS
 from diffupose.skeleton import H36M32_TO_17
 
-from .conftest import require_file
+from conftest import require_file
 
 TINY_TRAIN = ["--preset", "tiny", "--set", "train.max_steps=12", "--set", "train.val_every=6",
               "--set", "train.checkpoint_every=6", "--set", "data.max_val_samples=64", "--no-progress"]

@@ -161,7 +161,8 @@ def test_resume_with_longer_budget_exponential(synthetic_npz, tmp_path):
     _assert_identical(_weights(tmp_path / "straight")[0], _weights(tmp_path / "resumed")[0])
     # exponential: constant inside an epoch (18 steps), x lr_decay per epoch
     lrs = [r["lr"] for r in read_history(tmp_path / "straight")]
-    assert lrs[:18] == [1e-3] * 18 and lrs[18:] == [5e-4] * 2
+    lr = _small(synthetic_npz, **over).train.lr
+    assert lrs[:18] == [lr] * 18 and lrs[18:] == [lr * 0.5] * 2
 
 
 def test_same_seed_same_weights_other_seed_differs(synthetic_npz, straight, tmp_path):
