@@ -139,7 +139,7 @@ def resolve_split(split_counts: dict[str, int], requested: str = "auto") -> tupl
             raise ConfigError(f"split {requested!r} has no samples; prepared splits: {counts}")
         return requested, f"split {requested!r} as requested"
     if counts.get("test", 0) > 0:
-        return "test", "evaluated on the test split (the paper's protocol subjects)"
+        return "test", "evaluated on the dataset's test split (for Human3.6M S9, S11; for HumanEva-I Validate)"
     if counts.get("val", 0) > 0:
         return "val", ("no test split in the prepared data: evaluated on the held-out 'val' split "
                        "of the training data (not the paper's test protocol)")
