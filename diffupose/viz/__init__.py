@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..utils import atomic_write_text
-from .curves import (bone_length_histograms, error_vs_hypotheses_figure, kaleido_available,
-                     read_history, save_figure, training_curves_figure)
+from .curves import (bone_length_histograms, error_vs_hypotheses_figure, find_export_browser, kaleido_available,
+                     read_history, save_figure, static_export_renderer, training_curves_figure)
 from .heatmaps import affinity_figure, affinity_heatmaps, model_affinities, strongest_nonskeletal_links
 from .skeleton3d import (hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure,
                          traces_by_role)
@@ -18,7 +18,8 @@ __all__ = [
     "pose_2d_figure", "hypotheses_3d_figure", "trajectory_figure", "spread_figure", "traces_by_role",
     "affinity_heatmaps", "affinity_figure", "strongest_nonskeletal_links", "model_affinities",
     "training_curves_figure", "error_vs_hypotheses_figure", "bone_length_histograms", "read_history",
-    "save_figure", "kaleido_available", "record_metrics", "to_jsonable",
+    "save_figure", "kaleido_available", "find_export_browser", "static_export_renderer", "record_metrics",
+    "to_jsonable",
 ]
 
 

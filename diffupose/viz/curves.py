@@ -7,6 +7,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,7 +23,8 @@ from .skeleton3d import as_numpy
 
 __all__ = [
     "read_history", "training_curves_figure", "error_vs_hypotheses_figure", "bone_length_histograms",
-    "save_figure", "kaleido_available", "plotly_to_matplotlib",
+    "save_figure", "kaleido_available", "plotly_to_matplotlib", "find_export_browser",
+    "static_export_renderer",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,22 +129,67 @@ def bone_length_histograms(poses_3d, skeleton: Skeleton, unit: str = "mm", ncols
 # ---------------------------------------------------------------------------------------------
 
 _KALEIDO_OK: bool | None = None
+# Seconds the one-off export probe may take (browser start + a 50 px PNG; ~2 s on a 2-core box).
+PROBE_TIMEOUT_S = 30.0
+# Set to 1 to never look for a browser (static export then always uses the matplotlib re-render).
+NO_BROWSER_ENV = "DIFFUPOSE_NO_BROWSER"
 
 
-def kaleido_available() -> bool:
-    """Whether plotly can render static images here (kaleido >= 1 needs a Chrome/Chromium);
-    probed once per process."""
-    global _KALEIDO_OK
-    if _KALEIDO_OK is None:
+def find_export_browser() -> str | None:
+    """Path of the Chrome/Chromium that kaleido would drive, or None (no browser, kaleido < 1
+    or not installed, or DIFFUPOSE_NO_BROWSER=1). Looks at files only: never starts anything."""
+    if os.environ.get(NO_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:  # kaleido < 1 (bundled renderer) or no kaleido: nothing to find
+        return None
+    try:
+        return Chromium.find_browser(skip_local=False)
+    except Exception as e:  # a broken lookup means: no browser
+        log.debug("browser lookup failed: %s", e)
+        return None
+
+
+def _probe_export(timeout_s: float) -> str | None:
+    """Render a tiny PNG in a daemon thread, waiting at most `timeout_s`: None when it worked,
+    else the reason (an error, or a time-out: kaleido can wait forever on a browser that died)."""
+    outcome: dict[str, str | None] = {}
+
+    def probe() -> None:
         try:
             _start_kaleido_server()
             _to_image(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), format="png", width=50, height=50)
-            _KALEIDO_OK = True
-        except Exception as e:  # kaleido missing, no Chrome, or a broken browser start
+            outcome["error"] = None
+        except Exception as e:  # kaleido missing, a broken browser start, ...
+            text = str(e).strip()
+            outcome["error"] = text.splitlines()[0] if text else type(e).__name__
+
+    thread = threading.Thread(target=probe, name="diffupose-export-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return f"the export probe did not finish within {timeout_s:.0f} s"
+    return outcome.get("error", "the export probe ended without a result")
+
+
+def static_export_renderer() -> str:
+    """The renderer static figures get here: "kaleido" or "matplotlib" (the fallback)."""
+    return "kaleido" if kaleido_available() else "matplotlib"
+
+
+def kaleido_available() -> bool:
+    """Whether plotly can render static images here (kaleido >= 1 needs a Chrome/Chromium).
+    Decided once per process and bounded in time: without a browser on disk it is False at
+    once; otherwise a probe export must finish within PROBE_TIMEOUT_S."""
+    global _KALEIDO_OK
+    if _KALEIDO_OK is None:
+        browser = find_export_browser()
+        reason = "no Chrome/Chromium found" if browser is None else _probe_export(PROBE_TIMEOUT_S)
+        _KALEIDO_OK = reason is None
+        if reason is not None:
             log.warning("plotly static export unavailable (%s); PNG/SVG of plotly figures are "
-                        "re-rendered with matplotlib and an HTML copy is written",
-                        str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-            _KALEIDO_OK = False
+                        "re-rendered with matplotlib and an HTML copy is written", reason)
     return _KALEIDO_OK
 
 
