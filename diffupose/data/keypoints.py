@@ -212,6 +212,11 @@ class Keypoints:
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
+    def subset(self, index) -> "Keypoints":
+        """The samples `index` (slice, integer indices or boolean mask) as a new Keypoints."""
+        order = np.arange(len(self))[index]
+        return _reorder(self, order)
+
     @property
     def is_track(self) -> bool:
         """One person per frame and more than one frame: a sequence (smoothing, BVH)."""
