@@ -114,7 +114,13 @@ def open_npz(path: str | os.PathLike, allow_pickle: bool = False):
     """`np.load` an npz, turning a missing or unreadable file into one DataError."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found" + (" (it is a directory)" if path.is_dir() else ""))
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive")
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise DataError(f"{path}: not an .npz archive (no zip header; empty, truncated or another format)")
     try:
         npz = np.load(path, allow_pickle=allow_pickle)
     except _READ_ERRORS as e:
