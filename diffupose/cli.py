@@ -114,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"], choices=("npz", "json", "bvh", "html"),
                    help="which files to write (default: all)")
     p.add_argument("--fps", type=float, default=50.0, help="frame rate written into the BVH (default 50)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_eval_options(p)
 
     p = sub.add_parser("describe", help="print parameter count and layer summary as one JSON line")
@@ -269,12 +268,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_lift(args: argparse.Namespace) -> None:
     from .lift import lift
 
-    if args.focal is not None and args.image_size is None:
-        raise ConfigError("--focal needs --image-size W H (the principal point is the image centre)")
     result = lift(args.keypoints, args.run, format=args.format, image_size=args.image_size, focal_length=args.focal,
                   num_hypotheses=args.hypotheses if args.hypotheses is not None else 10, aggregate=args.aggregate, min_score=args.min_score,
                   smooth=args.smooth, people=args.people, sampler=args.sampler, num_steps=args.steps,
-                  flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "ema", device=args.device,
+                  flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "best", device=args.device,
                   out=args.out, outputs=args.outputs, overwrite=args.overwrite, fps=args.fps)
     print(json.dumps({"files": {k: str(v) for k, v in result.files.items()},
                       "hypotheses_shape": list(result.hypotheses.shape), "coordinates": result.card["coordinates"],

@@ -109,7 +109,7 @@ class _RecordingLifter:
         self.skeleton = H36M17
         self.calls = []
 
-    def lift(self, keypoints_2d, settings, intrinsics=None, keypoint_mask=None):
+    def lift(self, keypoints_2d, settings, intrinsics=None, keypoint_mask=None, progress=False):
         self.calls.append(dict(keypoints_2d=keypoints_2d, mask=keypoint_mask, settings=settings))
         n = len(keypoints_2d)
         hyps = np.zeros((n, settings.num_hypotheses, 17, 3), dtype=np.float32)
@@ -183,7 +183,7 @@ def test_cli_end_to_end_and_one_line_errors(run_dir, tmp_path, capsys):
     for argv, expected in [
         (["--keypoints", bad, "--image-size", *SIZE], "expected 17 (COCO)"),
         (["--keypoints", COCO], "--image-size"),
-        (["--keypoints", COCO, "--focal", 1000], "--focal needs --image-size"),
+        (["--keypoints", COCO, "--focal", 1000], "focal length needs the image size"),
         (["--keypoints", tmp_path / "missing.json", "--image-size", *SIZE], "not found"),
     ]:
         rc, _, err = _cli(capsys, "lift", "--run", run_dir, *argv, "--out", tmp_path / "x")
