@@ -19,9 +19,7 @@ at the mean lengths; `write_bvh` returns the largest deviation so callers can re
 """
 from __future__ import annotations
 
-import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 

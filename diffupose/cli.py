@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gaussian sigma in frames for the aggregate of a track (default 0 = off)")
     p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
     p.add_argument("--out", required=True, help="output stem or file (.npz/.json/.bvh/.html); all four are written")
-    p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"], choices=("npz", "json", "bvh", "html"),
-                   help="which files to write (default: all)")
+    p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"],
+                   choices=("npz", "json", "bvh", "html"), help="which files to write (default: all)")
     p.add_argument("--fps", type=float, default=50.0, help="frame rate written into the BVH (default 50)")
     _add_eval_options(p)
 
@@ -268,8 +268,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_lift(args: argparse.Namespace) -> None:
     from .lift import lift
 
+    num_hypotheses = args.hypotheses if args.hypotheses is not None else 10
     result = lift(args.keypoints, args.run, format=args.format, image_size=args.image_size, focal_length=args.focal,
-                  num_hypotheses=args.hypotheses if args.hypotheses is not None else 10, aggregate=args.aggregate, min_score=args.min_score,
+                  num_hypotheses=num_hypotheses, aggregate=args.aggregate, min_score=args.min_score,
                   smooth=args.smooth, people=args.people, sampler=args.sampler, num_steps=args.steps,
                   flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "best", device=args.device,
                   out=args.out, outputs=args.outputs, overwrite=args.overwrite, fps=args.fps)

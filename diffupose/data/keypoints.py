@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -383,8 +382,7 @@ def _read_coco(path: Path, data, fmt: str, min_score: float, people: str) -> Key
     for i in order:
         person[i] = seen.get(image_ids[i], 0)
         seen[image_ids[i]] = person[i] + 1
-    kp = Keypoints(xy, scores, present, fmt, str(path), frame.astype(str), person, pixels=True,
-                   meta={"detection_score": np.asarray(det_scores)})
+    kp = Keypoints(xy, scores, present, fmt, str(path), frame.astype(str), person, pixels=True)
     kp = _reorder(kp, order)
     return _select_people(kp, people, np.asarray(det_scores)[order])
 
