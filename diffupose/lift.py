@@ -139,7 +139,10 @@ def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = Tru
     """Keypoints in a file's layout -> (N, J, 2) normalised model-skeleton input with missing
     joints filled, (N, J) present mask, and counts for the card."""
     xy, present = to_skeleton(kp.keypoints, kp.present, kp.format, skeleton)
-    if kp.pixels or image_size is not None:
+    if image_size is not None and not kp.pixels:
+        raise DataError(f"{kp.source}: coordinates look already normalised (every |value| <= 2) but an image size "
+                        f"was given; drop --image-size, or pass pixel coordinates")
+    if kp.pixels:
         if image_size is None:
             raise DataError(f"{kp.source}: {kp.format} keypoints are pixels; pass the image size (--image-size W H) "
                             f"so they can be normalised as the training data")

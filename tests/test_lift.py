@@ -156,6 +156,18 @@ def test_pixel_input_needs_the_image_size(run_dir):
         lift(_two_people(), lifter=_RecordingLifter(False), image_size=SIZE, smooth=1.0)
 
 
+def test_normalised_arrays_need_no_image_size(tmp_path):
+    kp = K.read_keypoints(COCO, min_score=0.0)
+    xy, _ = K.to_h36m17(kp.keypoints, kp.present, kp.format)
+    np.save(tmp_path / "norm.npy", K.normalize_keypoints(xy, SIZE))
+    recorder = _RecordingLifter(False)
+    result = lift(tmp_path / "norm.npy", lifter=recorder)
+    np.testing.assert_allclose(recorder.calls[0]["keypoints_2d"], K.normalize_keypoints(xy, SIZE), atol=1e-6)
+    assert result.card["format"] == "h36m17" and result.card["missing_joint_handling"] == "none missing"
+    with pytest.raises(DataError, match="already normalised"):
+        lift(tmp_path / "norm.npy", lifter=recorder, image_size=SIZE)
+
+
 def _two_people() -> K.Keypoints:
     kp = K.read_keypoints(COCO)
     kp.frame[1] = kp.frame[0]
