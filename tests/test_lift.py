@@ -200,3 +200,15 @@ def test_cli_end_to_end_and_one_line_errors(run_dir, tmp_path, capsys):
     ]:
         rc, _, err = _cli(capsys, "lift", "--run", run_dir, *argv, "--out", tmp_path / "x")
         assert rc == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+@pytest.mark.parametrize("fmt", K.FORMATS)
+def test_every_format_lifts(tmp_path, fmt):
+    from test_keypoints import _truth, _write
+
+    path = _write(tmp_path, fmt, _truth(4))
+    recorder = _RecordingLifter(False)
+    result = lift(path, lifter=recorder, image_size=SIZE, num_hypotheses=2)
+    assert result.card["format"] == fmt and result.hypotheses.shape == (4, 2, 17, 3)
+    assert result.keypoint_mask.all() and recorder.calls[0]["mask"] is None
+    assert np.abs(recorder.calls[0]["keypoints_2d"]).max() < 1.5          # normalised, not pixels
