@@ -65,7 +65,7 @@ _COMMON: dict[str, Any] = {
     "num_steps": 5,
     "aggregate": "mean",
     "flip": True,
-    "protocol": "default",
+    "protocol": "gt_free",
     "checkpoint": "auto",     # best on a split other than val (which chose it), final EMA weights on val
     # The live ipywidgets explorer stores ~5 MB of widget state per figure in the executed
     # notebook and cannot run in a static HTML page; reports show the static gallery instead.

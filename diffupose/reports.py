@@ -332,13 +332,22 @@ def resolve_inputs(data_path: str | os.PathLike | None = None, run_dir: str | os
     return resolved["data_path"], resolved["run_dir"]
 
 
-def evaluation_checkpoint(requested: str, eval_split: str, selection_split: str = "val") -> tuple[str, str]:
+def evaluation_checkpoint(requested: str, eval_split: str | None, selection_split: str = "val",
+                          run_dir: str | os.PathLike | None = None) -> tuple[str, str]:
     """Weights to evaluate on `eval_split` -> (checkpoint, checkpoint_selected_on text).
 
     requested: "auto" | "best" | "ema" | "model". `best` (the EMA weights with the lowest
-    validation MPJPE) was chosen on `selection_split`; reporting it on that split would report
-    the number that chose it. "auto" takes `best` when the evaluation split is another one and
-    the final EMA weights (`ema`) otherwise; an explicit `best` on the selection split raises."""
+    validation MPJPE) was chosen on `selection_split` (read from the run's config.json,
+    `data.val_split`, when `run_dir` is given); reporting it on that split would report the
+    number that chose it. "auto" takes `best` when the evaluation split is another one (or None:
+    nothing is evaluated) and the final EMA weights (`ema`) otherwise; an explicit `best` on the
+    selection split raises."""
+    if run_dir is not None and (Path(run_dir) / "config.json").is_file():
+        try:
+            config = json.loads((Path(run_dir) / "config.json").read_text())
+            selection_split = config.get("data", {}).get("val_split") or selection_split
+        except (json.JSONDecodeError, AttributeError):
+            pass
     if requested == "auto":
         requested = "ema" if eval_split == selection_split else "best"
     if requested == "best":
@@ -428,7 +437,7 @@ def table_card(card: dict[str, Any], checkpoint_selected_on: str | None = None) 
     out = {k: card[k] for k in keys if k in card}
     ckpt = card.get("checkpoint")
     if isinstance(ckpt, dict):
-        which = ckpt.get("checkpoint", ckpt.get("which"))
+        which = ckpt.get("checkpoint")
         out["checkpoint"] = f"{which} @ {Path(str(ckpt.get('path'))).name}"
     selected = checkpoint_selected_on or card.get("checkpoint_selected_on")
     if selected:
