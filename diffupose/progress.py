@@ -257,6 +257,8 @@ class ProgressTail:
         now = time.monotonic()
         if kind == "train":
             self._saw_train_events = True
+            for key in [k for k in self._pending if k.startswith("log:diffupose.train")]:
+                del self._pending[key]                 # the train events say it with an ETA
             key = f"train:{event.get('label')}"
             if event.get("val_mpjpe") is not None or event.get("final"):
                 self._show(key, event, force=True)

@@ -883,6 +883,8 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
     }
     write_index(report_dir, info)
     progress_path = report_dir / ".progress.jsonl"
+    # our own per-cell lines replace papermill's "Input/Output Notebook, Executing" chatter
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     start = time.perf_counter()
     for number, (entry, path) in enumerate(zip(info["notebooks"], paths), start=1):
         dst = report_dir / f"{path.stem}.ipynb"
