@@ -71,6 +71,10 @@ _COMMON: dict[str, Any] = {
     # notebook and cannot run in a static HTML page; reports show the static gallery instead.
     # Open notebooks/05_hypotheses.ipynb in JupyterLab for the sliders.
     "live_explorer": False,
+    # Reports do not build the live explorer at all (a static page cannot run it; executing its
+    # Output widgets headless under nbclient stalled twice in 4 tiny reports on a loaded 2-core
+    # box): the page shows one line saying how to get it, and the static gallery.
+    "build_explorer": False,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {

@@ -885,6 +885,8 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
     progress_path = report_dir / ".progress.jsonl"
     # our own per-cell lines replace papermill's "Input/Output Notebook, Executing" chatter
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)   # nbconvert's alt-text notes on every figure
+    warned: set[str] = set()
     start = time.perf_counter()
     for number, (entry, path) in enumerate(zip(info["notebooks"], paths), start=1):
         dst = report_dir / f"{path.stem}.ipynb"
@@ -903,9 +905,13 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
         def on_event(event, line, tag=tag):
             if event.get("kind") == "static_export":
                 item = {k: event.get(k) for k in ("renderer", "reason")}
-                if item not in info["static_export"]:
-                    info["static_export"].append(item)
+                if item in info["static_export"]:
+                    return                          # each kernel decides; say it once per report
+                info["static_export"].append(item)
             if event.get("kind") == "log" and event.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+                if line in warned:
+                    return
+                warned.add(line)
                 log.warning("%s %s", tag, line)
             else:
                 log.info("%s %s", tag, line)

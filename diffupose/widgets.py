@@ -41,7 +41,7 @@ from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
 from .viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
 
 __all__ = ["HypothesisExplorer", "GalleryItem", "static_gallery", "gallery_figure",
-           "figure_widget_available", "replace_figure", "SIZES", "RERUN_NOTE"]
+           "figure_widget_available", "replace_figure", "SIZES", "RERUN_NOTE", "explorer_placeholder"]
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,15 @@ class HypothesisExplorer:
         ranges = equal_ranges(self.result.trajectory, self.result.gt)
         fig.update_layout(scene=scene_layout(ranges=ranges), margin=dict(l=0, r=0, t=40, b=0))
         return fig
+
+
+def explorer_placeholder():
+    """What a report shows instead of the live explorer (reports do not build it: a static page
+    cannot run it, and executing Output widgets headless is slow): one line saying how to get it."""
+    from IPython.display import HTML
+
+    return HTML(f"<p><b>↻</b> Live explorer: open this notebook in JupyterLab and re-run this cell for the live "
+                f"explorer (it needs a running kernel). {STATIC_NOTE[1:-1]}</p>")
 
 
 @dataclass
