@@ -360,10 +360,13 @@ def subject_action_table(errors, subjects, actions, action_order: Sequence[str] 
 def calibration_indicators(hyps, gt, quantiles=CALIBRATION_QUANTILES) -> np.ndarray:
     """Per sample, joint and level q: is the ground truth inside the hypotheses' q-ball?
 
-    centre = per-coordinate median of the H hypotheses; r_q = q-quantile (linear interpolation)
-    of the hypotheses' distances to the centre; indicator = |gt - centre| < r_q. For a sampler
-    whose hypotheses and ground truth come from the same distribution the mean indicator is q
-    (up to O(1/H)); below q the sampler is over-confident, above it under-confident.
+    centre = per-coordinate median of the H hypotheses; r_q = q-quantile of the hypotheses'
+    distances to the centre; indicator = |gt - centre| < r_q. The quantile is the order
+    statistic at rank q (H + 1) (linear interpolation between ranks, i.e. `np.quantile` at level
+    (q (H + 1) - 1) / (H - 1), clipped to [0, 1]): if the ground truth were one more draw of the
+    sampler its rank among the H + 1 distances would be uniform, so the mean indicator is q for
+    any H (the plain level q would be biased by (1 - 2q) / (H + 1)). Below q the sampler is
+    over-confident, above it under-confident.
     hyps: (B, H, J, 3), gt: (B, J, 3), quantiles: (Q,) in (0, 1) -> (B, Q, J) bool
     """
     hyps, gt = _hyps(hyps, gt)
@@ -371,7 +374,9 @@ def calibration_indicators(hyps, gt, quantiles=CALIBRATION_QUANTILES) -> np.ndar
     assert q.ndim == 1 and ((q > 0) & (q < 1)).all(), f"quantiles must lie in (0, 1), got {q}"
     centre = np.median(hyps, axis=1)                                     # (B, J, 3)
     spread = np.linalg.norm(hyps - centre[:, None], axis=-1)             # (B, H, J)
-    radius = np.moveaxis(np.quantile(spread, q, axis=1), 0, 1)           # (B, Q, J)
+    num_h = hyps.shape[1]
+    level = np.clip((q * (num_h + 1) - 1) / max(num_h - 1, 1), 0.0, 1.0)
+    radius = np.moveaxis(np.quantile(spread, level, axis=1), 0, 1)       # (B, Q, J)
     distance = np.linalg.norm(gt - centre, axis=-1)                      # (B, J)
     return distance[:, None, :] < radius
 
@@ -394,8 +399,9 @@ def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, ac
         hyps, gt = _hyps(hyps, gt)
         finite = np.isfinite(hyps).all(axis=(1, 2, 3)) & np.isfinite(gt).all(axis=(1, 2))
         ind = calibration_indicators(hyps, gt, q).astype(np.float64)
-        informative = ~((np.ptp(hyps, axis=1).max(axis=-1) == 0).all(axis=0)
-                        & (np.abs(gt - hyps[:, 0]).max(axis=-1) == 0).all(axis=0))   # (J,)
+        h_ok, g_ok = hyps[finite], gt[finite]
+        informative = ~((np.ptp(h_ok, axis=1).max(axis=-1) == 0).all(axis=0)
+                        & (np.abs(g_ok - h_ok[:, 0]).max(axis=-1) == 0).all(axis=0))   # (J,)
     else:
         ind = np.asarray(indicators, dtype=np.float64)
         finite = np.ones(ind.shape[0], dtype=bool)
