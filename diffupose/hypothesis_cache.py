@@ -39,7 +39,8 @@ from .utils import as_numpy, atomic_path, git_commit
 __all__ = [
     "CACHE_VERSION", "DEFAULT_NUM_HYPOTHESES", "PREFIXES", "ID_KEYS", "HypothesisCache", "UncertaintyReport",
     "select_indices", "settings_dict", "model_identity", "inputs_identity", "build_cache", "save_cache",
-    "load_cache", "cached_hypotheses", "evaluate_cache", "default_cache_path",
+    "load_cache", "cached_hypotheses", "evaluate_cache", "default_cache_path", "cache_settings",
+    "run_uncertainty",
 ]
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,19 @@ def inputs_identity(keypoints_2d, index) -> str:
 def default_cache_path(run_dir, split: str, num_hypotheses: int) -> Path:
     """`<run_dir>/hypotheses/<split>_H<num_hypotheses>.npz`."""
     return Path(run_dir) / "hypotheses" / f"{split}_H{num_hypotheses}.npz"
+
+
+def cache_settings(num_hypotheses: int = DEFAULT_NUM_HYPOTHESES, *, sampler: str = "ddim", num_steps: int = 5,
+                   eta: float = 0.0, flip: bool = True, seed: int = 0, batch_size: int | None = None):
+    """`inference.SamplingSettings` for a cache; batch_size defaults to about 8192 chains per
+    sampler call (inputs x H x 2 with flip), which fits CPU memory."""
+    from .inference import SamplingSettings
+
+    if batch_size is None:
+        batch_size = max(1, 8192 // (int(num_hypotheses) * (2 if flip else 1)))
+    return SamplingSettings(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
+                            eta=float(eta), flip=bool(flip), aggregate="mean", batch_size=int(batch_size),
+                            seed=int(seed))
 
 
 def build_cache(lifter, data, split: str, settings, *, max_samples: int = 0, seed: int = 0,
@@ -424,3 +438,35 @@ def _card(cache: HypothesisCache, data, use_distortion: bool, temperature: float
         "reproject_weighted_temperature": temperature, "oracle": False,
         "git_commit": git_commit(),
     }
+
+
+def run_uncertainty(run_dir, data_path, split: str, *, num_hypotheses: int = DEFAULT_NUM_HYPOTHESES,
+                    sampler: str = "ddim", num_steps: int = 5, eta: float = 0.0, flip: bool = True, seed: int = 0,
+                    max_samples: int = 0, checkpoint: str = "ema", batch_size: int | None = None,
+                    cache_path=None, prefixes: Sequence[int] = PREFIXES, device: str = "auto",
+                    progress: bool = True, refresh: bool = False,
+                    use_distortion: bool = True) -> tuple[UncertaintyReport, HypothesisCache, bool]:
+    """Load the run's model (`inference.Lifter`), sample or reuse the cache
+    (`<run_dir>/hypotheses/<split>_H<H>.npz` unless `cache_path`), evaluate it.
+    -> (report, cache, reused). A `best` checkpoint is refused on the split that chose it."""
+    from .data.prepared import load_prepared
+    from .errors import ConfigError
+    from .inference import Lifter
+
+    lifter = Lifter.load(run_dir, checkpoint=checkpoint, device=device)
+    selected_on = lifter.checkpoint_card.get("selected_on")
+    if selected_on is not None and split == selected_on:
+        raise ConfigError(f"checkpoint 'best' was chosen on split {split!r}; use checkpoint 'ema' or another split")
+    data = load_prepared(data_path)
+    if lifter.skeleton.name != data.skeleton.name:
+        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's "
+                        f"{lifter.skeleton.name!r}")
+    settings = cache_settings(num_hypotheses, sampler=sampler, num_steps=num_steps, eta=eta, flip=flip, seed=seed,
+                              batch_size=batch_size)
+    path = Path(cache_path) if cache_path else default_cache_path(run_dir, split, settings.num_hypotheses)
+    cache, reused = cached_hypotheses(path, lifter, data, split, settings, max_samples=max_samples, seed=seed,
+                                      checkpoint=dict(lifter.checkpoint_card), data_path=str(data_path),
+                                      progress=progress, refresh=refresh)
+    report = evaluate_cache(cache, data, prefixes, use_distortion=use_distortion)
+    report.card.update({"cache_file": str(path), "cache_reused": reused})
+    return report, cache, reused
