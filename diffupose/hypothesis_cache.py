@@ -266,6 +266,41 @@ class UncertaintyReport:
         rows = [r for r in self.table if n is None or r["N"] == n]
         return sorted(rows, key=lambda r: (r["oracle"], r["N"]))
 
+    def pivot(self, metric: str = "MPJPE") -> list[dict[str, Any]]:
+        """One row per aggregator: {aggregator, oracle, "N=1": mm, "N=5": mm, ...}; ground-truth-
+        free aggregators first, then the oracles."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.rows():
+            row = out.setdefault(r["aggregator"], {"aggregator": r["aggregator"], "oracle": r["oracle"]})
+            row[f"N={r['N']}"] = r[metric]
+        return sorted(out.values(), key=lambda r: r["oracle"])
+
+    def pck_rows(self) -> list[dict[str, Any]]:
+        """One row per aggregator at the largest N: PCK (%), CPS (mm), and both after Procrustes."""
+        return sorted(({"aggregator": name, "oracle": v["oracle"], "PCK@150": v["pck"]["Average"],
+                        "CPS": v["cps_mm"]["Average"], "PA-PCK@150": v["pa_pck"]["Average"],
+                        "PA-CPS": v["pa_cps_mm"]["Average"]}
+                       for name, v in self.pck_cps.items() if name != "card"), key=lambda r: r["oracle"])
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers for metrics.json: MPJPE/P-MPJPE per aggregator and N, calibration
+        error, PCK/CPS of the mean, spread-error correlations, the ambiguous joints/actions."""
+        n = max(r["N"] for r in self.table)
+        return {
+            "mpjpe_mm": {r["aggregator"]: {k: v for k, v in r.items() if k.startswith("N=")} for r in self.pivot()},
+            "p_mpjpe_mm": {r["aggregator"]: {k: v for k, v in r.items() if k.startswith("N=")}
+                           for r in self.pivot("P-MPJPE")},
+            "oracle_aggregators": sorted({r["aggregator"] for r in self.table if r["oracle"]}),
+            "num_hypotheses": n,
+            "calibration_error": self.calibration["error"],
+            "pck_150_mean": self.pck_cps["mean"]["pck"]["Average"],
+            "cps_mm_mean": self.pck_cps["mean"]["cps_mm"]["Average"],
+            "spearman_per_sample": self.spread_error["per_sample"],
+            "spearman_per_joint_mean": self.spread_error["per_joint_mean"],
+            "most_ambiguous_joints": self.ambiguity["most_ambiguous_joints"],
+            "most_ambiguous_actions": self.ambiguity["most_ambiguous_actions"],
+        }
+
 
 def _ids_match(cache: HypothesisCache, data) -> None:
     if len(cache.index) and (cache.index.max() >= len(data) or cache.index.min() < 0):
@@ -414,7 +449,7 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
     card = {**base_card, "prefixes": prefixes, "num_nan_samples": nan_total,
             "oracle_rows": sorted({r["aggregator"] for r in table if r["oracle"]}),
             "note": "rows with oracle=true use the 3D ground truth to choose: bounds, not estimates"}
-    arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "predictions": final_pred,
+    arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "joint_names": joint_names, "predictions": final_pred,
               "sample_mpjpe_mm": {k: v["MPJPE"] for k, v in errors.items() if k[1] == num_h}}
     return UncertaintyReport(table, per_action, calibration, pck_cps, spread_error, ambiguity, card, arrays)
 
