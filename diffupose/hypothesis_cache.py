@@ -241,12 +241,14 @@ class UncertaintyReport:
 
     table: rows {aggregator, N, MPJPE, P-MPJPE, oracle, uses_ground_truth}
     per_action: {aggregator: {action: MPJPE mm}} at the largest N
+    per_joint: {aggregator: {joint: MPJPE mm}} at the largest N
     calibration, pck_cps, spread_error, ambiguity: sections, each with its "card"
     card: the common protocol card; arrays: per-sample arrays for figures (not serialised)
     """
 
     table: list[dict[str, Any]]
     per_action: dict[str, dict[str, float]]
+    per_joint: dict[str, dict[str, float]]
     calibration: dict[str, Any]
     pck_cps: dict[str, Any]
     spread_error: dict[str, Any]
@@ -257,7 +259,8 @@ class UncertaintyReport:
     def to_dict(self) -> dict[str, Any]:
         from .viz import to_jsonable
 
-        return to_jsonable({"table": self.table, "per_action": self.per_action, "calibration": self.calibration,
+        return to_jsonable({"table": self.table, "per_action": self.per_action, "per_joint": self.per_joint,
+                            "calibration": self.calibration,
                             "pck_cps": self.pck_cps, "spread_error": self.spread_error,
                             "ambiguity": self.ambiguity, "card": self.card})
 
@@ -451,7 +454,10 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
             "note": "rows with oracle=true use the 3D ground truth to choose: bounds, not estimates"}
     arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "joint_names": joint_names, "predictions": final_pred,
               "sample_mpjpe_mm": {k: v["MPJPE"] for k, v in errors.items() if k[1] == num_h}}
-    return UncertaintyReport(table, per_action, calibration, pck_cps, spread_error, ambiguity, card, arrays)
+    per_joint = {name: dict(zip(joint_names, map(float, np.nanmean(metrics.per_joint_errors(pred, gt_all), axis=0)
+                                                 * 1000.0)))
+                 for name, pred in final_pred.items()}
+    return UncertaintyReport(table, per_action, per_joint, calibration, pck_cps, spread_error, ambiguity, card, arrays)
 
 
 def _order(actions, dataset: str):

@@ -131,6 +131,8 @@ def test_every_aggregator_and_n_from_one_sampling(data, lifter):
     assert 0 <= report.pck_cps["mean"]["cps_mm"]["Average"] <= 300
     assert set(report.card["oracle_rows"]) == set(ORACLES) | {hc.GT_ROOT}
     assert report.ambiguity["most_ambiguous_joints"] and "hip" not in report.ambiguity["most_ambiguous_joints"]
+    assert set(report.per_joint) == set(report.per_action) == names
+    assert report.per_joint["oracle_joint"]["hip"] == pytest.approx(0.0)        # root: exactly zero here
     json.dumps(report.to_dict(), allow_nan=False)
 
 
