@@ -85,7 +85,8 @@ def main(argv=None) -> dict:
     sampled = time.perf_counter() - tic
     assert not reused
     hc.evaluate_cache(cache, data, prefixes=ns)
-    rows.append({"mode": f"cache, first run (H={max(ns)})", "sampling_s": sampled, "total_s": time.perf_counter() - tic})
+    rows.append({"mode": f"cache, first run (H={max(ns)})", "sampling_s": sampled,
+                 "total_s": time.perf_counter() - tic})
 
     tic = time.perf_counter()
     cache, reused = hc.cached_hypotheses(path, lifter, data, args.split, settings, **kw)

@@ -16,8 +16,8 @@ released code does).
 
 Storage: (S, H, J, 3) float16 metres: rounding of at most 0.5 mm per coordinate for
 root-relative values under 1 m, which moved the MPJPE of single hypotheses by 0.01 mm and of
-their mean by < 0.001 mm on synthetic poses. The cache never holds the ground truth: it is read from the prepared file at
-evaluation time and matched to the cached ids (a mismatch is a DataError).
+their mean by < 0.001 mm on synthetic poses. The cache never holds the ground truth: it is read
+from the prepared file at evaluation time and matched to the cached ids (a mismatch is a DataError).
 """
 from __future__ import annotations
 
@@ -152,7 +152,8 @@ def build_cache(lifter, data, split: str, settings, *, max_samples: int = 0, see
     """
     index = select_indices(data, split, max_samples, seed)
     if len(index) == 0:
-        raise DataError(f"{data_path or 'prepared data'}: split {split!r} is empty (samples per split: {data.splits()})")
+        raise DataError(f"{data_path or 'prepared data'}: split {split!r} is empty "
+                        f"(samples per split: {data.splits()})")
     keypoints_2d = np.ascontiguousarray(data.keypoints_2d[index])
     num_h = int(settings.num_hypotheses if hasattr(settings, "num_hypotheses") else settings["num_hypotheses"])
     hyps = np.empty((len(index), num_h, keypoints_2d.shape[1], 3), dtype=np.float16)
@@ -453,7 +454,8 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
     card = {**base_card, "prefixes": prefixes, "num_nan_samples": nan_total,
             "oracle_rows": sorted({r["aggregator"] for r in table if r["oracle"]}),
             "note": "rows with oracle=true use the 3D ground truth to choose: bounds, not estimates"}
-    arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "joint_names": joint_names, "predictions": final_pred,
+    arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "joint_names": joint_names,
+              "predictions": final_pred,
               "sample_mpjpe_mm": {k: v["MPJPE"] for k, v in errors.items() if k[1] == num_h}}
     per_joint = {name: dict(zip(joint_names, map(float, np.nanmean(metrics.per_joint_errors(pred, gt_all), axis=0)
                                                  * 1000.0)))
@@ -468,7 +470,8 @@ def _order(actions, dataset: str):
 
 
 def _card(cache: HypothesisCache, data, use_distortion: bool, temperature: float, num: int) -> dict[str, Any]:
-    distortion = use_distortion and bool(np.any(agg.camera_distortion(data.dataset, np.unique(data.camera[cache.index]))))
+    cameras = np.unique(data.camera[cache.index])
+    distortion = use_distortion and bool(np.any(agg.camera_distortion(data.dataset, cameras)))
     return {
         "dataset": data.dataset, "split": cache.identity.get("split"), "num_samples": num,
         "max_samples": cache.identity.get("max_samples"), "seed": cache.identity.get("seed"),

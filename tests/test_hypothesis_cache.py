@@ -139,7 +139,8 @@ def test_every_aggregator_and_n_from_one_sampling(data, lifter):
 def test_gt_free_rows_ignore_ground_truth_and_stored_root(data, lifter):
     cache = hc.build_cache(lifter, data, "test", SETTINGS, max_samples=60, progress=False)
     rng = np.random.default_rng(0)
-    moved = dataclasses.replace(data, poses_3d=data.poses_3d + rng.normal(size=data.poses_3d.shape).astype(np.float32) * 0.1,
+    noise = rng.normal(size=data.poses_3d.shape).astype(np.float32) * 0.1
+    moved = dataclasses.replace(data, poses_3d=data.poses_3d + noise,
                                 root_position=data.root_position + np.float32([0.3, -0.2, 0.5]))
     a = hc.evaluate_cache(cache, data).arrays["predictions"]
     b = hc.evaluate_cache(cache, moved).arrays["predictions"]
