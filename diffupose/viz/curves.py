@@ -283,7 +283,7 @@ def plotly_to_matplotlib(fig: go.Figure):
             elif tr.type == "scatter":
                 ls = "--" if tr.line.dash not in (None, "solid") else "-"
                 marker = "o" if tr.mode and "markers" in tr.mode else None
-                ax.plot(_nan_list(tr.x), _nan_list(tr.y), ls if "lines" in (tr.mode or "lines") else "",
+                ax.plot(_nan_list(tr.x), _nan_list(tr.y), linestyle=ls if "lines" in (tr.mode or "lines") else "none",
                         marker=marker, color=color, alpha=alpha, label=tr.name)
             elif tr.type == "bar":
                 ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
