@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a profile parameter (e.g. data_dir=...) or config value (train.lr=...)")
     p.add_argument("--out-root", default="reports")
     p.add_argument("--notebooks", nargs="*", default=None, help="run only these notebooks (e.g. 01 02)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="let 01_data_prep unpickle the dataset's files (HumanEva's VideoPose3D files are "
+                        "pickled; runs code stored in them: only for files you trust)")
     return parser
 
 
@@ -298,7 +301,8 @@ def cmd_describe(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .reports import run_report
 
-    path = run_report(args.profile, name=args.name, overrides=args.overrides, out_root=args.out_root,
+    overrides = list(args.overrides) + (["allow_pickle=true"] if args.allow_pickle else [])
+    path = run_report(args.profile, name=args.name, overrides=overrides, out_root=args.out_root,
                       notebooks=args.notebooks)
     print(json.dumps({"report": str(Path(path) / "index.html")}))
 
