@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=0.3, help="keypoints scored lower are missing (default 0.3)")
     p.add_argument("--people", choices=("all", "best"), default="all",
                    help="all detections, or the best-scoring person of each frame (a track)")
+    p.add_argument("--missing", choices=("auto", "mask", "fill"), default="auto",
+                   help="missing joints: auto (mask if the model was trained with missing joints, else fill), "
+                        "mask, or fill (interpolate in time / fit the mean pose)")
     p.add_argument("--smooth", type=float, default=0.0,
                    help="Gaussian sigma in frames for the aggregate of a track (default 0 = off)")
     p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
@@ -274,7 +277,7 @@ def cmd_lift(args: argparse.Namespace) -> None:
     num_hypotheses = args.hypotheses if args.hypotheses is not None else 10
     result = lift(args.keypoints, args.run, format=args.format, image_size=args.image_size, focal_length=args.focal,
                   num_hypotheses=num_hypotheses, aggregate=args.aggregate, min_score=args.min_score,
-                  smooth=args.smooth, people=args.people, sampler=args.sampler, num_steps=args.steps,
+                  smooth=args.smooth, people=args.people, missing=args.missing, sampler=args.sampler, num_steps=args.steps,
                   flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "best", device=args.device,
                   out=args.out, outputs=args.outputs, overwrite=args.overwrite, fps=args.fps)
     print(json.dumps({"files": {k: str(v) for k, v in result.files.items()},

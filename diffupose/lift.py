@@ -9,7 +9,8 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
 
 - Missing joints: a model trained with missing-joint masking (`model.missing_joints`) gets the
   mask (`keypoint_mask`, True = present); any other model gets the joints filled
-  (`keypoints.fill_missing`) and a warning says so.
+  (`keypoints.fill_missing`) and a warning says so. `missing="fill"` fills for masked models too
+  (in tracks, temporal interpolation can beat the model's own imputation).
 - Root: with a focal length (pixels; principal point at the image centre) the root is placed
   in metric camera space by the ground-truth-free perspective fit
   (`aggregate.estimate_root_translation` over the present joints); otherwise the output is
@@ -41,12 +42,15 @@ from .data.keypoints import Keypoints, fill_missing, normalize_keypoints, read_k
 from .errors import ConfigError, DataError
 from .utils import atomic_path, atomic_write_text
 
-__all__ = ["OUTPUT_FORMATS", "LiftResult", "lift", "lift_keypoints", "plan_outputs", "write_outputs",
+__all__ = ["OUTPUT_FORMATS", "MISSING_MODES", "LiftResult", "lift", "lift_keypoints", "plan_outputs", "write_outputs",
            "smooth_sequence", "place_root", "prepare_keypoints"]
 
 log = logging.getLogger(__name__)
 
 OUTPUT_FORMATS: tuple[str, ...] = ("npz", "json", "bvh", "html")
+# auto: mask for models trained with missing joints, fill otherwise; mask: require such a model;
+# fill: always fill (temporal interpolation in tracks, else the fitted mean pose) and pass no mask.
+MISSING_MODES: tuple[str, ...] = ("auto", "mask", "fill")
 ROOT_RELATIVE = "root-relative: metres, camera frame (x right, y down, z forward), root joint at 0"
 CAMERA_FRAME = ("camera frame: metres (x right, y down, z forward); root placed by the ground-truth-free "
                 "perspective fit with the given focal length, principal point at the image centre")
@@ -202,9 +206,11 @@ def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed,
 
 
 def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: float | None = None,
-                   smooth: float = 0.0, progress: bool = True, **sampling) -> LiftResult:
+                   smooth: float = 0.0, missing: str = "auto", progress: bool = True, **sampling) -> LiftResult:
     """Lift already-read keypoints with a loaded `Lifter` (see `lift` for the options)."""
     skeleton = lifter.skeleton
+    if missing not in MISSING_MODES:
+        raise ConfigError(f"unknown missing-joint handling {missing!r}; known: {', '.join(MISSING_MODES)}")
     if focal_length is not None and image_size is None:
         raise ConfigError("a focal length needs the image size (--image-size W H) for the principal point")
     if focal_length is not None and not focal_length > 0:
@@ -219,11 +225,16 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                                      "batch_size")})
     keypoints_2d, present, counts = prepare_keypoints(kp, skeleton, image_size)
     masked_model = bool(getattr(lifter.config.model, "missing_joints", False))
+    if missing == "mask" and not masked_model:
+        raise ConfigError("missing='mask' needs a model trained with missing joints (model.missing_joints); "
+                          "this one was not: use 'auto' or 'fill'")
+    use_mask = masked_model and missing != "fill"
     any_missing = not present.all()
-    mask = present if (masked_model and any_missing) else None
+    mask = present if (use_mask and any_missing) else None
     missing_mode = "none missing"
     if any_missing:
-        missing_mode = "masked (model trained with missing joints)" if masked_model else "filled"
+        missing_mode = ("masked (model trained with missing joints)" if use_mask
+                        else "filled (temporal interpolation / mean pose)")
         if not masked_model:
             log.warning("%s: %d joints in %d samples are missing and this model was trained without missing-joint "
                         "masking; they were filled by temporal interpolation / the mean pose, so their 3D is a guess",
@@ -309,7 +320,8 @@ def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50
 
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
          focal_length: float | None = None, num_hypotheses: int | None = 10, aggregate: str | None = None,
-         min_score: float = 0.3, smooth: float = 0.0, people: str = "all", sampler: str | None = None,
+         min_score: float = 0.3, smooth: float = 0.0, people: str = "all", missing: str = "auto",
+         sampler: str | None = None,
          num_steps: int | None = None, flip: bool | None = None, seed: int | None = None,
          batch_size: int | None = None, checkpoint: str = "best", device: str = "auto", out=None,
          outputs: Sequence[str] = OUTPUT_FORMATS, overwrite: bool = False, fps: float = 50.0,
@@ -323,7 +335,8 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     num_hypotheses / aggregate / sampler / num_steps / flip / seed / batch_size: override the
     run's eval settings (None keeps them). min_score: keypoints scored lower are missing.
     smooth: Gaussian sigma in frames for the aggregate of a track (0 = off). people: `all` or
-    `best` (one person per frame). out: output stem or file; `outputs` picks the files written
+    `best` (one person per frame). missing: `auto` (mask for models trained with missing joints,
+    fill otherwise), `mask` or `fill` (`MISSING_MODES`). out: output stem or file; `outputs` picks the files written
     (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`.
     Returns a LiftResult (with `.files` when `out` is given).
     """
@@ -340,7 +353,7 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
         kp = read_keypoints(keypoints, format, min_score=min_score, people=people)
     kp.meta["min_score"] = min_score
     result = lift_keypoints(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
-                            progress=progress, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
+                            missing=missing, progress=progress, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
                             num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size)
     result.card["run"] = str(run) if run is not None else None
     result.card["checkpoint"] = getattr(lifter, "checkpoint_card", {"checkpoint": checkpoint})

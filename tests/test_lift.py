@@ -48,7 +48,7 @@ def test_lift_api_writes_every_output(run_dir, tmp_path, caplog):
     assert not result.keypoint_mask.all() and result.keypoint_mask.any(axis=1).all()
     assert np.isfinite(result.keypoints_2d).all()
     assert result.card["root_relative"] and "root-relative" in result.card["coordinates"]
-    assert result.card["missing_joint_handling"] == "filled"
+    assert result.card["missing_joint_handling"].startswith("filled")
     assert any("trained without missing-joint masking" in r.message for r in caplog.records)
     assert set(result.files) == {"npz", "json", "bvh", "html"}
     with np.load(tmp_path / "walk.npz", allow_pickle=False) as f:
@@ -128,6 +128,11 @@ def test_masked_models_get_the_mask_plain_models_get_filled_joints(caplog):
     with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
         lift(COCO, lifter=plain, image_size=SIZE)
     assert plain.calls[0]["mask"] is None and "filled" in caplog.text
+    with pytest.raises(ConfigError, match="needs a model trained with missing joints"):
+        lift(COCO, lifter=plain, image_size=SIZE, missing="mask")
+    masked.calls.clear()
+    result = lift(COCO, lifter=masked, image_size=SIZE, missing="fill")      # fill even for a masked model
+    assert masked.calls[0]["mask"] is None and result.card["missing_joint_handling"].startswith("filled")
     # nothing missing: no mask at all (the paper's behaviour), even for a masked model
     h36m = K.read_keypoints(COCO, min_score=0.0)
     masked.calls.clear()

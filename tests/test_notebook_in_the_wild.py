@@ -44,7 +44,7 @@ def test_notebook_runs_in_the_tiny_profile(tmp_path, synthetic_npz):
     execute_notebook(NOTEBOOK, out_dir / "07_in_the_wild.ipynb", params)
     section = json.loads((out_dir / "metrics.json").read_text())["in_the_wild"]
     assert section["format"] == "coco17" and section["num_samples"] == 12 and section["num_hypotheses"] == 2
-    assert section["missing_joints"] > 0 and section["missing_joint_handling"] == "filled"
+    assert section["missing_joints"] > 0 and section["missing_joint_handling"].startswith("filled")
     assert section["mean_spread_mm"] > 0 and section["spread_missing_mm"] is not None
     assert section["root_relative"] is False                 # the notebook passes the H36M focal length
     assert set(section["files"]) == {"npz", "json", "bvh", "html"}
