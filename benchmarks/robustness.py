@@ -2,7 +2,9 @@
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/robustness.py \
         --data /work/data/h36m_gt.npz --model plain=/work/models/h36m_plain \
-        --model masked=/work/models/h36m_masked --num-samples 1000 --json robustness.json
+        --model masked=/work/models/h36m_masked --num-samples 300 --checkpoint ema --json robustness.json
+    # or one process per model (2 cores), then one set of tables:
+    python benchmarks/robustness.py --tables-from robustness_plain.json robustness_masked.json
 
 On a seeded subset of the val split (H36M: S8, held out of training), for every noise level
 σ (pixels, added before normalisation: `diffupose.masking.add_pixel_noise`) and every mask
@@ -110,9 +112,10 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                        "seconds": time.perf_counter() - tic}
                 rows.append(row)
                 if progress:
-                    log.info("σ=%g px %s k=%d %s: N=1 %.1f  N=%d %.1f  ORACLE %.1f mm (%.0f s)", sigma, mode, k,
-                             name, row["mpjpe_n1"], settings.num_hypotheses, row["mpjpe_aggregate"],
-                             row["oracle_best_of_h"], row["seconds"])
+                    log.info("σ=%g px %s k=%d %s: N=1 %.1f  N=%d %.1f  ORACLE %.1f  spread missing %s / present %s mm "
+                             "(%.0f s)", sigma, mode, k, name, row["mpjpe_n1"], settings.num_hypotheses,
+                             row["mpjpe_aggregate"], row["oracle_best_of_h"], _fmt(row["spread_missing_joints"]),
+                             _fmt(row["spread_present_joints"]), row["seconds"])
     return rows
 
 
