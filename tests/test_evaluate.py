@@ -137,7 +137,7 @@ def test_json_csv_round_trip(h36m_result, tmp_path):
     assert len(avg) == 1 and float(avg[0]["value_mm"]) == pytest.approx(h36m_result.per_action["MPJPE"]["Average"], abs=1e-3)
     assert rows[0]["dataset"] == "h36m" and rows[0]["protocol"] == "gt_free"
     text = h36m_result.format_table()
-    assert "| MPJPE |" in text and "Dir." in text and "ORACLE" in text and "protocol: default" in text
+    assert "| MPJPE |" in text and "Dir." in text and "ORACLE" in text and "protocol: gt_free" in text
     json.loads(path.read_text())  # strict JSON
 
 

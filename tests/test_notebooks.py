@@ -2,7 +2,7 @@
 
 One report (module fixture, about 2-3 minutes on 2 CPU cores) then one test per notebook reads
 back the section its last cell recorded in metrics.json, and the HTML checks make sure every
-page embeds plotly.js and loads nothing from the network."""
+page uses the report's one local plotly.js and loads nothing from the network."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from diffupose.profiles import NOTEBOOKS
-from diffupose.reports import notebook_dir, run_report
+from diffupose.reports import notebook_dir, remote_code_references, run_report
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -88,6 +88,13 @@ def test_evaluate_section(metrics):
         assert key in card, key
     assert card["oracle"] is False and card["split"] == ev["split"]
     assert "Average" in ev["per_action"]["MPJPE"]
+    # never a number of the checkpoint on the split that selected it
+    if ev["split"] == "val":
+        assert ev["checkpoint"] == "ema" and ev["checkpoint_selected_on"] == "none (final EMA weights)"
+    else:
+        assert ev["checkpoint"] == "best" and ev["checkpoint_selected_on"].startswith("val")
+    # like with like: the paper's N=10 rows beside our N nearest to 10 (tiny profile: 4)
+    assert ev["paper_comparison_num_hypotheses"] == 4
 
 
 def test_affinity_and_hypotheses_sections(metrics):
@@ -106,18 +113,44 @@ def test_paper_figures_section(metrics):
     assert pf["card"]["steps"] == 30 and pf["card"]["models_trained"] == 4
 
 
-def test_html_pages_embed_plotly_and_load_nothing_remote(report):
+def test_html_pages_use_one_local_plotly_js_and_load_nothing_remote(report):
     index = (report / "index.html").read_text()
+    assert (report / "plotly.min.js").stat().st_size > 1_000_000
+    assert [p.name for p in report.rglob("plotly*.js")] == ["plotly.min.js"]    # one copy per report
     for name in NOTEBOOKS:
         page = (report / f"{name}.html").read_text()
         assert f"{name}.html" in index
         if name != "04_affinity":                       # 04 shows seaborn heatmaps only
             assert "plotly-graph-div" in page, f"{name}.html has no plotly figure"
-        if "plotly-graph-div" in page:
-            assert re.search(r"plotly\.js v\d", page), f"{name}.html does not embed plotly.js"
-        assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page), f"{name}.html loads a remote script"
-        assert "cdn.plot.ly/plotly" not in page
+        assert '<script charset="utf-8" src="plotly.min.js"></script>' in page
+        assert not re.search(r"plotly\.js v\d", page), f"{name}.html embeds plotly.js"
+        assert not re.search(r"plotly\.js v\d", (report / f"{name}.ipynb").read_text())
+    # no code from the network anywhere: pages, figure HTML, executed notebooks (widget state too)
+    for path in [*report.rglob("*.html"), *report.glob("*.ipynb")]:
+        text = path.read_text()
+        assert remote_code_references(text) == [], f"{path.name}: {remote_code_references(text)[:2]}"
+        assert "cdnjs.cloudflare.com" not in text and "cdn.plot.ly" not in text, path.name
     assert "Traceback" not in index and "class='status-failed'" not in index
+    info = json.loads((report / "report.json").read_text())
+    assert info["static_export"] and info["static_export"][0]["renderer"] in ("kaleido", "matplotlib")
+    assert "Static figures" in index
+
+
+def test_explorer_says_how_to_get_it_live(report):
+    page = (report / "05_hypotheses.html").read_text()
+    assert "re-run this cell for the live explorer" in page
+    nb = nbformat.read(str(report / "05_hypotheses.ipynb"), as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and "HypothesisExplorer(" in c.source]
+    assert "re-run this cell for the live explorer" in json.dumps(cell.outputs[0])    # a plain, saved output
+
+
+def test_report_is_small(report):
+    """One plotly.js per report instead of one per page and notebook: pages, executed notebooks
+    and figures were 70 MB (6 x 2 x 4.8 MB of plotly.js), the data and trained runs aside."""
+    documents = [p for p in report.rglob("*") if p.is_file()
+                 and not p.relative_to(report).parts[0] in ("data", "run", "ablations")]
+    total = sum(p.stat().st_size for p in documents)
+    assert total < 15_000_000, f"tiny report pages, notebooks and figures: {total / 1e6:.1f} MB"
 
 
 def test_figures_written(report):
