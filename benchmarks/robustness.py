@@ -13,8 +13,10 @@ On a seeded subset of the val split (H36M: S8, held out of training), for every 
 `diffupose.inference.Lifter` with the same sampling seed:
 
 - a model trained with `model.missing_joints=true` gets the mask (its missing-joint input);
-- a model without it gets the missing joints filled with the mean of their present skeleton
-  neighbours (`diffupose.masking.fill_missing_joints`), and no mask.
+- a model without it gets the missing joints filled, and no mask: `--fill neighbour` (default)
+  with the mean of their present skeleton neighbours (`diffupose.masking.fill_missing_joints`),
+  `--fill template` with the mean pose fitted to the present joints (`diffupose.data.keypoints.fill_missing`,
+  what `diffupose lift` does for a single frame).
 
 Reported per cell (mm): N=1 (the first hypothesis), N=10 (the `--aggregate` of all H, default
 mean), ORACLE best-of-H (picks with the 3D ground truth: a bound, not an estimate), the error
@@ -85,8 +87,19 @@ def cell_metrics(hyps: np.ndarray, aggregate: np.ndarray, gt: np.ndarray, mask: 
 def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, poses_3d: np.ndarray,
                       res_w: np.ndarray, res_h: np.ndarray, settings: SamplingSettings, *,
                       missing=(0, 1, 2, 4), modes=MASK_MODES, noise_px=(0, 2, 5, 10, 20), seed: int = 0,
-                      progress: bool = True) -> list[dict]:
-    """Every (noise, mask, model) cell; the same noisy inputs and masks for every model."""
+                      fill: str = "neighbour", progress: bool = True) -> list[dict]:
+    """Every (noise, mask, model) cell; the same noisy inputs and masks for every model.
+    `fill` (neighbour | template): how missing joints are filled for a model without mask input."""
+    if fill == "neighbour":
+        def filler(xy, mask, skeleton):
+            return fill_missing_joints(xy, mask, skeleton)
+    elif fill == "template":
+        from diffupose.data.keypoints import fill_missing
+
+        def filler(xy, mask, skeleton):
+            return fill_missing(xy, mask, skeleton).astype(np.float32)
+    else:
+        raise ConfigError(f"unknown fill {fill!r}; use neighbour or template")
     skeleton = next(iter(lifters.values())).skeleton
     masks = [("none", 0)] if 0 in missing else []
     masks += [(mode, k) for mode in modes for k in missing if k > 0]
@@ -102,11 +115,11 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                 if supports:
                     out = lifter.lift(noisy, settings, keypoint_mask=mask, progress=False)
                 else:
-                    filled = noisy if k == 0 else fill_missing_joints(noisy, mask, skeleton)
+                    filled = noisy if k == 0 else filler(noisy, mask, skeleton)
                     out = lifter.lift(filled, settings, progress=False)
                 if not np.isfinite(out.hypotheses).all():
                     raise FloatingPointError(f"{name}: non-finite hypotheses at σ={sigma} px, {k} {mode} missing")
-                row = {"model": name, "input": "mask" if supports else "neighbour-fill", "mask": mode,
+                row = {"model": name, "input": "mask" if supports else f"{fill}-fill", "mask": mode,
                        "missing": k, "noise_px": sigma, "num_samples": len(noisy),
                        **cell_metrics(out.hypotheses, out.aggregate, poses_3d, mask),
                        "seconds": time.perf_counter() - tic}
@@ -182,6 +195,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                    help="image size for the pixel noise (default: from the dataset's cameras)")
+    p.add_argument("--fill", default="neighbour", choices=("neighbour", "template"),
+                   help="how a model without missing-joint input gets its missing joints")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave as is)")
@@ -212,7 +227,7 @@ def main(argv=None) -> None:
              ", ".join(f"{n} (missing_joints={lifters[n].config.model.missing_joints})" for n in lifters))
     rows = robustness_matrix(lifters, data.keypoints_2d, data.poses_3d, res_w, res_h, settings,
                              missing=tuple(args.missing), modes=tuple(args.modes), noise_px=tuple(args.noise_px),
-                             seed=args.seed)
+                             seed=args.seed, fill=args.fill)
     print(markdown_tables(rows, settings))
     if args.json:
         report = {"command": "benchmarks/robustness.py", "args": vars(args) | {"model": dict(args.model)},

@@ -210,3 +210,20 @@ def test_robustness_matrix_cells():
                       rtol=1e-5)
     table = rob.markdown_tables(rows, settings)
     assert "ORACLE" in table and "| masked | 2 limb |" in table
+
+
+def test_robustness_template_fill_and_bad_fill():
+    from diffupose.inference import Lifter, SamplingSettings
+
+    rob = _robustness_module()
+    cfg = preset("tiny")
+    lifters = {"plain": Lifter.from_model(build_denoiser(cfg.model, H36M17), cfg, H36M17)}
+    rng = np.random.default_rng(1)
+    kp = rng.normal(scale=0.2, size=(4, J, 2)).astype(np.float32)
+    gt = rng.normal(scale=0.2, size=(4, J, 3)).astype(np.float32)
+    settings = SamplingSettings(num_hypotheses=2, num_steps=2, flip=False)
+    rows = rob.robustness_matrix(lifters, kp, gt, 1000, 1002, settings, missing=(2,), modes=("limb",),
+                                 noise_px=(0,), fill="template", progress=False)
+    assert [r["input"] for r in rows] == ["template-fill"] and np.isfinite(rows[0]["mpjpe_aggregate"])
+    with pytest.raises(ConfigError, match="fill"):
+        rob.robustness_matrix(lifters, kp, gt, 1000, 1002, settings, missing=(2,), fill="zeros", progress=False)
