@@ -13,10 +13,10 @@ On a seeded subset of the val split (H36M: S8, held out of training), for every 
 `diffupose.inference.Lifter` with the same sampling seed:
 
 - a model trained with `model.missing_joints=true` gets the mask (its missing-joint input);
-- a model without it gets the missing joints filled, and no mask: `--fill neighbour` (default)
-  with the mean of their present skeleton neighbours (`diffupose.masking.fill_missing_joints`),
-  `--fill template` with the mean pose fitted to the present joints (`diffupose.data.keypoints.fill_missing`,
-  what `diffupose lift` does for a single frame).
+- a model without it gets the missing joints filled (`diffupose.masking.fill_missing`), and no
+  mask: `--fill neighbour` (default) with the mean of their present skeleton neighbours,
+  `--fill template` with the mean pose fitted to the present joints (what `diffupose lift` does
+  for a single frame).
 
 Reported per cell (mm): N=1 (the first hypothesis), N=10 (the `--aggregate` of all H, default
 mean), ORACLE best-of-H (picks with the 3D ground truth: a bound, not an estimate), the error
@@ -38,7 +38,7 @@ from diffupose.camera import load_cameras
 from diffupose.data.prepared import load_prepared
 from diffupose.errors import ConfigError
 from diffupose.inference import Lifter, SamplingSettings
-from diffupose.masking import MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing_joints
+from diffupose.masking import FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing
 from diffupose.metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
 from diffupose.utils import atomic_write_text, environment_info
 
@@ -90,16 +90,8 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                       fill: str = "neighbour", progress: bool = True) -> list[dict]:
     """Every (noise, mask, model) cell; the same noisy inputs and masks for every model.
     `fill` (neighbour | template): how missing joints are filled for a model without mask input."""
-    if fill == "neighbour":
-        def filler(xy, mask, skeleton):
-            return fill_missing_joints(xy, mask, skeleton)
-    elif fill == "template":
-        from diffupose.data.keypoints import fill_missing
-
-        def filler(xy, mask, skeleton):
-            return fill_missing(xy, mask, skeleton).astype(np.float32)
-    else:
-        raise ConfigError(f"unknown fill {fill!r}; use neighbour or template")
+    if fill not in FILL_METHODS:
+        raise ConfigError(f"unknown fill {fill!r}; known: {', '.join(FILL_METHODS)}")
     skeleton = next(iter(lifters.values())).skeleton
     masks = [("none", 0)] if 0 in missing else []
     masks += [(mode, k) for mode in modes for k in missing if k > 0]
@@ -115,7 +107,7 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                 if supports:
                     out = lifter.lift(noisy, settings, keypoint_mask=mask, progress=False)
                 else:
-                    filled = noisy if k == 0 else filler(noisy, mask, skeleton)
+                    filled = noisy if k == 0 else fill_missing(noisy, mask, skeleton, method=fill)
                     out = lifter.lift(filled, settings, progress=False)
                 if not np.isfinite(out.hypotheses).all():
                     raise FloatingPointError(f"{name}: non-finite hypotheses at σ={sigma} px, {k} {mode} missing")
@@ -195,7 +187,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                    help="image size for the pixel noise (default: from the dataset's cameras)")
-    p.add_argument("--fill", default="neighbour", choices=("neighbour", "template"),
+    p.add_argument("--fill", default="neighbour", choices=FILL_METHODS,
                    help="how a model without missing-joint input gets its missing joints")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

@@ -9,7 +9,7 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
 
 - Missing joints: a model trained with missing-joint masking (`model.missing_joints`) gets the
   mask (`keypoint_mask`, True = present); any other model gets the joints filled
-  (`keypoints.fill_missing`) and a warning says so. `missing="fill"` fills for masked models too
+  (`masking.fill_missing`, method "template") and a warning says so. `missing="fill"` fills for masked models too
   (in tracks, temporal interpolation can beat the model's own imputation).
 - Root: with a focal length (pixels; principal point at the image centre) the root is placed
   in metric camera space by the ground-truth-free perspective fit
@@ -38,8 +38,9 @@ import numpy as np
 
 from .aggregate import AGGREGATIONS, estimate_root_translation
 from .camera import normalize_intrinsics
-from .data.keypoints import Keypoints, fill_missing, normalize_keypoints, read_keypoints, to_skeleton
+from .data.keypoints import Keypoints, normalize_keypoints, read_keypoints, to_skeleton
 from .errors import ConfigError, DataError
+from .masking import fill_missing
 from .utils import atomic_path, atomic_write_text
 
 __all__ = ["OUTPUT_FORMATS", "MISSING_MODES", "LiftResult", "lift", "lift_keypoints", "plan_outputs", "write_outputs",
@@ -157,7 +158,7 @@ def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = Tru
     if empty.any():
         raise DataError(f"{kp.source}: sample {int(np.flatnonzero(empty)[0])} (frame {kp.frame[empty][0]}) has no "
                         f"usable joint after mapping to {skeleton.name}")
-    filled = fill_missing(xy, present, skeleton, track=kp.is_track) if fill else xy
+    filled = fill_missing(xy, present, skeleton, method="template", track=kp.is_track) if fill else xy
     counts = {"num_samples": int(len(xy)), "missing_joints": int((~present).sum()),
               "samples_with_missing_joints": int((~present).any(axis=1).sum())}
     return filled, present, counts
@@ -207,8 +208,35 @@ def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed,
 
 def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: float | None = None,
                    smooth: float = 0.0, missing: str = "auto", progress: bool = True, **sampling) -> LiftResult:
-    """Lift already-read keypoints with a loaded `Lifter` (see `lift` for the options)."""
-    skeleton = lifter.skeleton
+    """Lift already-read keypoints with a loaded `Lifter` (see `lift` for the options).
+
+    Steps: check the options; prepare the input (map to the skeleton, normalise, fill missing
+    joints); choose mask or fill for the missing joints; sample and aggregate; smooth and place
+    the root; write the card."""
+    _check_options(kp, image_size, focal_length, smooth, missing)
+    settings = _settings(lifter, **{k: sampling.get(k) for k in
+                                    ("num_hypotheses", "aggregate", "sampler", "num_steps", "flip", "seed",
+                                     "batch_size")})
+    keypoints_2d, present, counts = prepare_keypoints(kp, lifter.skeleton, image_size)
+    mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
+    intrinsics = _intrinsics(focal_length, image_size)
+    start = time.perf_counter()
+    out = lifter.lift(keypoints_2d.astype(np.float32), settings,
+                      intrinsics=None if intrinsics is None else np.broadcast_to(intrinsics, (len(keypoints_2d), 4)),
+                      keypoint_mask=mask, progress=progress)
+    sample_s = time.perf_counter() - start
+    aggregate, root = _smooth_and_place(out.aggregate, keypoints_2d, present, intrinsics, smooth)
+    card = _card(kp, lifter.skeleton, settings, image_size=image_size, focal_length=focal_length,
+                 placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
+                 lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
+    return LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
+                      spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
+                      keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
+                      person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
+
+
+def _check_options(kp: Keypoints, image_size, focal_length, smooth: float, missing: str) -> None:
+    """ConfigError before any work for a bad missing-joint mode, focal length or smoothing."""
     if missing not in MISSING_MODES:
         raise ConfigError(f"unknown missing-joint handling {missing!r}; known: {', '.join(MISSING_MODES)}")
     if focal_length is not None and image_size is None:
@@ -220,57 +248,65 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     if smooth > 0 and not kp.is_track:
         raise ConfigError(f"{kp.source}: smoothing needs a track (one person per frame, several frames); "
                           f"pass people='best' (--people best) or smooth=0")
-    settings = _settings(lifter, **{k: sampling.get(k) for k in
-                                    ("num_hypotheses", "aggregate", "sampler", "num_steps", "flip", "seed",
-                                     "batch_size")})
-    keypoints_2d, present, counts = prepare_keypoints(kp, skeleton, image_size)
+
+
+def _missing_joint_input(lifter, kp: Keypoints, present: np.ndarray, counts: dict, missing: str
+                         ) -> tuple[np.ndarray | None, str]:
+    """-> (keypoint_mask for the model or None, the card's words for it). The mask goes only to a
+    model trained with missing joints (unless `missing="fill"`) and only when a joint is missing;
+    a model without that training gets filled joints and a warning."""
     masked_model = bool(getattr(lifter.config.model, "missing_joints", False))
     if missing == "mask" and not masked_model:
         raise ConfigError("missing='mask' needs a model trained with missing joints (model.missing_joints); "
                           "this one was not: use 'auto' or 'fill'")
     use_mask = masked_model and missing != "fill"
-    any_missing = not present.all()
-    mask = present if (use_mask and any_missing) else None
-    missing_mode = "none missing"
-    if any_missing:
-        missing_mode = ("masked (model trained with missing joints)" if use_mask
-                        else "filled (temporal interpolation / mean pose)")
-        if not masked_model:
-            log.warning("%s: %d joints in %d samples are missing and this model was trained without missing-joint "
-                        "masking; they were filled by temporal interpolation / the mean pose, so their 3D is a guess",
-                        kp.source, counts["missing_joints"], counts["samples_with_missing_joints"])
-    intrinsics = None
-    if focal_length is not None:
-        w, h = image_size
-        intrinsics = normalize_intrinsics((focal_length, focal_length), (w / 2.0, h / 2.0), w, h)
-    start = time.perf_counter()
-    out = lifter.lift(keypoints_2d.astype(np.float32), settings,
-                      intrinsics=None if intrinsics is None else np.broadcast_to(intrinsics, (len(keypoints_2d), 4)),
-                      keypoint_mask=mask, progress=progress)
-    sample_s = time.perf_counter() - start
-    aggregate = smooth_sequence(out.aggregate, smooth) if smooth > 0 else np.asarray(out.aggregate, dtype=np.float64)
-    root = None
-    if intrinsics is not None:
-        root = place_root(aggregate, keypoints_2d, present, intrinsics)
-        root = smooth_sequence(root, smooth) if smooth > 0 else root
-    card = {
+    if present.all():
+        return None, "none missing"
+    if not masked_model:
+        log.warning("%s: %d joints in %d samples are missing and this model was trained without missing-joint "
+                    "masking; they were filled by temporal interpolation / the mean pose, so their 3D is a guess",
+                    kp.source, counts["missing_joints"], counts["samples_with_missing_joints"])
+    if use_mask:
+        return present, "masked (model trained with missing joints)"
+    return None, "filled (temporal interpolation / mean pose)"
+
+
+def _intrinsics(focal_length: float | None, image_size) -> np.ndarray | None:
+    """(4,) normalised intrinsics for a focal length in pixels, principal point at the image centre."""
+    if focal_length is None:
+        return None
+    w, h = image_size
+    return normalize_intrinsics((focal_length, focal_length), (w / 2.0, h / 2.0), w, h)
+
+
+def _smooth_and_place(aggregate: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray,
+                      intrinsics: np.ndarray | None, smooth: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """-> (aggregate (N, J, 3) smoothed when `smooth` > 0, root translation (N, 3) smoothed alike,
+    or None without intrinsics)."""
+    aggregate = smooth_sequence(aggregate, smooth) if smooth > 0 else np.asarray(aggregate, dtype=np.float64)
+    if intrinsics is None:
+        return aggregate, None
+    root = place_root(aggregate, keypoints_2d, present, intrinsics)
+    return aggregate, smooth_sequence(root, smooth) if smooth > 0 else root
+
+
+def _card(kp: Keypoints, skeleton, settings, *, image_size, focal_length, placed: bool, smooth: float,
+          missing_mode: str, counts: dict, lifting_s: float, sampling_s: float) -> dict:
+    """The result's card: provenance, coordinates, missing-joint handling, smoothing, sampling."""
+    return {
         "source": kp.source, "format": kp.format, "skeleton": skeleton.name,
         "image_size": list(image_size) if image_size is not None else None,
-        "focal_length_px": focal_length, "coordinates": CAMERA_FRAME if root is not None else ROOT_RELATIVE,
-        "root_relative": root is None, "missing_joint_handling": missing_mode, **counts,
+        "focal_length_px": focal_length, "coordinates": CAMERA_FRAME if placed else ROOT_RELATIVE,
+        "root_relative": not placed, "missing_joint_handling": missing_mode, **counts,
         "min_score": kp.meta.get("min_score"), "track": kp.is_track,
         "smoothing": (f"gaussian, sigma {smooth:g} frames, truncated at 3 sigma, aggregate and root only"
                       if smooth > 0 else "off"),
         "sampling": {k: getattr(settings, k) for k in ("num_hypotheses", "sampler", "num_steps", "eta", "flip",
                                                        "aggregate", "seed")},
         "spread": "per joint: mean distance (metres) of the hypotheses to their mean; the model's uncertainty",
-        "lifting_time_s": round(sample_s, 3),
-        "sampling_time_s": round(float(getattr(out, "sampling_seconds", sample_s)), 3),
+        "lifting_time_s": round(lifting_s, 3),
+        "sampling_time_s": round(sampling_s, 3),
     }
-    return LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
-                      spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
-                      keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
-                      person=np.asarray(kp.person), skeleton=skeleton, card=card)
 
 
 def _to_json(result: LiftResult) -> str:

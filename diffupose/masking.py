@@ -1,4 +1,4 @@
-"""Missing 2D joints and 2D noise: training masks, evaluation masks, neighbour filling.
+"""Missing 2D joints and 2D noise: training masks, evaluation masks, filling missing joints.
 
 A keypoint mask is `(B, J) bool`, True = joint present. Two kinds of missing joints:
 
@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 from .camera import normalize_screen_coordinates
+from .data.keypoints import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17
+from .errors import ConfigError, DataError
 from .skeleton import Skeleton
 
-__all__ = ["limbs", "random_joint_mask", "evaluation_mask", "fill_missing_joints", "pixels_to_normalised",
+__all__ = ["limbs", "random_joint_mask", "evaluation_mask", "fill_missing", "FILL_METHODS", "pixels_to_normalised",
            "add_pixel_noise", "MASK_MODES"]
 
 MASK_MODES = ("random", "limb")
@@ -141,21 +143,75 @@ def evaluation_mask(num_samples: int, skeleton: Skeleton, num_missing: int, mode
     return mask
 
 
-def fill_missing_joints(keypoints_2d, keypoint_mask, skeleton: Skeleton):
-    """Fill missing joints with the mean of their present skeleton neighbours (parent and
-    children), repeated outward until every joint is filled — the fallback for a model without
-    missing-joint support. keypoints_2d: (..., J, 2) np or torch; keypoint_mask: (..., J) bool.
-    Returns a filled copy of the same type. Raises ValueError when a sample has no joint present."""
+FILL_METHODS = ("template", "neighbour")
+
+
+def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = "template", track: bool = False):
+    """Estimates for missing 2D joints, for a model trained without missing-joint masking.
+
+    keypoints_2d: (..., J, 2) normalised, np or torch (missing joints may be NaN);
+    keypoint_mask: (..., J) bool, True = present. Returns a filled copy of the same type (float
+    dtype kept; other dtypes -> float32). Two steps:
+
+    1. `track=True` (keypoints (N, J, 2), N frames of one person): a joint is linearly
+       interpolated in time between the frames where it is present (held constant beyond the
+       first/last); joints never present in the track are left to step 2.
+    2. each remaining joint, frame by frame, by `method`:
+       - `template`: the mean pose (`MEAN_POSE_2D_H36M17`) fitted to the joints present in that
+         frame by least-squares scale and translation (translation only when one joint is
+         present), or its mirror image when that fits better. Best on whole limbs (the
+         robustness benchmark compares both); what `lift` uses.
+       - `neighbour`: the mean of the joint's known skeleton neighbours (parent and children),
+         repeated outward until every joint is filled.
+
+    Raises ConfigError for an unknown method, DataError when a frame that needs step 2 has no
+    joint present.
+    """
+    if method not in FILL_METHODS:
+        raise ConfigError(f"unknown fill method {method!r}; known: {', '.join(FILL_METHODS)}")
     is_torch = isinstance(keypoints_2d, torch.Tensor)
     kp = keypoints_2d.detach().cpu().numpy() if is_torch else np.asarray(keypoints_2d)
-    known = np.asarray(keypoint_mask.cpu() if isinstance(keypoint_mask, torch.Tensor) else keypoint_mask, dtype=bool)
-    if known.shape != kp.shape[:-1]:
-        raise ValueError(f"keypoint_mask shape {known.shape} does not match keypoints {kp.shape}")
-    if not known.any(axis=-1).all():
-        raise ValueError("fill_missing_joints: a sample has no joint present")
+    present = np.asarray(keypoint_mask.cpu() if isinstance(keypoint_mask, torch.Tensor) else keypoint_mask,
+                         dtype=bool)
+    if present.shape != kp.shape[:-1]:
+        raise ValueError(f"keypoint_mask shape {present.shape} does not match keypoints {kp.shape}")
+    out = np.array(kp, dtype=np.float64)
+    todo = ~present
+    if track:
+        todo = _interpolate_in_time(out, present)
+    stuck = todo.any(axis=-1) & ~present.any(axis=-1)
+    if stuck.any():
+        raise DataError(f"sample {int(np.flatnonzero(stuck.reshape(-1))[0])}: every joint is missing")
+    if todo.any():
+        spatial_fill = _fill_from_template if method == "template" else _fill_from_neighbours
+        out = spatial_fill(out, present, todo, skeleton)
+    out = out.astype(kp.dtype if kp.dtype.kind == "f" else np.float32)
+    return torch.as_tensor(out, device=keypoints_2d.device) if is_torch else out
+
+
+def _interpolate_in_time(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Fill, in place, each joint of a track (N, J, 2) by linear interpolation over the frames
+    where it is present; -> (N, J) bool, the joints still missing (never present in the track)."""
+    if xy.ndim != 3:
+        raise ValueError(f"track filling needs keypoints (N, J, 2), got shape {xy.shape}")
+    todo = ~present
+    if len(xy) < 2:
+        return todo
+    frames = np.arange(len(xy))
+    for j in range(xy.shape[1]):
+        have = present[:, j]
+        if have.any() and not have.all():
+            for c in range(2):
+                xy[~have, j, c] = np.interp(frames[~have], frames[have], xy[have, j, c])
+            todo[:, j] = False
+    return todo
+
+
+def _fill_from_neighbours(xy: np.ndarray, present: np.ndarray, todo: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """`todo` joints of xy (..., J, 2) <- mean of their known skeleton neighbours, outward."""
+    known = ~todo
     adj = skeleton.adjacency().astype(np.float64)                               # (J, J)
-    out = np.where(known[..., None], kp, 0.0).astype(np.float64)
-    known = known.copy()
+    out = np.where(known[..., None], xy, 0.0)
     while not known.all():
         w = known.astype(np.float64)
         count = w @ adj                                                          # (..., J) known neighbours
@@ -163,8 +219,39 @@ def fill_missing_joints(keypoints_2d, keypoint_mask, skeleton: Skeleton):
         new = ~known & (count > 0)
         out = np.where(new[..., None], total / np.maximum(count, 1.0)[..., None], out)
         known |= new
-    out = out.astype(kp.dtype if kp.dtype.kind == "f" else np.float32)
-    return torch.as_tensor(out, device=keypoints_2d.device) if is_torch else out
+    return out
+
+
+def _fill_from_template(xy: np.ndarray, present: np.ndarray, todo: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """`todo` joints of xy (..., J, 2) <- the mean pose (or its mirror) fitted to the present joints."""
+    out = xy.reshape(-1, *xy.shape[-2:])
+    present, todo = present.reshape(out.shape[:2]), todo.reshape(out.shape[:2])
+    template = _template(skeleton)
+    mirrored = template * np.array([-1.0, 1.0])  # the same pose seen from behind
+    for i in np.flatnonzero(todo.any(axis=1)):
+        have = present[i]
+        fill = min((_fit_template(t, have, out[i]) for t in (template, mirrored)), key=lambda r: r[1])[0]
+        out[i, todo[i]] = fill[todo[i]]
+    return out.reshape(xy.shape)
+
+
+def _template(skeleton: Skeleton) -> np.ndarray:
+    """The mean 2D pose (J, 2) in the skeleton's joint order."""
+    if skeleton.name == "humaneva15":
+        return MEAN_POSE_2D_H36M17[list(H36M17_TO_HUMANEVA15)]
+    return MEAN_POSE_2D_H36M17
+
+
+def _fit_template(template: np.ndarray, have: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares scale + translation of `template` onto the present joints -> (J, 2), residual."""
+    src, dst = template[have], xy[have]
+    scale = 0.215  # mean normalised pelvis-to-thorax length of the H36M data (one joint: offset only)
+    if have.sum() >= 2:
+        sc, dc = src - src.mean(0), dst - dst.mean(0)
+        fitted = float((sc * dc).sum() / max((sc ** 2).sum(), 1e-12))
+        scale = fitted if fitted > 0 else scale
+    fill = template * scale + (dst.mean(0) - scale * src.mean(0))
+    return fill, float(((fill[have] - dst) ** 2).sum())
 
 
 def pixels_to_normalised(sigma_px, res_w: int, res_h: int):

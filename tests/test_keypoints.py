@@ -194,21 +194,6 @@ def test_pixels_need_the_image_size_and_use_the_camera_normalisation():
     assert K.normalize_keypoints(small, None) is not None
 
 
-def test_fill_missing_interpolates_tracks_and_fits_the_mean_pose():
-    t = np.arange(5, dtype=float)
-    xy = np.broadcast_to(K.MEAN_POSE_2D_H36M17 * 0.2, (5, 17, 2)).copy() + t[:, None, None] * 0.01
-    present = np.ones((5, 17), dtype=bool)
-    present[2, 13] = False
-    present[:, 10] = False                                    # never seen: mean pose
-    filled = K.fill_missing(np.where(present[..., None], xy, np.nan), present, H36M17, track=True)
-    np.testing.assert_allclose(filled[2, 13], xy[2, 13], atol=1e-12)   # linear motion: exact
-    np.testing.assert_allclose(filled[:, 10], xy[:, 10], atol=1e-9)    # the template itself
-    mirrored = xy * np.array([-1.0, 1.0])
-    filled = K.fill_missing(np.where(present[..., None], mirrored, np.nan), present, H36M17)
-    np.testing.assert_allclose(filled[:, 10], mirrored[:, 10], atol=1e-9)  # seen from behind
-    assert np.isfinite(filled).all()
-
-
 def test_derived_joint_table_is_in_the_docstring_and_consistent():
     assert K.derived_joints_table() in K.__doc__
     assert K.layout_table() in K.__doc__

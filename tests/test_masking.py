@@ -1,4 +1,4 @@
-"""Missing joints: training and evaluation masks, neighbour filling, pixel noise, and the mask
+"""Missing joints: training and evaluation masks, filling (template and neighbour), pixel noise, and the mask
 reaching the denoiser through the loss, the sampler and the training step."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 from diffupose.camera import normalize_screen_coordinates
 from diffupose.config import ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
-from diffupose.errors import ConfigError
-from diffupose.masking import (add_pixel_noise, evaluation_mask, fill_missing_joints, limbs, pixels_to_normalised,
-                               random_joint_mask)
+from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
+from diffupose.errors import ConfigError, DataError
+from diffupose.masking import (FILL_METHODS, add_pixel_noise, evaluation_mask, fill_missing, limbs,
+                               pixels_to_normalised, random_joint_mask)
 from diffupose.model import build_denoiser
 from diffupose.skeleton import H36M17, HUMANEVA15
 
@@ -77,7 +78,7 @@ def test_evaluation_masks(mode, k):
         assert len(np.unique(np.flatnonzero(~mask) % J)) == J - 1
 
 
-def test_fill_missing_joints_neighbour_mean():
+def test_neighbour_fill_is_the_mean_of_present_neighbours():
     rng = np.random.default_rng(0)
     kp = rng.normal(size=(2, J, 2)).astype(np.float32)
     mask = np.ones((2, J), dtype=bool)
@@ -85,14 +86,53 @@ def test_fill_missing_joints_neighbour_mean():
     mask[1, [12, 13]] = False                                # elbow and wrist: both from the shoulder
     kp_nan = kp.copy()
     kp_nan[~mask] = np.nan
-    out = fill_missing_joints(kp_nan, mask, H36M17)
+    out = fill_missing(kp_nan, mask, H36M17, method="neighbour")
+    assert out.dtype == np.float32
     assert np.allclose(out[0, 12], (kp[0, 11] + kp[0, 13]) / 2)
     assert np.allclose(out[1, 12], kp[1, 11]) and np.allclose(out[1, 13], kp[1, 11])
     assert np.array_equal(out[mask], kp[mask]) and np.isfinite(out).all()
-    torch_out = fill_missing_joints(torch.from_numpy(kp_nan), torch.from_numpy(mask), H36M17)
+    torch_out = fill_missing(torch.from_numpy(kp_nan), torch.from_numpy(mask), H36M17, method="neighbour")
     assert isinstance(torch_out, torch.Tensor) and np.allclose(torch_out.numpy(), out)
-    with pytest.raises(ValueError, match="no joint present"):
-        fill_missing_joints(kp, np.zeros((2, J), dtype=bool), H36M17)
+    for method in FILL_METHODS:
+        with pytest.raises(DataError, match="sample 0: every joint is missing"):
+            fill_missing(kp, np.zeros((2, J), dtype=bool), H36M17, method=method)
+    with pytest.raises(ConfigError, match="unknown fill method"):
+        fill_missing(kp, mask, H36M17, method="zeros")
+
+
+def test_template_fill_interpolates_tracks_and_fits_the_mean_pose():
+    t = np.arange(5, dtype=float)
+    xy = np.broadcast_to(MEAN_POSE_2D_H36M17 * 0.2, (5, J, 2)).copy() + t[:, None, None] * 0.01
+    present = np.ones((5, J), dtype=bool)
+    present[2, 13] = False
+    present[:, 10] = False                                    # never seen: mean pose
+    filled = fill_missing(np.where(present[..., None], xy, np.nan), present, H36M17, track=True)
+    np.testing.assert_allclose(filled[2, 13], xy[2, 13], atol=1e-12)   # linear motion: exact
+    np.testing.assert_allclose(filled[:, 10], xy[:, 10], atol=1e-9)    # the template itself
+    mirrored = xy * np.array([-1.0, 1.0])
+    filled = fill_missing(np.where(present[..., None], mirrored, np.nan), present, H36M17)
+    np.testing.assert_allclose(filled[:, 10], mirrored[:, 10], atol=1e-9)  # seen from behind
+    assert np.isfinite(filled).all()
+    assert fill_missing(xy.astype(np.float32), present, H36M17).dtype == np.float32
+
+
+def test_track_fill_interpolates_in_time_first_for_either_method():
+    t = np.arange(4, dtype=float)
+    xy = np.broadcast_to(MEAN_POSE_2D_H36M17 * 0.2, (4, J, 2)).copy() + t[:, None, None] * 0.01
+    present = np.ones((4, J), dtype=bool)
+    present[1, 1:] = False                                    # a frame with only the root detected
+    present[:, 16] = False                                    # a wrist never seen: spatial fill
+    for method in FILL_METHODS:
+        filled = fill_missing(np.where(present[..., None], xy, np.nan), present, H36M17, method=method,
+                              track=True)
+        np.testing.assert_allclose(filled[1, :16], xy[1, :16], atol=1e-12)
+        assert np.isfinite(filled).all()
+    neighbour = fill_missing(np.where(present[..., None], xy, np.nan), present, H36M17, method="neighbour",
+                             track=True)
+    np.testing.assert_allclose(neighbour[:, 16], xy[:, 15], atol=1e-12)  # the elbow, its only neighbour
+    present[1, 0] = False                                     # nothing detected: no frame to fit
+    with pytest.raises(DataError, match="sample 1: every joint is missing"):
+        fill_missing(np.where(present[..., None], xy, np.nan), present, H36M17, track=True)
 
 
 def test_pixel_noise_uses_the_camera_normalisation():

@@ -62,9 +62,10 @@ Joints each layout provides directly (anything else is derived):
 (coco_wholebody maps as coco17.)
 
 When the model was trained without missing-joint masking (`model.missing_joints` false), a
-missing joint is filled (`fill_missing`): linearly interpolated in time from the frames of the
-track where it is present, else taken from the mean H36M-17 pose (`MEAN_POSE_2D_H36M17`) fitted
-by scale and translation to the present joints.
+missing joint is filled (`diffupose.masking.fill_missing`): linearly interpolated in time from
+the frames of the track where it is present, else taken from the mean H36M-17 pose
+(`MEAN_POSE_2D_H36M17`, kept here with the layouts) fitted by scale and translation to the
+present joints.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ from ..skeleton import H36M17, HUMANEVA15, Skeleton
 
 __all__ = [
     "LAYOUTS", "FORMATS", "LAYOUT_TO_H36M", "DERIVED_JOINTS", "H36M17_TO_HUMANEVA15", "MEAN_POSE_2D_H36M17",
-    "Keypoints", "read_keypoints", "detect_format", "to_h36m17", "to_skeleton", "fill_missing",
+    "Keypoints", "read_keypoints", "detect_format", "to_h36m17", "to_skeleton",
     "derived_joints_table", "layout_table", "looks_like_pixels", "normalize_keypoints",
 ]
 
@@ -576,54 +577,6 @@ def to_skeleton(xy: np.ndarray, present: np.ndarray, fmt: str, skeleton: Skeleto
         index = list(H36M17_TO_HUMANEVA15)
         return out[:, index], ok[:, index]
     raise DataError(f"no keypoint mapping to skeleton {skeleton.name!r}")
-
-
-def _template(skeleton: Skeleton) -> np.ndarray:
-    if skeleton.name == "humaneva15":
-        return MEAN_POSE_2D_H36M17[list(H36M17_TO_HUMANEVA15)]
-    return MEAN_POSE_2D_H36M17
-
-
-def _fit_template(template: np.ndarray, have: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares scale + translation of `template` onto the present joints -> (J, 2), residual."""
-    src, dst = template[have], xy[have]
-    scale = 0.215  # mean normalised pelvis-to-thorax length of the H36M data (one joint: offset only)
-    if have.sum() >= 2:
-        sc, dc = src - src.mean(0), dst - dst.mean(0)
-        fitted = float((sc * dc).sum() / max((sc ** 2).sum(), 1e-12))
-        scale = fitted if fitted > 0 else scale
-    fill = template * scale + (dst.mean(0) - scale * src.mean(0))
-    return fill, float(((fill[have] - dst) ** 2).sum())
-
-
-def fill_missing(xy: np.ndarray, present: np.ndarray, skeleton: Skeleton, track: bool = False) -> np.ndarray:
-    """Estimates for missing joints, for models trained without masking.
-
-    Tracks: a joint is linearly interpolated in time between the frames where it is present
-    (held constant beyond the first/last). Otherwise, or where a joint is never present: the
-    mean pose (`MEAN_POSE_2D_H36M17`) fitted to the present joints by least-squares scale and
-    translation (translation only when one joint is present). xy: (N, J, 2), present (N, J)
-    -> (N, J, 2) without NaN (each row needs at least one present joint).
-    """
-    out = np.array(xy, dtype=np.float64)
-    todo = ~present
-    if track and len(out) > 1:
-        frames = np.arange(len(out))
-        for j in range(out.shape[1]):
-            have = present[:, j]
-            if have.any() and not have.all():
-                for c in range(2):
-                    out[~have, j, c] = np.interp(frames[~have], frames[have], out[have, j, c])
-                todo[:, j] = False
-    template = _template(skeleton)
-    mirrored = template * np.array([-1.0, 1.0])  # the same pose seen from behind
-    for i in np.flatnonzero(todo.any(axis=1)):
-        have = present[i]
-        if not have.any():
-            raise DataError(f"sample {i}: every joint is missing")
-        fill = min((_fit_template(t, have, out[i]) for t in (template, mirrored)), key=lambda r: r[1])[0]
-        out[i, todo[i]] = fill[todo[i]]
-    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ j — joint-specific vectors in feature space, for 2 x dim extra parameters. An 
 makes the channel zero, so the network then computes exactly what the 5-channel one would.
 With `missing_joints=False` (default) the network, its parameter count and its outputs are the
 released ones; a mask that marks joints missing is then a ConfigError (fill them first, e.g.
-`diffupose.masking.fill_missing_joints`).
+`diffupose.masking.fill_missing`).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def condition_channels(y: torch.Tensor, keypoint_mask: torch.Tensor | None, miss
         if keypoint_mask is not None and not bool(keypoint_mask.all()):
             raise ConfigError("missing joints given to a model without missing-joint support "
                               "(model.missing_joints=false): train with model.missing_joints=true, or fill "
-                              "them first (diffupose.masking.fill_missing_joints)")
+                              "them first (diffupose.masking.fill_missing)")
         return y.to(dtype)
     if keypoint_mask is None:
         return torch.cat((y.to(dtype), y.new_zeros(y.shape[:2] + (1,), dtype=dtype)), dim=-1)
