@@ -155,58 +155,80 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
-    if keypoint_mask is not None:
-        y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
-        keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=y.device)
-        if keypoint_mask.shape != y.shape[:2]:
-            raise ValueError(f"sample: keypoint_mask must have shape {tuple(y.shape[:2])}, got {tuple(keypoint_mask.shape)}")
-        y = torch.where(keypoint_mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype, device=y.device))
+    y, keypoint_mask = _apply_keypoint_mask(y, keypoint_mask)
     y = _validate_condition(y, getattr(denoiser, "num_joints", None))
     step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0)
-
-    param = next(denoiser.parameters())
-    device = param.device
-    B, J = y.shape[0], y.shape[1]
-    H = num_hypotheses
-    num_views = 2 if flip else 1
+    device = next(denoiser.parameters()).device
+    B, J, H = y.shape[0], y.shape[1], num_hypotheses
     was_training = denoiser.training
     denoiser.eval()
     try:
         with torch.inference_mode():
-            y = y.to(device=device, dtype=torch.float32)
-            views = [y, flip_horizontal(y, skeleton)] if flip else [y]
-            # rows ordered (view, B, H): one batch for every chain
-            cond = torch.stack(views).unsqueeze(2).expand(num_views, B, H, J, 2).reshape(-1, J, 2)
-            rows = cond.shape[0]
-            mask = None
-            if keypoint_mask is not None:
-                m = keypoint_mask.to(device)
-                m_views = [m, m[:, skeleton.flip_permutation]] if flip else [m]
-                mask = torch.stack(m_views).unsqueeze(2).expand(num_views, B, H, J).reshape(-1, J)
-            x = torch.randn((rows, J, 3), generator=generator, device=device, dtype=torch.float32)
-            trajectory = [x] if return_trajectory else None
-            amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                   else contextlib.nullcontext())
-            t_full = {}
-            for t, t_prev in step_runner.pairs():
-                if t not in t_full:
-                    t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
-                with amp:
-                    eps_hat, _ = (denoiser(x, cond, t_full[t]) if mask is None
-                                  else denoiser(x, cond, t_full[t], keypoint_mask=mask))
-                x = step_runner.step(eps_hat.float(), t, t_prev, x, generator)
-                if return_trajectory:
-                    trajectory.append(x)
-
-            def combine(z: torch.Tensor) -> torch.Tensor:
-                z = z.view(num_views, B, H, J, 3)
-                if flip:
-                    return (z[0] + flip_horizontal(z[1], skeleton)) / 2
-                return z[0].clone()
-
-            out = combine(x)
+            cond, mask = _chain_conditions(y.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
+            x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
+            trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
+                                     return_trajectory)
+            out = _combine_views(trajectory[-1], B, H, flip, skeleton)
             if return_trajectory:
-                return out, torch.stack([combine(z) for z in trajectory])
+                return out, torch.stack([_combine_views(z, B, H, flip, skeleton) for z in trajectory])
             return out
     finally:
         denoiser.train(was_training)
+
+
+def _apply_keypoint_mask(y, keypoint_mask) -> tuple:
+    """-> (y with missing joints zeroed, mask (B, J) bool tensor on y's device); unchanged when
+    `keypoint_mask` is None."""
+    if keypoint_mask is None:
+        return y, None
+    y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+    keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=y.device)
+    if keypoint_mask.shape != y.shape[:2]:
+        raise ValueError(f"sample: keypoint_mask must have shape {tuple(y.shape[:2])}, got {tuple(keypoint_mask.shape)}")
+    y = torch.where(keypoint_mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype, device=y.device))
+    return y, keypoint_mask
+
+
+def _chain_conditions(y: torch.Tensor, keypoint_mask: torch.Tensor | None, num_hypotheses: int, flip: bool,
+                      skeleton: Skeleton | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The condition of every chain: y (B, J, 2) -> (V·B·H, J, 2), rows ordered (view, B, H), with
+    the mirrored view second when `flip`; the mask (B, J) alike -> (V·B·H, J) or None."""
+    B, J = y.shape[:2]
+    views = [y, flip_horizontal(y, skeleton)] if flip else [y]
+    cond = torch.stack(views).unsqueeze(2).expand(len(views), B, num_hypotheses, J, 2).reshape(-1, J, 2)
+    if keypoint_mask is None:
+        return cond, None
+    m = keypoint_mask.to(y.device)
+    m_views = [m, m[:, skeleton.flip_permutation]] if flip else [m]
+    return cond, torch.stack(m_views).unsqueeze(2).expand(len(views), B, num_hypotheses, J).reshape(-1, J)
+
+
+def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
+                generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
+                return_trajectory: bool) -> list[torch.Tensor]:
+    """The reverse process from x_T for all chains at once: one denoiser forward per step.
+    -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
+    rows, device = x.shape[0], x.device
+    amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+           else contextlib.nullcontext())
+    trajectory = [x] if return_trajectory else None
+    t_full = {}
+    for t, t_prev in step_runner.pairs():
+        if t not in t_full:
+            t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
+        with amp:
+            eps_hat, _ = (denoiser(x, cond, t_full[t]) if mask is None
+                          else denoiser(x, cond, t_full[t], keypoint_mask=mask))
+        x = step_runner.step(eps_hat.float(), t, t_prev, x, generator)
+        if return_trajectory:
+            trajectory.append(x)
+    return trajectory if return_trajectory else [x]
+
+
+def _combine_views(z: torch.Tensor, B: int, H: int, flip: bool, skeleton: Skeleton | None) -> torch.Tensor:
+    """Chains (V·B·H, J, 3) -> hypotheses (B, H, J, 3): the plain view, or with `flip` the mean of
+    the plain and the un-flipped mirrored view."""
+    z = z.view(-1, B, H, z.shape[-2], 3)
+    if flip:
+        return (z[0] + flip_horizontal(z[1], skeleton)) / 2
+    return z[0].clone()
