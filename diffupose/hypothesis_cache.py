@@ -348,43 +348,111 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
     data: the prepared file the cache was built from (ground truth, 2D, intrinsics, ids).
     prefixes: numbers of hypotheses N (those above H are dropped; H is always included).
     use_distortion: project with the packaged lens distortion of each sample's camera (H36M).
+    Steps: match ids and gather the ground truth; score every aggregator at every N; the error
+    table; then calibration, PCK/CPS, spread-error correlation and ambiguity at N = H.
     """
     _ids_match(cache, data)
     num_h = cache.num_hypotheses
     prefixes = sorted({int(n) for n in prefixes if 1 <= int(n) <= num_h} | {num_h})
-    idx = cache.index
-    gt_all = data.poses_3d[idx].astype(np.float64)
-    kp_all = data.keypoints_2d[idx].astype(np.float64)
-    k_all = data.intrinsics[idx].astype(np.float64)
-    root_all = data.root_position[idx].astype(np.float64)
-    dist_all = agg.camera_distortion(data.dataset, data.camera[idx]) if use_distortion else None
-    actions = np.asarray(data.action)[idx].astype(str)
-    joint_names = list(data.skeleton.joint_names)
-    num = len(cache)
+    truth = _Truth.gather(cache, data, use_distortion)
+    scores = _score_prefixes(cache, truth, prefixes, temperature, batch_size)
+    order = _order(truth.actions, data.dataset)
+    table, per_action, nan_total = _error_table(scores.errors, truth.actions, order, num_h)
+    mean_err = metrics.per_joint_errors(scores.final_pred["mean"], truth.gt) * 1000.0      # (S, J) mm
+    base_card = _card(cache, data, use_distortion, temperature, len(cache))
+    calibration = _calibration(cache, truth, scores, order, {**base_card, "num_hypotheses": num_h})
+    pck_cps = _pck_cps(scores.final_pred, truth, order, pck_threshold_mm, cps_max_mm,
+                       {**base_card, "num_hypotheses": num_h})
+    spread_error = metrics.spread_error_spearman(scores.spread, mean_err, actions=truth.actions,
+                                                 joint_names=truth.joint_names, order=order)
+    spread_error.pop("per_sample_values")
+    spread_error["card"] = {**base_card, "metric": "Spearman rank correlation of per-joint spread and error",
+                            "spread": "mean distance of the hypotheses to their mean",
+                            "error": "per-joint error of the mean of the hypotheses", "num_hypotheses": num_h,
+                            "oracle": False}
+    ambiguity = _ambiguity(scores.spread, truth, order, base_card)
+    card = {**base_card, "prefixes": prefixes, "num_nan_samples": nan_total,
+            "oracle_rows": sorted({r["aggregator"] for r in table if r["oracle"]}),
+            "note": "rows with oracle=true use the 3D ground truth to choose: bounds, not estimates"}
+    arrays = {"spread_mm": scores.spread, "mean_error_mm": mean_err, "action": truth.actions,
+              "joint_names": truth.joint_names, "predictions": scores.final_pred,
+              "sample_mpjpe_mm": {k: v["MPJPE"] for k, v in scores.errors.items() if k[1] == num_h}}
+    per_joint = {name: dict(zip(truth.joint_names,
+                                map(float, np.nanmean(metrics.per_joint_errors(pred, truth.gt), axis=0) * 1000.0)))
+                 for name, pred in scores.final_pred.items()}
+    return UncertaintyReport(table, per_action, per_joint, calibration, pck_cps, spread_error, ambiguity, card, arrays)
 
-    errors: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-    final_pred: dict[str, np.ndarray] = {}
-    spread = np.empty((num, len(joint_names)))                                   # (S, J) mm
-    indicators = np.empty((num, len(metrics.CALIBRATION_QUANTILES), len(joint_names)), dtype=bool)
+
+@dataclass
+class _Truth:
+    """What the prepared file says about the cached samples (S of them), float64.
+
+    gt: (S, J, 3) metres; keypoints_2d: (S, J, 2); intrinsics: (S, 4); root: (S, 3) metres;
+    distortion: per-sample lens distortion or None; actions: (S,) str; joint_names: J names."""
+
+    gt: np.ndarray
+    keypoints_2d: np.ndarray
+    intrinsics: np.ndarray
+    root: np.ndarray
+    distortion: np.ndarray | None
+    actions: np.ndarray
+    joint_names: list[str]
+
+    @classmethod
+    def gather(cls, cache: HypothesisCache, data, use_distortion: bool) -> "_Truth":
+        idx = cache.index
+        return cls(gt=data.poses_3d[idx].astype(np.float64), keypoints_2d=data.keypoints_2d[idx].astype(np.float64),
+                   intrinsics=data.intrinsics[idx].astype(np.float64),
+                   root=data.root_position[idx].astype(np.float64),
+                   distortion=agg.camera_distortion(data.dataset, data.camera[idx]) if use_distortion else None,
+                   actions=np.asarray(data.action)[idx].astype(str), joint_names=list(data.skeleton.joint_names))
+
+
+@dataclass
+class _Scores:
+    """Per-sample results of `_score_prefixes`.
+
+    errors: {(aggregator, N): {"MPJPE": (S,) mm, "P-MPJPE": (S,) mm}}; final_pred: {aggregator:
+    (S, J, 3) metres} at N = H; spread: (S, J) mm at N = H; indicators: (S, Q, J) bool calibration
+    indicators at N = H."""
+
+    errors: dict[tuple[str, int], dict[str, np.ndarray]]
+    final_pred: dict[str, np.ndarray]
+    spread: np.ndarray
+    indicators: np.ndarray
+
+
+def _score_prefixes(cache: HypothesisCache, truth: _Truth, prefixes: Sequence[int], temperature: float,
+                    batch_size: int) -> _Scores:
+    """Every aggregator on the first N hypotheses, for each N in `prefixes`, in batches of samples;
+    at N = H also keep the predictions, the spread and the calibration indicators."""
+    num, num_h, num_joints = len(cache), cache.num_hypotheses, len(truth.joint_names)
+    scores = _Scores(errors={}, final_pred={}, spread=np.empty((num, num_joints)),
+                     indicators=np.empty((num, len(metrics.CALIBRATION_QUANTILES), num_joints), dtype=bool))
     for n in prefixes:
         for start in range(0, num, batch_size):
             stop = min(start + batch_size, num)
             hyps = cache.hypotheses[start:stop, :n].astype(np.float64)
-            gt = gt_all[start:stop]
-            preds = _aggregate_all(hyps, kp_all[start:stop], k_all[start:stop],
-                                   None if dist_all is None else dist_all[start:stop],
-                                   root_all[start:stop], gt, temperature)
+            gt = truth.gt[start:stop]
+            preds = _aggregate_all(hyps, truth.keypoints_2d[start:stop], truth.intrinsics[start:stop],
+                                   None if truth.distortion is None else truth.distortion[start:stop],
+                                   truth.root[start:stop], gt, temperature)
             for name, pred in preds.items():
-                e = errors.setdefault((name, n), {"MPJPE": np.empty(num), "P-MPJPE": np.empty(num)})
+                e = scores.errors.setdefault((name, n), {"MPJPE": np.empty(num), "P-MPJPE": np.empty(num)})
                 e["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
                 e["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
                 if n == num_h:
-                    final_pred.setdefault(name, np.empty_like(gt_all))[start:stop] = pred
+                    scores.final_pred.setdefault(name, np.empty_like(truth.gt))[start:stop] = pred
             if n == num_h:
-                spread[start:stop] = metrics.hypothesis_spread(hyps) * 1000.0
-                indicators[start:stop] = metrics.calibration_indicators(hyps, gt)
+                scores.spread[start:stop] = metrics.hypothesis_spread(hyps) * 1000.0
+                scores.indicators[start:stop] = metrics.calibration_indicators(hyps, gt)
+    return scores
 
-    order = _order(actions, data.dataset)
+
+def _error_table(errors: dict, actions: np.ndarray, order, num_h: int
+                 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]], int]:
+    """-> (table rows {aggregator, N, MPJPE, P-MPJPE, ...}, per-action MPJPE of each aggregator at
+    N = H, the largest number of NaN samples in any row)."""
     table, per_action, nan_total = [], {}, 0
     for (name, n), e in errors.items():
         mpjpe_table, nans = metrics.action_table(e["MPJPE"], actions, order=order, return_nan=True)
@@ -395,54 +463,58 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
                       "uses_ground_truth": _GT_USE.get(name, "no"), "num_nan_samples": nans[metrics.AVERAGE]})
         if n == num_h:
             per_action[name] = mpjpe_table
+    return table, per_action, nan_total
 
-    mean_err = metrics.per_joint_errors(final_pred["mean"], gt_all) * 1000.0       # (S, J) mm
-    base_card = _card(cache, data, use_distortion, temperature, num)
 
+def _calibration(cache: HypothesisCache, truth: _Truth, scores: _Scores, order, base_card: dict) -> dict[str, Any]:
+    """Quantile calibration over the finite samples and the joints that move (the root, zero
+    spread and zero error, is left out)."""
     finite = np.isfinite(cache.hypotheses).all(axis=(1, 2, 3))
-    root_like = (spread == 0).all(axis=0) & (metrics.per_joint_errors(final_pred["mean"], gt_all) == 0).all(axis=0)
-    calibration = metrics.quantile_calibration(indicators=indicators[finite][..., ~root_like],
-                                               actions=actions[finite],
-                                               joint_names=[j for j, r in zip(joint_names, root_like) if not r],
-                                               order=order)
+    root_like = ((scores.spread == 0).all(axis=0)
+                 & (metrics.per_joint_errors(scores.final_pred["mean"], truth.gt) == 0).all(axis=0))
+    calibration = metrics.quantile_calibration(
+        indicators=scores.indicators[finite][..., ~root_like], actions=truth.actions[finite],
+        joint_names=[j for j, r in zip(truth.joint_names, root_like) if not r], order=order)
     calibration["num_nan_samples"] = int((~finite).sum())
-    calibration["card"] = {**base_card, "metric": "quantile calibration", "num_hypotheses": num_h,
+    calibration["card"] = {**base_card, "metric": "quantile calibration",
                            "centre": "per-coordinate median of the hypotheses", "oracle": False,
                            "uses_ground_truth": "to score only (never to choose)"}
+    return calibration
 
+
+def _pck_cps(final_pred: dict[str, np.ndarray], truth: _Truth, order, pck_threshold_mm: float, cps_max_mm: float,
+             base_card: dict) -> dict[str, Any]:
+    """PCK and the Correct Poses Score of every aggregator at N = H, before and after Procrustes."""
+    gt, actions = truth.gt, truth.actions
     pck_cps: dict[str, Any] = {}
     for name, pred in final_pred.items():
-        p = metrics.pck(pred, gt_all, pck_threshold_mm / 1000.0) * 100.0
-        c = metrics.correct_poses_score(pred, gt_all, cps_max_mm / 1000.0) * 1000.0
-        aligned = metrics.procrustes_align(pred, gt_all)
-        pa = metrics.pck(aligned, gt_all, pck_threshold_mm / 1000.0) * 100.0
-        pcps = metrics.correct_poses_score(aligned, gt_all, cps_max_mm / 1000.0) * 1000.0
+        p = metrics.pck(pred, gt, pck_threshold_mm / 1000.0) * 100.0
+        c = metrics.correct_poses_score(pred, gt, cps_max_mm / 1000.0) * 1000.0
+        aligned = metrics.procrustes_align(pred, gt)
+        pa = metrics.pck(aligned, gt, pck_threshold_mm / 1000.0) * 100.0
+        pcps = metrics.correct_poses_score(aligned, gt, cps_max_mm / 1000.0) * 1000.0
         pck_cps[name] = {
             "pck": metrics.action_table(p, actions, order=order),
             "cps_mm": metrics.action_table(c, actions, order=order),
             "pa_pck": metrics.action_table(pa, actions, order=order),
             "pa_cps_mm": metrics.action_table(pcps, actions, order=order),
-            "per_joint_pck": dict(zip(joint_names, map(float, metrics.per_joint_pck(pred, gt_all,
-                                                                                  pck_threshold_mm / 1000.0) * 100.0))),
+            "per_joint_pck": dict(zip(truth.joint_names,
+                                      map(float, metrics.per_joint_pck(pred, gt, pck_threshold_mm / 1000.0) * 100.0))),
             "oracle": _is_oracle(name),
         }
     pck_cps["card"] = {**base_card, "metric": f"PCK@{pck_threshold_mm:g}mm (%), CPS 0-{cps_max_mm:g}mm (mm)",
-                       "num_hypotheses": num_h, "alignment": "none (pck, cps_mm) and Procrustes (pa_*)",
+                       "alignment": "none (pck, cps_mm) and Procrustes (pa_*)",
                        "cps_definition": "area under the fraction-of-correct-poses curve (a pose is correct when "
                                          "all joints are within t), t in 0-300 mm (Wandt et al.); max 300",
                        "oracle_rows": sorted(n for n in final_pred if _is_oracle(n))}
+    return pck_cps
 
-    spread_error = metrics.spread_error_spearman(spread, mean_err, actions=actions, joint_names=joint_names,
-                                                 order=order)
-    spread_error.pop("per_sample_values")
-    spread_error["card"] = {**base_card, "metric": "Spearman rank correlation of per-joint spread and error",
-                            "spread": "mean distance of the hypotheses to their mean",
-                            "error": "per-joint error of the mean of the hypotheses", "num_hypotheses": num_h,
-                            "oracle": False}
 
-    joint_spread = dict(zip(joint_names, map(float, spread.mean(axis=0))))
-    action_spread = metrics.action_table(spread.mean(axis=1), actions, order=order)
-    ambiguity = {
+def _ambiguity(spread: np.ndarray, truth: _Truth, order, base_card: dict) -> dict[str, Any]:
+    """Mean hypothesis spread per joint and per action, and the five most ambiguous of each."""
+    joint_spread = dict(zip(truth.joint_names, map(float, spread.mean(axis=0))))
+    action_spread = metrics.action_table(spread.mean(axis=1), truth.actions, order=order)
+    return {
         "per_joint_spread_mm": joint_spread,
         "per_action_spread_mm": action_spread,
         "most_ambiguous_joints": sorted((j for j in joint_spread if joint_spread[j] > 0),
@@ -451,16 +523,6 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
                                          key=lambda a: -action_spread[a])[:5],
         "card": {**base_card, "metric": "hypothesis spread (mean distance to the mean, mm)", "oracle": False},
     }
-    card = {**base_card, "prefixes": prefixes, "num_nan_samples": nan_total,
-            "oracle_rows": sorted({r["aggregator"] for r in table if r["oracle"]}),
-            "note": "rows with oracle=true use the 3D ground truth to choose: bounds, not estimates"}
-    arrays = {"spread_mm": spread, "mean_error_mm": mean_err, "action": actions, "joint_names": joint_names,
-              "predictions": final_pred,
-              "sample_mpjpe_mm": {k: v["MPJPE"] for k, v in errors.items() if k[1] == num_h}}
-    per_joint = {name: dict(zip(joint_names, map(float, np.nanmean(metrics.per_joint_errors(pred, gt_all), axis=0)
-                                                 * 1000.0)))
-                 for name, pred in final_pred.items()}
-    return UncertaintyReport(table, per_action, per_joint, calibration, pck_cps, spread_error, ambiguity, card, arrays)
 
 
 def _order(actions, dataset: str):
