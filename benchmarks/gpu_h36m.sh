@@ -17,7 +17,8 @@ python3 -m diffupose train --data /tmp/h36m.npz --out /tmp/run_h36m --preset h36
 echo "train done: $(( $(date +%s) - t0 )) s"
 for n in 1 10; do
   python3 -m diffupose evaluate --run /tmp/run_h36m --data /tmp/h36m.npz --split val \
-      --hypotheses $n --sampler ddim --steps 5 --flip --max-samples "${EVAL_MAX:-0}" --json "$out/eval_val_n$n.json" | tail -n 12
+      --checkpoint ema --hypotheses $n --sampler ddim --steps 5 --flip --max-samples "${EVAL_MAX:-0}" \
+      --json "$out/eval_val_n$n.json" | tail -n 12   # ema: best was chosen on val
 done
 echo "eval done: $(( $(date +%s) - t0 )) s"
 cp /tmp/run_h36m/history.jsonl /tmp/run_h36m/config.json "$out/"
