@@ -37,6 +37,7 @@ class ModelConfig:
     num_blocks: int = 4            # residual blocks of two modulated graph convs
     nonlocal_block: bool = True
     released_unused_film: bool = False  # build the third FiLM block the released code never uses
+    missing_joints: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class TrainConfig:
     val_hypotheses: int = 1
     val_sampler: str = "ddim"
     val_steps: int = 5
+    joint_dropout: float = 0.0
+    limb_dropout: float = 0.0
 
 
 @dataclass(frozen=True)

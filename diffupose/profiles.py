@@ -44,6 +44,7 @@ __all__ = [
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
+    "07_in_the_wild", "08_uncertainty",
 )
 CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
 
@@ -75,6 +76,12 @@ _COMMON: dict[str, Any] = {
     # Output widgets headless under nbclient stalled twice in 4 tiny reports on a loaded 2-core
     # box): the page shows one line saying how to get it, and the static gallery.
     "build_explorer": False,
+    # 07_in_the_wild: a keypoint file lifted like a user's detector output (relative to the
+    # repository root; the shipped example is synthetic from H36M S8 ground truth).
+    "keypoints_path": "examples/coco17_S8_walking.json",
+    "max_frames": 0, "viewer_frames": 100,
+    # 08_uncertainty: H hypotheses sampled once and cached; N = its prefixes.
+    "cache_hypotheses": 50, "hypothesis_prefixes": [1, 5, 10, 20, 50], "uncertainty_max_samples": 2000,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -92,6 +99,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ablation_steps": 30, "ablation_dims": [32, 48], "ablation_hypotheses": [1, 2],
             "ablation_batch_size": 32, "ablation_max_samples": 32, "ablation_preset": "tiny",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "max_frames": 12, "viewer_frames": 4,
+            "cache_hypotheses": 8, "hypothesis_prefixes": [1, 2, 4, 8], "uncertainty_max_samples": 48,
         },
         "notebooks": {},
     },
@@ -109,6 +118,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ablation_steps": 300, "ablation_dims": [32, 64, 96], "ablation_hypotheses": [1, 5],
             "ablation_batch_size": 128, "ablation_max_samples": 500, "ablation_preset": "demo",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "uncertainty_max_samples": 500,
         },
         "notebooks": {},
     },
@@ -117,7 +127,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "params": {
             **_COMMON,
             "dataset": "humaneva", "data_dir": "../shared/data/humaneva", "keypoints": "gt",
-            "allow_pickle": False,   # the files are pickled: opt in with `report --allow-pickle` "val_subjects": [], "stride": 1, "num_frames": 0,
+            "allow_pickle": False,   # the files are pickled: opt in with `report --allow-pickle`
+            "val_subjects": [], "stride": 1, "num_frames": 0,
             "preset": "humaneva_cpu",
             "hypothesis_counts": [1, 5, 10, 30], "max_samples": 0, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
@@ -161,13 +172,16 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ablation_steps": 20000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
             "ablation_batch_size": 1024, "ablation_max_samples": 0, "ablation_preset": "paper",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "uncertainty_max_samples": 0,
         },
         "notebooks": {},
     },
 }
 
 
-PATH_KEYS = ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir")
+PATH_KEYS = ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir", "keypoints_path")
+# Path parameters whose profile values are relative to the repository root.
+_REPO_RELATIVE = ("data_dir", "keypoints_path")
 
 
 def check_inputs(params: dict[str, Any], notebooks) -> None:
@@ -282,8 +296,9 @@ def resolve_parameters(profile: str, report_dir: str | Path,
         if key in PATH_KEYS and params[key]:
             params[key] = str(Path(params[key]).expanduser().resolve())   # relative: from the current directory
     params["overrides"] = config_overrides
-    if params.get("data_dir") and not Path(params["data_dir"]).is_absolute():
-        params["data_dir"] = str((repo_root() / params["data_dir"]).resolve())
+    for key in _REPO_RELATIVE:
+        if params.get(key) and not Path(params[key]).is_absolute():
+            params[key] = str((repo_root() / params[key]).resolve())
 
     out = {}
     for name in notebooks:

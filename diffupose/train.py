@@ -339,6 +339,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, progr
     from tqdm.auto import tqdm
 
     from .diffusion import NoiseSchedule, diffusion_loss
+    from .masking import random_joint_mask
     from .model import build_denoiser
 
     t_call = time.perf_counter()
@@ -428,11 +429,14 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, progr
                 idx = perm[start:start + micro]
                 last = k == tc.grad_accum - 1
                 with nullcontext() if last or dist.world_size == 1 else ddp_model.no_sync():
+                    keypoint_mask = (random_joint_mask(len(idx), skeleton, joint_prob=tc.joint_dropout,
+                                                       limb_prob=tc.limb_dropout, generator=noise_gen, device=device)
+                                     if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
                     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                         loss, parts = diffusion_loss(model, schedule, data.poses_3d[idx], data.keypoints_2d[idx],
                                                      joint_weights=joint_weights, lambda_2d=cfg.diffusion.lambda_2d,
                                                      kind=cfg.diffusion.loss, generator=noise_gen,
-                                                     return_parts=False)
+                                                     return_parts=False, keypoint_mask=keypoint_mask)
                     scaler.scale(loss / tc.grad_accum).backward()
                 window.add(parts, len(idx))
             if tc.grad_clip > 0:

@@ -356,12 +356,20 @@ def write_plotly_js(folder) -> Path:
     return path
 
 
+def local_plotly_js(html_path) -> str:
+    """The `src` an HTML page at `html_path` loads plotly.js from (offline, no CDN): the report's
+    one copy when the folder above has it (reports/<name>/plotly.min.js for figures/ and lift/),
+    else a copy written beside the page."""
+    html_path = Path(html_path)
+    if (html_path.parent.parent / PLOTLY_JS_NAME).is_file():
+        return f"../{PLOTLY_JS_NAME}"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    return write_plotly_js(html_path.parent).name
+
+
 def _write_html(fig: go.Figure, path: Path) -> Path:
-    """Interactive standalone HTML referencing a local plotly.js (offline, no CDN): the report's
-    one copy when the folder above has it (reports/<name>/plotly.min.js for figures/), else one
-    written beside the HTML."""
-    above = path.parent.parent / PLOTLY_JS_NAME
-    src = f"../{PLOTLY_JS_NAME}" if above.is_file() else write_plotly_js(path.parent).name
+    """Interactive standalone HTML referencing a local plotly.js (see local_plotly_js)."""
+    src = local_plotly_js(path)
     with atomic_path(path) as tmp:
         fig.write_html(str(tmp), include_plotlyjs=src, include_mathjax=False, full_html=True)
     return path

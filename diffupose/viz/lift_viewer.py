@@ -2,8 +2,9 @@
 translucent, the aggregate bold, every joint coloured and sized by its spread (the model's
 uncertainty), joints missing in the input marked with a cross.
 
-`write_lift_viewer` writes one HTML page that loads `plotly.min.js` from its own folder (the
-bundle is written there once, never fetched from a CDN), so the page works offline.
+`write_lift_viewer` writes one HTML page that loads a local `plotly.min.js` (written beside it
+once, or a report's one copy in the folder above; never fetched from a CDN), so the page works
+offline.
 Long tracks are subsampled to at most `max_frames` evenly spaced frames to keep the page small.
 """
 from __future__ import annotations
@@ -14,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from ..utils import atomic_path, atomic_write_text
+from ..utils import atomic_write_text
 from .skeleton3d import COLORS, bone_polyline, equal_ranges, scene_layout, to_plot_frame
 
-__all__ = ["lift_viewer_figure", "lift_viewer_dict", "write_lift_viewer", "viewer_frame_indices", "PLOTLY_BUNDLE"]
-
-PLOTLY_BUNDLE = "plotly.min.js"
+__all__ = ["lift_viewer_figure", "lift_viewer_dict", "write_lift_viewer", "viewer_frame_indices"]
 
 
 def viewer_frame_indices(num_samples: int, max_frames: int) -> np.ndarray:
@@ -103,19 +102,15 @@ def lift_viewer_figure(result, max_frames: int = 200, title: str | None = None) 
 
 
 def write_lift_viewer(result, path: str | os.PathLike, max_frames: int = 200) -> Path:
-    """Write the viewer page atomically, and `plotly.min.js` beside it when it is not there yet."""
-    from plotly.offline import get_plotlyjs
-
-    path = Path(path)
+    """Write the viewer page atomically; it loads `plotly.min.js` from a local copy (beside it,
+    or the report's one copy in the folder above, see viz.curves.local_plotly_js)."""
     import plotly.io as pio
 
+    from .curves import local_plotly_js
+
+    path = Path(path)
     fig = lift_viewer_dict(result, max_frames=max_frames)
-    bundle = path.parent / PLOTLY_BUNDLE
-    if not bundle.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(bundle) as tmp:
-            tmp.write_text(get_plotlyjs(), encoding="utf-8")
-    html = pio.to_html(fig, include_plotlyjs=PLOTLY_BUNDLE, full_html=True, auto_play=False, validate=False,
-                       config={"displaylogo": False})
+    html = pio.to_html(fig, include_plotlyjs=local_plotly_js(path), full_html=True, auto_play=False,
+                       validate=False, config={"displaylogo": False})
     atomic_write_text(path, html)
     return path
