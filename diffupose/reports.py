@@ -29,6 +29,7 @@ import math
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -681,8 +682,17 @@ def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
     name, status, notebooks (name, status, wall_time_s, html, ipynb, error), parameters, config,
     environment, total time. Figures are listed from report_dir/figures."""
     report_dir = Path(report_dir)
+    lines = (_index_header(info) + _index_notebooks(info) + _index_numbers(report_dir)
+             + _index_figures(report_dir) + _index_provenance(info))
+    _write_text(report_dir / "report.json", json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    path = report_dir / "index.html"
+    _write_text(path, "\n".join(lines))
+    return path
+
+
+def _index_header(info: dict[str, Any]) -> list[str]:
+    """The index's head, title, status line, failure (if any) and the static-figure renderer."""
     esc = html.escape
-    env = info.get("environment", {})
     status = info.get("status", "running")
     lines = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>DiffuPose report {esc(info.get('name', ''))}</title>"
              f"<style>{_INDEX_CSS}</style></head><body>",
@@ -695,9 +705,14 @@ def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
     lines.append(f"<p>Static figures (PNG/SVG under <code>figures/</code>): {esc(_static_export_text(info))}. "
                  "Pages and interactive figures load plotly.js from this folder "
                  "(<code>plotly.min.js</code>); nothing is fetched from the network.</p>")
+    return lines
 
-    lines.append("<h2>Notebooks</h2><table class='dp-table'><thead><tr><th>notebook</th><th>status</th>"
-                 "<th>wall time</th><th>HTML</th><th>executed notebook</th></tr></thead><tbody>")
+
+def _index_notebooks(info: dict[str, Any]) -> list[str]:
+    """The table of notebooks: status, wall time and links to the HTML and executed notebook."""
+    esc = html.escape
+    lines = ["<h2>Notebooks</h2><table class='dp-table'><thead><tr><th>notebook</th><th>status</th>"
+             "<th>wall time</th><th>HTML</th><th>executed notebook</th></tr></thead><tbody>"]
     for nb in info.get("notebooks", []):
         link = (f"<a href='{esc(nb['html'])}'>{esc(nb['html'])}</a>" if nb.get("html") else "–")
         ipynb = (f"<a href='{esc(nb['ipynb'])}'>{esc(nb['ipynb'])}</a>" if nb.get("ipynb") else "–")
@@ -706,53 +721,69 @@ def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
     lines.append(f"<tr><td><b>total</b></td><td></td><td><b>{_fmt_seconds(info.get('total_wall_time_s'))}</b></td>"
                  "<td></td><td></td></tr></tbody></table>")
     lines.append(_TABLE_CSS)
+    return lines
 
+
+def _index_numbers(report_dir: Path) -> list[str]:
+    """A headline per metrics.json section (nothing before the first notebook records any)."""
+    esc = html.escape
     metrics_path = report_dir / "metrics.json"
-    if metrics_path.exists():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except json.JSONDecodeError:
-            metrics = {}
-        lines.append("<h2>Numbers</h2><p>All numbers: <a href='metrics.json'>metrics.json</a> "
-                     "(one section per notebook, each with its protocol card).</p><table class='kv'>")
-        for section, values in metrics.items():
-            if isinstance(values, dict):
-                lines.append(f"<tr><td><b>{esc(section)}</b></td><td>{esc(_headline(values))}</td></tr>")
-        lines.append("</table>")
+    if not metrics_path.exists():
+        return []
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError:
+        metrics = {}
+    lines = ["<h2>Numbers</h2><p>All numbers: <a href='metrics.json'>metrics.json</a> "
+             "(one section per notebook, each with its protocol card).</p><table class='kv'>"]
+    for section, values in metrics.items():
+        if isinstance(values, dict):
+            lines.append(f"<tr><td><b>{esc(section)}</b></td><td>{esc(_headline(values))}</td></tr>")
+    lines.append("</table>")
+    return lines
 
+
+def _index_figures(report_dir: Path) -> list[str]:
+    """A thumbnail per figures/*.png, linking its PNG and any SVG / HTML copy."""
+    esc = html.escape
     figures = sorted((report_dir / "figures").glob("*.png")) if (report_dir / "figures").is_dir() else []
-    if figures:
-        lines.append("<h2>Figures</h2><div class='figs'>")
-        for png in figures:
-            links = [f"<a href='figures/{esc(png.name)}'>PNG</a>"]
-            for ext in ("svg", "html"):
-                if png.with_suffix(f".{ext}").exists():
-                    links.append(f"<a href='figures/{esc(png.stem)}.{ext}'>{ext.upper()}</a>")
-            lines.append(f"<figure><a href='figures/{esc(png.name)}'><img src='figures/{esc(png.name)}' "
-                         f"alt='{esc(png.stem)}'></a><figcaption>{esc(png.stem)} — {' · '.join(links)}"
-                         "</figcaption></figure>")
-        lines.append("</div>")
+    if not figures:
+        return []
+    lines = ["<h2>Figures</h2><div class='figs'>"]
+    for png in figures:
+        links = [f"<a href='figures/{esc(png.name)}'>PNG</a>"]
+        for ext in ("svg", "html"):
+            if png.with_suffix(f".{ext}").exists():
+                links.append(f"<a href='figures/{esc(png.stem)}.{ext}'>{ext.upper()}</a>")
+        lines.append(f"<figure><a href='figures/{esc(png.name)}'><img src='figures/{esc(png.name)}' "
+                     f"alt='{esc(png.stem)}'></a><figcaption>{esc(png.stem)} — {' · '.join(links)}"
+                     "</figcaption></figure>")
+    lines.append("</div>")
+    return lines
 
+
+def _index_provenance(info: dict[str, Any]) -> list[str]:
+    """Git commit, seed, machine and library versions, the run config and the parameters; the
+    page's closing lines."""
+    esc = html.escape
+    env = info.get("environment", {})
     versions = env.get("versions", {})
-    lines.append("<h2>Provenance</h2><table class='kv'>"
-                 f"<tr><td>git commit</td><td><code>{esc(str(env.get('git_commit')))}</code></td></tr>"
-                 f"<tr><td>seed</td><td>{esc(str(info.get('seed')))}</td></tr>"
-                 f"<tr><td>python</td><td>{esc(str(env.get('python')))}</td></tr>"
-                 f"<tr><td>platform</td><td>{esc(str(env.get('platform')))}</td></tr>"
-                 f"<tr><td>device</td><td>{esc(str(env.get('cuda') or 'cpu'))} "
-                 f"({esc(str(env.get('num_threads')))} threads)</td></tr>"
-                 + "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in versions.items())
-                 + "</table>")
+    lines = ["<h2>Provenance</h2><table class='kv'>"
+             f"<tr><td>git commit</td><td><code>{esc(str(env.get('git_commit')))}</code></td></tr>"
+             f"<tr><td>seed</td><td>{esc(str(info.get('seed')))}</td></tr>"
+             f"<tr><td>python</td><td>{esc(str(env.get('python')))}</td></tr>"
+             f"<tr><td>platform</td><td>{esc(str(env.get('platform')))}</td></tr>"
+             f"<tr><td>device</td><td>{esc(str(env.get('cuda') or 'cpu'))} "
+             f"({esc(str(env.get('num_threads')))} threads)</td></tr>"
+             + "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in versions.items())
+             + "</table>"]
     if info.get("config") is not None:
         lines.append("<h2>Run config</h2><pre>" + esc(json.dumps(info["config"], indent=2, sort_keys=True)) + "</pre>")
     lines.append("<h2>Parameters</h2><p>Profile parameters after <code>--set</code> overrides "
                  "(each notebook receives the ones its <code>parameters</code> cell declares):</p><pre>"
                  + esc(json.dumps(info.get("parameters", {}), indent=2, sort_keys=True, default=str)) + "</pre>")
     lines.append("<p>Machine-readable: <a href='report.json'>report.json</a>.</p></body></html>")
-    _write_text(report_dir / "report.json", json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
-    path = report_dir / "index.html"
-    _write_text(path, "\n".join(lines))
-    return path
+    return lines
 
 
 def _static_export_text(info: dict[str, Any]) -> str:
@@ -852,13 +883,51 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
     the run: its partial executed notebook and HTML are kept, index.html marks the failure, and
     ReportError names the notebook and the failing cell's error.
     """
+    plan = _plan_report(profile, name or profile, overrides, out_root, notebooks, kernel, notebooks_dir)
+    info = _new_report_info(plan, overrides)
+    write_index(plan.report_dir, info)
+    # our own per-cell lines replace papermill's "Input/Output Notebook, Executing" chatter
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)   # nbconvert's alt-text notes on every figure
+    warned: set[str] = set()
+    start = time.perf_counter()
+    for number, (entry, path) in enumerate(zip(info["notebooks"], plan.paths), start=1):
+        error = _run_report_notebook(plan, info, entry, path, number, start, warned, progress_interval_s)
+        if error:
+            _mark_report_failed(info, entry, error)
+            write_index(plan.report_dir, info)
+            raise ReportError(error)
+        write_index(plan.report_dir, info)
+    info["status"] = "ok"
+    _record_report_section(plan.report_dir, info)
+    write_index(plan.report_dir, info)
+    return plan.report_dir
+
+
+@dataclass(frozen=True)
+class _ReportPlan:
+    """What run_report settles before the first notebook runs."""
+
+    profile: str
+    name: str
+    description: str
+    kernel: str
+    nb_dir: Path
+    paths: list[Path]
+    report_dir: Path
+    params: dict[str, dict[str, Any]]      # notebook stem -> its parameters
+    shared: dict[str, Any]                 # the first notebook's parameters (seed, run_dir, ...)
+
+
+def _plan_report(profile: str, name: str, overrides, out_root: str | Path, notebooks: Iterable[str] | None,
+                 kernel: str, notebooks_dir: str | Path | None) -> _ReportPlan:
+    """Check everything a report needs (profile, kernel, notebooks, overrides, inputs) and create
+    its folder with figures/ and plotly.min.js."""
     from .profiles import check_inputs
-    from .progress import ProgressTail, format_duration
     from .viz.curves import write_plotly_js
 
     spec = get_profile(profile)
     check_kernel(kernel)
-    name = name or profile
     nb_dir = Path(notebooks_dir) if notebooks_dir else notebook_dir()
     paths = _select_notebooks(notebooks, nb_dir)
     report_dir = (Path(out_root) / name).resolve()
@@ -872,93 +941,124 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "figures").mkdir(exist_ok=True)
     write_plotly_js(report_dir)
-    info: dict[str, Any] = {
-        "profile": profile, "name": name, "description": spec.get("description", ""),
+    return _ReportPlan(profile=profile, name=name, description=spec.get("description", ""), kernel=kernel,
+                       nb_dir=nb_dir, paths=paths, report_dir=report_dir, params=params, shared=shared)
+
+
+def _new_report_info(plan: _ReportPlan, overrides) -> dict[str, Any]:
+    """The report's `info` dict (see write_index) before any notebook runs: every notebook pending."""
+    return {
+        "profile": plan.profile, "name": plan.name, "description": plan.description,
         "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "seed": shared.get("seed"), "parameters": shared, "overrides": overrides or [],
+        "seed": plan.shared.get("seed"), "parameters": plan.shared, "overrides": overrides or [],
         "environment": environment_info(), "config": None, "static_export": [],
         "notebooks": [{"name": p.stem, "status": "pending", "wall_time_s": None, "html": None, "ipynb": None}
-                      for p in paths],
+                      for p in plan.paths],
         "total_wall_time_s": 0.0,
     }
-    write_index(report_dir, info)
-    progress_path = report_dir / ".progress.jsonl"
-    # our own per-cell lines replace papermill's "Input/Output Notebook, Executing" chatter
-    logging.getLogger("papermill").setLevel(logging.WARNING)
-    logging.getLogger("traitlets").setLevel(logging.ERROR)   # nbconvert's alt-text notes on every figure
-    warned: set[str] = set()
-    start = time.perf_counter()
-    for number, (entry, path) in enumerate(zip(info["notebooks"], paths), start=1):
-        dst = report_dir / f"{path.stem}.ipynb"
-        entry["status"] = "running"
-        write_index(report_dir, info)
-        tag = f"[{path.stem} {number}/{len(paths)}]"
-        log.info("report %s %s: started (report %s)", name, tag, format_duration(time.perf_counter() - start))
-        t0 = time.perf_counter()
-        current = {"cell": "starting the kernel"}
 
-        def on_cell(i, n, source, tag=tag, t0=t0):
-            current["cell"] = f"cell {i}/{n}"
-            log.info("%s cell %d/%d · %s in notebook · %s · %s", tag, i, n, format_duration(time.perf_counter() - t0),
-                     format_duration(time.perf_counter() - start), source)
 
-        def on_event(event, line, tag=tag):
-            if event.get("kind") == "static_export":
-                item = {k: event.get(k) for k in ("renderer", "reason")}
-                if item in info["static_export"]:
-                    return                          # each kernel decides; say it once per report
-                info["static_export"].append(item)
-            if event.get("kind") == "log" and event.get("level") in ("WARNING", "ERROR", "CRITICAL"):
-                if line in warned:
-                    return
-                warned.add(line)
-                log.warning("%s %s", tag, line)
-            else:
-                log.info("%s %s", tag, line)
+def _run_report_notebook(plan: _ReportPlan, info: dict[str, Any], entry: dict[str, Any], path: Path,
+                         number: int, start: float, warned: set[str], progress_interval_s: float) -> str | None:
+    """Execute one notebook of the report into report_dir (NN_x.ipynb and NN_x.html), updating
+    its `entry` and `info` (wall times, run config); return its error message or None."""
+    from .progress import format_duration
 
-        def heartbeat(idle, tag=tag, t0=t0):
-            log.info("%s still running %s · %s in notebook", tag, current["cell"],
-                     format_duration(time.perf_counter() - t0))
-
-        progress_path.unlink(missing_ok=True)
-        error: str | None = None
-        tail = ProgressTail(progress_path, on_event, min_interval_s=progress_interval_s, heartbeat=heartbeat)
+    dst = plan.report_dir / f"{path.stem}.ipynb"
+    entry["status"] = "running"
+    write_index(plan.report_dir, info)
+    tag = f"[{path.stem} {number}/{len(plan.paths)}]"
+    log.info("report %s %s: started (report %s)", plan.name, tag, format_duration(time.perf_counter() - start))
+    terminal = _NotebookTerminal(tag, start, info, warned)
+    error = _execute_with_progress(plan, path, dst, terminal, progress_interval_s)
+    entry["wall_time_s"] = round(time.perf_counter() - terminal.t0, 2)
+    log.info("report %s %s: %s in %s", plan.name, tag, "failed" if error else "done",
+             format_duration(entry["wall_time_s"]))
+    if dst.exists():
+        entry["ipynb"] = dst.name
         try:
-            with tail:
-                execute_notebook(path, dst, params[path.stem], cwd=nb_dir, kernel=kernel, on_cell=on_cell,
-                                 progress_file=progress_path)
-        except NotebookFailed as e:
-            cell = f" (cell {e.cell_index})" if e.cell_index is not None else ""
-            error = _pickle_hint(f"notebook {path.stem} failed{cell}: {e}", profile)
-        except Exception as e:  # kernel died, papermill could not start, ...
-            error = f"notebook {path.stem} failed: {type(e).__name__}: {e}"
-        progress_path.unlink(missing_ok=True)
-        entry["wall_time_s"] = round(time.perf_counter() - t0, 2)
-        log.info("report %s %s: %s in %s", name, tag, "failed" if error else "done",
-                 format_duration(entry["wall_time_s"]))
-        if dst.exists():
-            entry["ipynb"] = dst.name
-            try:
-                entry["html"] = notebook_to_html(dst, report_dir / f"{path.stem}.html").name
-            except Exception as e:  # keep going: the executed notebook is the record
-                log.warning("could not convert %s to HTML: %s", dst, e)
-        entry["status"] = "failed" if error else "ok"
-        info["total_wall_time_s"] = round(time.perf_counter() - start, 2)
-        info["config"] = _run_config(params[path.stem]) or info["config"]
-        if error:
-            entry["error"] = error
-            info["status"] = "failed"
-            info["error"] = error
-            for later in info["notebooks"]:
-                if later["status"] == "pending":
-                    later["status"] = "skipped"
-            write_index(report_dir, info)
-            raise ReportError(error)
-        write_index(report_dir, info)
-    info["status"] = "ok"
-    _record_report_section(report_dir, info)
-    write_index(report_dir, info)
-    return report_dir
+            entry["html"] = notebook_to_html(dst, plan.report_dir / f"{path.stem}.html").name
+        except Exception as e:  # keep going: the executed notebook is the record
+            log.warning("could not convert %s to HTML: %s", dst, e)
+    entry["status"] = "failed" if error else "ok"
+    info["total_wall_time_s"] = round(time.perf_counter() - start, 2)
+    info["config"] = _run_config(plan.params[path.stem]) or info["config"]
+    return error
+
+
+class _NotebookTerminal:
+    """The terminal lines while one notebook of a report runs: each code cell as it starts, the
+    kernel's progress events (the static-export renderer and each warning once per report) and a
+    heartbeat naming the running cell."""
+
+    def __init__(self, tag: str, report_start: float, info: dict[str, Any], warned: set[str]):
+        self.tag = tag
+        self.report_start = report_start
+        self.info = info
+        self.warned = warned
+        self.t0 = time.perf_counter()
+        self.cell = "starting the kernel"
+
+    def on_cell(self, i: int, n: int, source: str) -> None:
+        from .progress import format_duration
+
+        self.cell = f"cell {i}/{n}"
+        log.info("%s cell %d/%d · %s in notebook · %s · %s", self.tag, i, n,
+                 format_duration(time.perf_counter() - self.t0),
+                 format_duration(time.perf_counter() - self.report_start), source)
+
+    def on_event(self, event: dict[str, Any], line: str) -> None:
+        if event.get("kind") == "static_export":
+            item = {k: event.get(k) for k in ("renderer", "reason")}
+            if item in self.info["static_export"]:
+                return                          # each kernel decides; say it once per report
+            self.info["static_export"].append(item)
+        if event.get("kind") == "log" and event.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            if line in self.warned:
+                return
+            self.warned.add(line)
+            log.warning("%s %s", self.tag, line)
+        else:
+            log.info("%s %s", self.tag, line)
+
+    def heartbeat(self, idle: float) -> None:
+        from .progress import format_duration
+
+        log.info("%s still running %s · %s in notebook", self.tag, self.cell,
+                 format_duration(time.perf_counter() - self.t0))
+
+
+def _execute_with_progress(plan: _ReportPlan, path: Path, dst: Path, terminal: _NotebookTerminal,
+                           progress_interval_s: float) -> str | None:
+    """Execute one notebook while tailing the kernel's progress file; the error message or None."""
+    from .progress import ProgressTail
+
+    progress_path = plan.report_dir / ".progress.jsonl"
+    progress_path.unlink(missing_ok=True)
+    error: str | None = None
+    tail = ProgressTail(progress_path, terminal.on_event, min_interval_s=progress_interval_s,
+                        heartbeat=terminal.heartbeat)
+    try:
+        with tail:
+            execute_notebook(path, dst, plan.params[path.stem], cwd=plan.nb_dir, kernel=plan.kernel,
+                             on_cell=terminal.on_cell, progress_file=progress_path)
+    except NotebookFailed as e:
+        cell = f" (cell {e.cell_index})" if e.cell_index is not None else ""
+        error = _pickle_hint(f"notebook {path.stem} failed{cell}: {e}", plan.profile)
+    except Exception as e:  # kernel died, papermill could not start, ...
+        error = f"notebook {path.stem} failed: {type(e).__name__}: {e}"
+    progress_path.unlink(missing_ok=True)
+    return error
+
+
+def _mark_report_failed(info: dict[str, Any], entry: dict[str, Any], error: str) -> None:
+    """Record a notebook's failure in `info`; the notebooks after it are skipped."""
+    entry["error"] = error
+    info["status"] = "failed"
+    info["error"] = error
+    for later in info["notebooks"]:
+        if later["status"] == "pending":
+            later["status"] = "skipped"
 
 
 def _record_report_section(report_dir: Path, info: dict[str, Any]) -> None:

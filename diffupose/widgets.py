@@ -120,16 +120,40 @@ class HypothesisExplorer:
         self.num_recomputes = 0
         self._updating = False
 
+        subject, action, frame = self._start_sample(subject, action, frame, index)
+        self.controls = self._make_controls(subject, action, num_hypotheses=num_hypotheses, sampler=sampler,
+                                            num_steps=num_steps, seed=seed, flip=flip,
+                                            max_hypotheses=max_hypotheses, max_steps=max_steps)
+        self._update_frame_range()
+        self.controls["frame"].value = min(max(int(frame), 0), self.controls["frame"].max)
+        self.sample_info = widgets.HTML()
+        self.step_info = widgets.HTML()
+        views = self._make_views()
+        for control in self.controls.values():
+            control.observe(self.on_change, names="value")
+        self.widget = self._arrange(views)
+        self.recompute()
+
+    # -- construction -------------------------------------------------------------------------
+    def _start_sample(self, subject: str | None, action: str | None, frame: int,
+                      index: int | None) -> tuple[str, str, int]:
+        """The starting (subject, action, frame): sample `index` of the data if given, else the
+        requested pair where the data has it (the first subject / action otherwise)."""
         if index is not None:  # start on sample `index` of data
-            subject, action = str(data.subject[index]), str(data.action[index])
-            frame = int(np.flatnonzero(sample_indices(data, subject, action) == index)[0])
+            subject, action = str(self.data.subject[index]), str(self.data.action[index])
+            frame = int(np.flatnonzero(sample_indices(self.data, subject, action) == index)[0])
         subject = subject if subject in self.choices else next(iter(self.choices))
         actions = self.choices[subject]
         action = action if action in actions else actions[0]
+        return subject, action, frame
+
+    def _make_controls(self, subject: str, action: str, *, num_hypotheses: int, sampler: str, num_steps: int,
+                       seed: int, flip: bool, max_hypotheses: int, max_steps: int) -> dict[str, widgets.Widget]:
+        """The control widgets by name (the frame slider's range is set afterwards)."""
         slider = dict(continuous_update=False, style={"description_width": "initial"})
-        self.controls = {
+        return {
             "subject": widgets.Dropdown(options=list(self.choices), value=subject, description="subject"),
-            "action": widgets.Dropdown(options=actions, value=action, description="action"),
+            "action": widgets.Dropdown(options=self.choices[subject], value=action, description="action"),
             "frame": widgets.IntSlider(value=0, min=0, max=0, description="frame", **slider),
             "num_hypotheses": widgets.IntSlider(value=int(num_hypotheses), min=1, max=max_hypotheses,
                                                 description="hypotheses H", **slider),
@@ -140,34 +164,31 @@ class HypothesisExplorer:
             "flip": widgets.Checkbox(value=bool(flip), description="flip test-time augmentation"),
             "step": widgets.IntSlider(value=0, min=0, max=1, description="denoising step", **slider),
         }
-        self._update_frame_range()
-        self.controls["frame"].value = min(max(int(frame), 0), self.controls["frame"].max)
-        self.sample_info = widgets.HTML()
-        self.step_info = widgets.HTML()
 
+    def _make_views(self) -> dict[str, widgets.Widget]:
+        """Set `figures` (FigureWidgets, or plain Figures with `outputs` to draw them in) to empty
+        figures of their fixed sizes; return the widget showing each figure, by name."""
         empty = {k: self._sized(k, f) for k, f in self._make_empty_figures().items()}
         if self.live:
             self.figures = {k: go.FigureWidget(f) for k, f in empty.items()}
             self.outputs = {}
-            views = {k: self._box(k, f) for k, f in self.figures.items()}
-        else:
-            self.figures = empty
-            self.outputs = {k: widgets.Output(layout=self._box_layout(k)) for k in empty}
-            views = dict(self.outputs)
+            return {k: self._box(k, f) for k, f in self.figures.items()}
+        self.figures = empty
+        self.outputs = {k: widgets.Output(layout=self._box_layout(k)) for k in empty}
+        return dict(self.outputs)
 
-        for control in self.controls.values():
-            control.observe(self.on_change, names="value")
-
+    def _arrange(self, views: dict[str, widgets.Widget]) -> widgets.VBox:
+        """The explorer's layout: two rows of controls, the sample line, the 3D view beside the
+        2D input over the spread, the step slider and the trajectory."""
         row1 = widgets.HBox([self.controls["subject"], self.controls["action"], self.controls["frame"]])
         row2 = widgets.HBox([self.controls["num_hypotheses"], self.controls["sampler"],
                              self.controls["num_steps"], self.controls["seed"], self.controls["flip"]])
-        self.widget = widgets.VBox([
+        return widgets.VBox([
             row1, row2, self.sample_info,
             widgets.HBox([views["hypotheses_3d"], widgets.VBox([views["input_2d"], views["spread"]])],
                          layout=widgets.Layout(align_items="flex-start", overflow="visible")),
             widgets.HBox([self.controls["step"], self.step_info]), views["trajectory"],
         ], layout=widgets.Layout(overflow="visible"))
-        self.recompute()
 
     # -- display ------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):

@@ -290,3 +290,35 @@ def test_record_metrics_merges(tmp_path):
     data = json.loads((tmp_path / "metrics.json").read_text())
     assert data["05_hypotheses"] == {"a": 1.5, "arr": [0, 1, 2], "b": None}
     assert data["04_affinity"] == {"num_layers": 3}
+
+
+def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
+    """The kaleido-free static export: one panel per plotly subplot, each trace type drawn, the
+    plotly axis settings (log x, reversed y, titles, 3D scene titles) carried over."""
+    from plotly.subplots import make_subplots
+
+    from diffupose.viz.curves import plotly_to_matplotlib
+
+    fig = make_subplots(rows=1, cols=4, specs=[[{}, {}, {}, {"type": "scene"}]])
+    fig.add_trace(go.Scatter(x=[1, 10, 100], y=[3, None, 1], mode="lines+markers", name="curve",
+                             line=dict(color="red", dash="dash")), 1, 1)
+    fig.add_trace(go.Bar(x=["a", "b"], y=[1, 2], name="bars"), 1, 2)
+    fig.add_trace(go.Heatmap(z=[[0, 1], [1, 0]]), 1, 3)
+    fig.add_trace(go.Scatter3d(x=[0, 1], y=[0, 1], z=[0, 1], mode="lines", name="pose"), 1, 4)
+    fig.add_trace(go.Pie(values=[1, 2]))
+    fig.update_xaxes(type="log", title_text="hypotheses", row=1, col=1)
+    fig.update_yaxes(title_text="MPJPE", row=1, col=1)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    fig.update_layout(title="overview", scene=dict(zaxis_title="up"))
+
+    with caplog.at_level("WARNING", logger="diffupose.viz.curves"):
+        mpl = plotly_to_matplotlib(fig)
+    curve, bars, heatmap, scene = mpl.axes            # the pie has no axes: it lands on the first panel
+    assert (curve.get_xscale(), curve.get_xlabel(), curve.get_ylabel()) == ("log", "hypotheses", "MPJPE")
+    assert curve.lines[0].get_linestyle() == "--" and curve.lines[0].get_marker() == "o"
+    assert curve.get_legend() is not None and bars.get_legend() is None
+    assert len(bars.patches) == 2 and len(heatmap.images) == 1
+    assert bars.yaxis_inverted() and not curve.yaxis_inverted()
+    assert scene.name == "3d" and (scene.get_xlabel(), scene.get_zlabel()) == ("x", "up")
+    assert len(curve.lines) == 1 and "trace type pie not rendered" in caplog.text
+    assert mpl._suptitle.get_text() == "overview"

@@ -254,13 +254,7 @@ def plotly_to_matplotlib(fig: go.Figure):
     traces; one panel per subplot) for static export where kaleido cannot run."""
     import matplotlib.pyplot as plt
 
-    groups: dict[str, list] = {}
-    for tr in fig.data:
-        if tr.type == "scatter3d":
-            key = tr.scene or "scene"
-        else:
-            key = f"{getattr(tr, 'xaxis', None) or 'x'}|{getattr(tr, 'yaxis', None) or 'y'}"
-        groups.setdefault(key, []).append(tr)
+    groups = _traces_by_panel(fig)
     keys = list(groups) or ["x|y"]
     n = len(keys)
     ncols = min(n, 3)
@@ -272,48 +266,11 @@ def plotly_to_matplotlib(fig: go.Figure):
         is3d = bool(traces) and traces[0].type == "scatter3d"
         ax = mpl.add_subplot(nrows, ncols, idx + 1, projection="3d" if is3d else None)
         for tr in traces:
-            color = None
-            if getattr(tr, "line", None) is not None and tr.line.color is not None and isinstance(tr.line.color, str):
-                color = tr.line.color
-            alpha = tr.opacity if tr.opacity is not None else 1.0
-            if tr.type == "scatter3d":
-                ls = "--" if tr.line.dash not in (None, "solid") else "-"
-                ax.plot(_nan_list(tr.x), _nan_list(tr.y), _nan_list(tr.z), ls, color=color, alpha=alpha,
-                        linewidth=(tr.line.width or 2) / 2, label=tr.name if tr.showlegend is not False else None)
-            elif tr.type == "scatter":
-                ls = "--" if tr.line.dash not in (None, "solid") else "-"
-                marker = "o" if tr.mode and "markers" in tr.mode else None
-                ax.plot(_nan_list(tr.x), _nan_list(tr.y), linestyle=ls if "lines" in (tr.mode or "lines") else "none",
-                        marker=marker, color=color, alpha=alpha, label=tr.name)
-            elif tr.type == "bar":
-                ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
-                ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-            elif tr.type == "heatmap":
-                ax.imshow(np.asarray(tr.z, dtype=float), cmap="viridis")
-            else:
-                log.warning("plotly_to_matplotlib: trace type %s not rendered", tr.type)
+            _draw_trace(ax, tr)
         if is3d:
-            scene = layout[key] if key in layout else layout.scene
-            ax.set_xlabel(scene.xaxis.title.text or "x")
-            ax.set_ylabel(scene.yaxis.title.text or "y")
-            ax.set_zlabel(scene.zaxis.title.text or "z")
-            try:
-                ax.set_aspect("equal")
-            except (NotImplementedError, ValueError):
-                pass
-            ax.view_init(elev=15, azim=-70)
+            _setup_3d_axes(ax, layout[key] if key in layout else layout.scene)
         else:
-            xname, yname = key.split("|")
-            xa = layout[xname.replace("x", "xaxis", 1)] if xname != "x" else layout.xaxis
-            ya = layout[yname.replace("y", "yaxis", 1)] if yname != "y" else layout.yaxis
-            if xa.type == "log":
-                ax.set_xscale("log")
-            if ya.autorange == "reversed":
-                ax.invert_yaxis()
-            if xa.title.text:
-                ax.set_xlabel(xa.title.text)
-            if ya.title.text:
-                ax.set_ylabel(ya.title.text)
+            _setup_2d_axes(ax, layout, key)
         if any(getattr(t, "name", None) for t in traces) and len(traces) < 15 and traces[0].type != "bar":
             ax.legend(fontsize=7)
     if layout.title.text:
@@ -321,6 +278,69 @@ def plotly_to_matplotlib(fig: go.Figure):
     mpl.tight_layout()
     plt.close(mpl)
     return mpl
+
+
+def _traces_by_panel(fig: go.Figure) -> dict[str, list]:
+    """The figure's traces grouped by subplot: key "x2|y2" for 2D axes, "scene2" for 3D scenes."""
+    groups: dict[str, list] = {}
+    for tr in fig.data:
+        if tr.type == "scatter3d":
+            key = tr.scene or "scene"
+        else:
+            key = f"{getattr(tr, 'xaxis', None) or 'x'}|{getattr(tr, 'yaxis', None) or 'y'}"
+        groups.setdefault(key, []).append(tr)
+    return groups
+
+
+def _draw_trace(ax, tr) -> None:
+    """Draw one plotly trace on a matplotlib axes (a warning for trace types not rendered)."""
+    color = None
+    if getattr(tr, "line", None) is not None and tr.line.color is not None and isinstance(tr.line.color, str):
+        color = tr.line.color
+    alpha = tr.opacity if tr.opacity is not None else 1.0
+    if tr.type == "scatter3d":
+        ls = "--" if tr.line.dash not in (None, "solid") else "-"
+        ax.plot(_nan_list(tr.x), _nan_list(tr.y), _nan_list(tr.z), ls, color=color, alpha=alpha,
+                linewidth=(tr.line.width or 2) / 2, label=tr.name if tr.showlegend is not False else None)
+    elif tr.type == "scatter":
+        ls = "--" if tr.line.dash not in (None, "solid") else "-"
+        marker = "o" if tr.mode and "markers" in tr.mode else None
+        ax.plot(_nan_list(tr.x), _nan_list(tr.y), linestyle=ls if "lines" in (tr.mode or "lines") else "none",
+                marker=marker, color=color, alpha=alpha, label=tr.name)
+    elif tr.type == "bar":
+        ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    elif tr.type == "heatmap":
+        ax.imshow(np.asarray(tr.z, dtype=float), cmap="viridis")
+    else:
+        log.warning("plotly_to_matplotlib: trace type %s not rendered", tr.type)
+
+
+def _setup_3d_axes(ax, scene) -> None:
+    """Axis titles of a plotly scene, equal aspect where matplotlib allows it, a fixed view."""
+    ax.set_xlabel(scene.xaxis.title.text or "x")
+    ax.set_ylabel(scene.yaxis.title.text or "y")
+    ax.set_zlabel(scene.zaxis.title.text or "z")
+    try:
+        ax.set_aspect("equal")
+    except (NotImplementedError, ValueError):
+        pass
+    ax.view_init(elev=15, azim=-70)
+
+
+def _setup_2d_axes(ax, layout, key: str) -> None:
+    """Log x scale, reversed y and axis titles of the plotly axes named by `key` ("x2|y2")."""
+    xname, yname = key.split("|")
+    xa = layout[xname.replace("x", "xaxis", 1)] if xname != "x" else layout.xaxis
+    ya = layout[yname.replace("y", "yaxis", 1)] if yname != "y" else layout.yaxis
+    if xa.type == "log":
+        ax.set_xscale("log")
+    if ya.autorange == "reversed":
+        ax.invert_yaxis()
+    if xa.title.text:
+        ax.set_xlabel(xa.title.text)
+    if ya.title.text:
+        ax.set_ylabel(ya.title.text)
 
 
 PLOTLY_JS_NAME = "plotly.min.js"
