@@ -313,7 +313,7 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
 
     with caplog.at_level("WARNING", logger="diffupose.viz.curves"):
         mpl = plotly_to_matplotlib(fig)
-    curve, bars, heatmap, scene = mpl.axes            # the pie has no axes: it lands on the first panel
+    curve, bars, heatmap, scene, colorbar = mpl.axes  # the pie has no axes; the heatmap adds a colorbar
     assert (curve.get_xscale(), curve.get_xlabel(), curve.get_ylabel()) == ("log", "hypotheses", "MPJPE")
     assert curve.lines[0].get_linestyle() == "--" and curve.lines[0].get_marker() == "o"
     assert curve.get_legend() is not None and bars.get_legend() is None
@@ -322,3 +322,22 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
     assert scene.name == "3d" and (scene.get_xlabel(), scene.get_zlabel()) == ("x", "up")
     assert len(curve.lines) == 1 and "trace type pie not rendered" in caplog.text
     assert mpl._suptitle.get_text() == "overview"
+
+
+def test_matplotlib_heatmap_keeps_row_order_labels_and_diverging_colours():
+    """The static fallback of an affinity heatmap reads like the interactive one: row 0 at the
+    top, joint names on the axes, a diverging map with symmetric limits."""
+    import plotly.graph_objects as go
+
+    from diffupose.viz.curves import plotly_to_matplotlib
+
+    z = np.arange(12.0).reshape(3, 4) - 5
+    fig = go.Figure(go.Heatmap(z=z, x=list("abcd"), y=["r0", "r1", "r2"], zmid=0, colorscale="RdBu_r"))
+    fig.update_yaxes(autorange="reversed")
+    ax = plotly_to_matplotlib(fig).axes[0]
+    bottom, top = ax.get_ylim()
+    assert top < bottom                                  # row 0 drawn at the top
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r0", "r1", "r2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+    image = ax.images[0]
+    assert image.cmap.name == "RdBu_r" and image.norm.vmin == -image.norm.vmax == -6

@@ -311,9 +311,27 @@ def _draw_trace(ax, tr) -> None:
         ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
         ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     elif tr.type == "heatmap":
-        ax.imshow(np.asarray(tr.z, dtype=float), cmap="viridis")
+        _draw_heatmap(ax, tr)
     else:
         log.warning("plotly_to_matplotlib: trace type %s not rendered", tr.type)
+
+
+def _draw_heatmap(ax, tr) -> None:
+    """imshow with row 0 at the top (as plotly's reversed y axis shows it), the trace's tick
+    labels, and a diverging map with symmetric limits when the trace has a midpoint of 0."""
+    z = np.asarray(tr.z, dtype=float)
+    kwargs = {"cmap": "viridis"}
+    if tr.zmid is not None or (tr.colorscale and "rd" in str(tr.colorscale).lower()):
+        limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        kwargs = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+    image = ax.imshow(z, **kwargs)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    for labels, set_ticks, set_labels in ((tr.x, ax.set_xticks, ax.set_xticklabels),
+                                          (tr.y, ax.set_yticks, ax.set_yticklabels)):
+        if labels is not None and len(labels) == z.shape[1 if set_ticks == ax.set_xticks else 0]:
+            set_ticks(range(len(labels)))
+            set_labels([str(v) for v in labels], fontsize=6)
+    ax.tick_params(axis="x", labelrotation=90)
 
 
 def _setup_3d_axes(ax, scene) -> None:
@@ -335,8 +353,8 @@ def _setup_2d_axes(ax, layout, key: str) -> None:
     ya = layout[yname.replace("y", "yaxis", 1)] if yname != "y" else layout.yaxis
     if xa.type == "log":
         ax.set_xscale("log")
-    if ya.autorange == "reversed":
-        ax.invert_yaxis()
+    if ya.autorange == "reversed" and not ax.images:
+        ax.invert_yaxis()           # (an image panel: imshow already draws row 0 at the top)
     if xa.title.text:
         ax.set_xlabel(xa.title.text)
     if ya.title.text:
