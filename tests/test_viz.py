@@ -313,7 +313,7 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
 
     with caplog.at_level("WARNING", logger="diffupose.viz.curves"):
         mpl = plotly_to_matplotlib(fig)
-    curve, bars, heatmap, scene, colorbar = mpl.axes  # the pie has no axes; the heatmap adds a colorbar
+    curve, bars, heatmap, colorbar, scene = mpl.axes  # the pie has no axes; the heatmap adds its colorbar
     assert (curve.get_xscale(), curve.get_xlabel(), curve.get_ylabel()) == ("log", "hypotheses", "MPJPE")
     assert curve.lines[0].get_linestyle() == "--" and curve.lines[0].get_marker() == "o"
     assert curve.get_legend() is not None and bars.get_legend() is None
