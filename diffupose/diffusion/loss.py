@@ -1,6 +1,6 @@
 """The training loss of eqs. 8-10, as released.
 
-L = mean over (B, J, 5) of w_j · |[ε, y] - [ε̂, ŷ]| with the two 2D channels multiplied by λ
+L = mean over (B, J, 5) of w_j · |[ε, y] - [ε̂, ŷ]| (y = keypoints_2d) with the two 2D channels multiplied by λ
 (L1; the released code), or the same with squared errors (`kind="l2"`, eq. 5's form).
 """
 from __future__ import annotations
@@ -15,16 +15,16 @@ __all__ = ["diffusion_loss", "weighted_pose_loss", "LOSSES"]
 LOSSES = ("l1", "l2")
 
 
-def weighted_pose_loss(eps_hat: torch.Tensor, noise: torch.Tensor, y_hat: torch.Tensor, y: torch.Tensor, *,
+def weighted_pose_loss(eps_hat: torch.Tensor, noise: torch.Tensor, keypoints_2d_hat: torch.Tensor, keypoints_2d: torch.Tensor, *,
                        joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8,
                        kind: str = "l1") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eqs. 8-10 (released form): L = L_ε + λ L_y, each channel weighted per joint, averaged
-    over all 5 channels. eps_hat, noise: (B, J, 3); y_hat, y: (B, J, 2); joint_weights: (J,).
+    over all 5 channels. eps_hat, noise: (B, J, 3); keypoints_2d_hat, keypoints_2d: (B, J, 2); joint_weights: (J,).
     Returns (loss, noise part, 2D part) — the parts sum to the loss."""
     if kind == "l1":
-        err_eps, err_y = (eps_hat - noise).abs(), (y_hat - y).abs()
+        err_eps, err_y = (eps_hat - noise).abs(), (keypoints_2d_hat - keypoints_2d).abs()
     elif kind == "l2":
-        err_eps, err_y = (eps_hat - noise).square(), (y_hat - y).square()
+        err_eps, err_y = (eps_hat - noise).square(), (keypoints_2d_hat - keypoints_2d).square()
     else:
         raise ConfigError(f"unknown diffusion.loss {kind!r}; known: {list(LOSSES)}")
     err_eps, err_y = err_eps.float(), err_y.float()
@@ -37,14 +37,14 @@ def weighted_pose_loss(eps_hat: torch.Tensor, noise: torch.Tensor, y_hat: torch.
     return part_eps + part_y, part_eps, part_y
 
 
-def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, *,
+def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoints_2d: torch.Tensor, *,
                    joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
                    generator: torch.Generator | None = None, t: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, return_parts: bool = True,
                    keypoint_mask: torch.Tensor | None = None):
     """One training loss: t ~ U{0..T-1}, ε ~ N(0, I), x_t by eq. 2, then eqs. 8-10.
 
-    x0: (B, J, 3) metres, root-relative, camera frame; y: (B, J, 2) normalised 2D keypoints.
+    x0: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised 2D keypoints.
     `t`/`noise` may be given (tests); otherwise drawn with `generator` (on x0's device).
     Returns (loss scalar, parts) with parts = {"loss", "loss_eps", "loss_2d"} as floats, or
     as detached tensors when `return_parts=False` (no host sync; for accelerator loops).
@@ -60,10 +60,10 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, y: torch
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(schedule, x0, t, noise)
     if keypoint_mask is None:
-        eps_hat, y_hat = denoiser(x_t, y, t)
+        eps_hat, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t)
     else:
-        eps_hat, y_hat = denoiser(x_t, y, t, keypoint_mask=keypoint_mask)
-    loss, part_eps, part_y = weighted_pose_loss(eps_hat, noise, y_hat, y, joint_weights=joint_weights,
+        eps_hat, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, keypoint_mask=keypoint_mask)
+    loss, part_eps, part_y = weighted_pose_loss(eps_hat, noise, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_eps.detach(), "loss_2d": part_y.detach()}
     if return_parts:

@@ -119,27 +119,27 @@ def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta:
     raise ConfigError(f"unknown sampler {name!r}; known: {list(SAMPLERS)}")
 
 
-def _validate_condition(y, num_joints: int | None) -> torch.Tensor:
-    if not isinstance(y, torch.Tensor):
-        y = torch.as_tensor(np.asarray(y))
-    if y.ndim != 3 or y.shape[-1] != 2:
-        raise ValueError(f"sample: keypoints y must have shape (B, J, 2), got {tuple(y.shape)}")
-    if num_joints is not None and y.shape[1] != num_joints:
-        raise ValueError(f"sample: keypoints have {y.shape[1]} joints but the model expects {num_joints}")
-    if y.shape[0] == 0:
+def _validate_condition(keypoints_2d, num_joints: int | None) -> torch.Tensor:
+    if not isinstance(keypoints_2d, torch.Tensor):
+        keypoints_2d = torch.as_tensor(np.asarray(keypoints_2d))
+    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2:
+        raise ValueError(f"sample: keypoints_2d must have shape (B, J, 2), got {tuple(keypoints_2d.shape)}")
+    if num_joints is not None and keypoints_2d.shape[1] != num_joints:
+        raise ValueError(f"sample: keypoints have {keypoints_2d.shape[1]} joints but the model expects {num_joints}")
+    if keypoints_2d.shape[0] == 0:
         raise ValueError("sample: empty batch of keypoints")
-    if not torch.isfinite(y).all():
-        raise ValueError("sample: keypoints y contain NaN or inf")
-    return y
+    if not torch.isfinite(keypoints_2d).all():
+        raise ValueError("sample: keypoints_2d contain NaN or inf")
+    return keypoints_2d
 
 
-def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sampler: str = "ddim",
+def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: int = 1, sampler: str = "ddim",
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
            autocast_dtype: torch.dtype | None = None, keypoint_mask=None):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
-    y: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
+    keypoints_2d: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
     frame; with `return_trajectory` also the trajectory (S+1, B, H, J, 3) (x_T, then x after
     each of the S steps). With `flip`, the mirrored input runs in the same batch and each
     hypothesis is the average of the plain and the un-flipped mirrored sample (paper protocol).
@@ -155,16 +155,16 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
-    y, keypoint_mask = _apply_keypoint_mask(y, keypoint_mask)
-    y = _validate_condition(y, getattr(denoiser, "num_joints", None))
+    keypoints_2d, keypoint_mask = _apply_keypoint_mask(keypoints_2d, keypoint_mask)
+    keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None))
     step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0)
     device = next(denoiser.parameters()).device
-    B, J, H = y.shape[0], y.shape[1], num_hypotheses
+    B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[1], num_hypotheses
     was_training = denoiser.training
     denoiser.eval()
     try:
         with torch.inference_mode():
-            cond, mask = _chain_conditions(y.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
+            cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
             x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
             trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
                                      return_trajectory)
@@ -176,29 +176,29 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
         denoiser.train(was_training)
 
 
-def _apply_keypoint_mask(y, keypoint_mask) -> tuple:
-    """-> (y with missing joints zeroed, mask (B, J) bool tensor on y's device); unchanged when
+def _apply_keypoint_mask(keypoints_2d, keypoint_mask) -> tuple:
+    """-> (keypoints_2d with missing joints zeroed, mask (B, J) bool tensor on its device); unchanged when
     `keypoint_mask` is None."""
     if keypoint_mask is None:
-        return y, None
-    y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
-    keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=y.device)
-    if keypoint_mask.shape != y.shape[:2]:
-        raise ValueError(f"sample: keypoint_mask must have shape {tuple(y.shape[:2])}, got {tuple(keypoint_mask.shape)}")
-    y = torch.where(keypoint_mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype, device=y.device))
-    return y, keypoint_mask
+        return keypoints_2d, None
+    keypoints_2d = keypoints_2d if isinstance(keypoints_2d, torch.Tensor) else torch.as_tensor(np.asarray(keypoints_2d))
+    keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=keypoints_2d.device)
+    if keypoint_mask.shape != keypoints_2d.shape[:2]:
+        raise ValueError(f"sample: keypoint_mask must have shape {tuple(keypoints_2d.shape[:2])}, got {tuple(keypoint_mask.shape)}")
+    keypoints_2d = torch.where(keypoint_mask.unsqueeze(-1), keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device))
+    return keypoints_2d, keypoint_mask
 
 
-def _chain_conditions(y: torch.Tensor, keypoint_mask: torch.Tensor | None, num_hypotheses: int, flip: bool,
+def _chain_conditions(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | None, num_hypotheses: int, flip: bool,
                       skeleton: Skeleton | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The condition of every chain: y (B, J, 2) -> (V·B·H, J, 2), rows ordered (view, B, H), with
+    """The condition of every chain: keypoints_2d (B, J, 2) -> (V·B·H, J, 2), rows ordered (view, B, H), with
     the mirrored view second when `flip`; the mask (B, J) alike -> (V·B·H, J) or None."""
-    B, J = y.shape[:2]
-    views = [y, flip_horizontal(y, skeleton)] if flip else [y]
+    B, J = keypoints_2d.shape[:2]
+    views = [keypoints_2d, flip_horizontal(keypoints_2d, skeleton)] if flip else [keypoints_2d]
     cond = torch.stack(views).unsqueeze(2).expand(len(views), B, num_hypotheses, J, 2).reshape(-1, J, 2)
     if keypoint_mask is None:
         return cond, None
-    m = keypoint_mask.to(y.device)
+    m = keypoint_mask.to(keypoints_2d.device)
     m_views = [m, m[:, skeleton.flip_permutation]] if flip else [m]
     return cond, torch.stack(m_views).unsqueeze(2).expand(len(views), B, num_hypotheses, J).reshape(-1, J)
 

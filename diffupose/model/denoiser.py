@@ -1,4 +1,4 @@
-"""The GCN denoiser of DiffuPose: (x_t, y, t) -> (eps_hat, y_hat).
+"""The GCN denoiser of DiffuPose: (x_t, keypoints_2d, t) -> (eps_hat, keypoints_2d_hat).
 
 Input block (5 -> d), `num_blocks` residual blocks of two modulated graph convs, a time FiLM
 block, a non-local block over the joints, a second time FiLM block and the output graph conv
@@ -27,32 +27,32 @@ from .gcn import (GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGra
 __all__ = ["GCNDenoiser", "build_denoiser", "count_parameters", "condition_channels"]
 
 
-def condition_channels(y: torch.Tensor, keypoint_mask: torch.Tensor | None, missing_joints: bool,
+def condition_channels(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | None, missing_joints: bool,
                        dtype: torch.dtype) -> torch.Tensor:
-    """The per-joint condition the denoiser reads: y (B, J, 2) normalised keypoints and
+    """The per-joint condition the denoiser reads: keypoints_2d (B, J, 2) normalised keypoints and
     keypoint_mask (B, J) bool, True = present (None = all present) -> (B, J, 2), or (B, J, 3)
     with the missing indicator when `missing_joints`. Missing joints' 2D (NaN allowed) become 0.
     A model without missing-joint support given a mask with missing joints raises ConfigError."""
-    if keypoint_mask is not None and keypoint_mask.shape != y.shape[:2]:
-        raise ValueError(f"keypoint_mask must have shape {tuple(y.shape[:2])} (B, J), got {tuple(keypoint_mask.shape)}")
+    if keypoint_mask is not None and keypoint_mask.shape != keypoints_2d.shape[:2]:
+        raise ValueError(f"keypoint_mask must have shape {tuple(keypoints_2d.shape[:2])} (B, J), got {tuple(keypoint_mask.shape)}")
     if not missing_joints:
         if keypoint_mask is not None and not bool(keypoint_mask.all()):
             raise ConfigError("missing joints given to a model without missing-joint support "
                               "(model.missing_joints=false): train with model.missing_joints=true, or fill "
                               "them first (diffupose.masking.fill_missing)")
-        return y.to(dtype)
+        return keypoints_2d.to(dtype)
     if keypoint_mask is None:
-        return torch.cat((y.to(dtype), y.new_zeros(y.shape[:2] + (1,), dtype=dtype)), dim=-1)
-    present = keypoint_mask.to(device=y.device, dtype=torch.bool).unsqueeze(-1)
-    y = torch.where(present, y, torch.zeros((), dtype=y.dtype, device=y.device)).to(dtype)
-    return torch.cat((y, (~present).to(dtype)), dim=-1)
+        return torch.cat((keypoints_2d.to(dtype), keypoints_2d.new_zeros(keypoints_2d.shape[:2] + (1,), dtype=dtype)), dim=-1)
+    present = keypoint_mask.to(device=keypoints_2d.device, dtype=torch.bool).unsqueeze(-1)
+    keypoints_2d = torch.where(present, keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device)).to(dtype)
+    return torch.cat((keypoints_2d, (~present).to(dtype)), dim=-1)
 
 
 class GCNDenoiser(nn.Module):
     """Modulated-GCN noise predictor.
 
-    forward(x_t: (B, J, 3) noisy pose, y: (B, J, 2) 2D keypoints, t: (B,) int64 steps,
-            keypoint_mask: (B, J) bool, True = present, or None) -> (eps_hat: (B, J, 3), y_hat: (B, J, 2)).
+    forward(x_t: (B, J, 3) noisy pose, keypoints_2d: (B, J, 2) 2D keypoints, t: (B,) int64 steps,
+            keypoint_mask: (B, J) bool, True = present, or None) -> (eps_hat: (B, J, 3), keypoints_2d_hat: (B, J, 2)).
     `missing_joints` adds the missing-indicator input channel (see the module docstring).
     `released_unused_film` builds the third FiLM block the released code constructs but never
     calls (only so the parameter count matches the paper's 1.45 M / 3.22 M).
@@ -81,10 +81,10 @@ class GCNDenoiser(nn.Module):
         self.film3 = TimeFiLM(dim, time_dim) if released_unused_film else None  # never called
         self.output_conv = ModulatedGraphConv(dim, out_channels, adjacency)
 
-    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+    def forward(self, x_t: torch.Tensor, keypoints_2d: torch.Tensor, t: torch.Tensor,
                 keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         t_emb = self.time_mlp(t)                                         # (B, d/2)
-        cond = condition_channels(y, keypoint_mask, self.missing_joints, x_t.dtype)
+        cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype)
         h = torch.cat((x_t, cond), dim=-1).transpose(0, 1).contiguous()  # (J, B, 5 or 6)
         h = self.input_block(h)
         for block in self.blocks:

@@ -1,6 +1,6 @@
 """The U-Net baseline of Table IV: a 1D U-Net over the joint axis.
 
-Same interface, input (concat of x_t and y, 5 channels per joint), time embedding and 5-channel
+Same interface, input (concat of x_t and keypoints_2d, 5 channels per joint), time embedding and 5-channel
 output as the GCN denoiser; the joints are treated as a 1D sequence (padded to a multiple of 4)
 with two down/up-sampling levels and skip connections. About 2.9 M parameters at dim 256
 (paper: 2.99 M).
@@ -40,8 +40,8 @@ class ResBlock1d(nn.Module):
 class UNetDenoiser(nn.Module):
     """1D U-Net noise predictor over joints (Table IV baseline).
 
-    forward(x_t: (B, J, 3), y: (B, J, 2), t: (B,) int64, keypoint_mask: (B, J) bool or None)
-    -> (eps_hat (B, J, 3), y_hat (B, J, 2)).
+    forward(x_t: (B, J, 3), keypoints_2d: (B, J, 2), t: (B,) int64, keypoint_mask: (B, J) bool or None)
+    -> (eps_hat (B, J, 3), keypoints_2d_hat (B, J, 2)).
     Channels per level: dim/2 (J), dim (J/2), dim (J/4, with two middle blocks).
     """
 
@@ -72,11 +72,11 @@ class UNetDenoiser(nn.Module):
         self.out_norm = _norm(c1)
         self.output_conv = nn.Conv1d(c1, out_channels, 3, padding=1)
 
-    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+    def forward(self, x_t: torch.Tensor, keypoints_2d: torch.Tensor, t: torch.Tensor,
                 keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         from .denoiser import condition_channels
         t_emb = self.time_mlp(t)
-        cond = condition_channels(y, keypoint_mask, self.missing_joints, x_t.dtype)
+        cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype)
         h = torch.cat((x_t, cond), dim=-1).transpose(1, 2)                  # (B, 5 or 6, J)
         h = F.pad(h, (0, self.padded - self.num_joints))
         s1 = self.enc1(self.input_conv(h), t_emb)                              # (B, c1, L)
