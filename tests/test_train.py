@@ -441,3 +441,20 @@ def test_progress_line_is_logged(synthetic_npz, tmp_path, caplog, monkeypatch):
     lines = [r.getMessage() for r in caplog.records if r.name == "diffupose.train" and "steps/s" in r.getMessage()]
     assert lines and all("\n" not in line for line in lines)
     assert "step 5/5" in lines[-1] and "val MPJPE" in lines[-1] and "ETA" in lines[-1] and "loss" in lines[-1]
+
+
+def test_cli_train_no_resume_and_overwrite(synthetic_npz, tmp_path, capsys):
+    from diffupose.cli import main
+
+    base = ["train", "--data", str(synthetic_npz), "--out", str(tmp_path / "run"), "--preset", "tiny",
+            "--no-progress", "--set", "train.max_steps=2", "--set", "train.val_every=2", "--set", "train.batch_size=32"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--no-resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--overwrite" in err and str(tmp_path / "run") in err
+    assert (tmp_path / "run" / CHECKPOINT_DIR / LATEST).is_dir()
+    assert main(base + ["--no-resume", "--overwrite"]) == 0
+    assert main(base[:-2] + ["--set", "train.lr=-1e-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train.lr must be a positive number" in err
