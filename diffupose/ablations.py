@@ -49,13 +49,13 @@ def ddim_speed_rows(run_dir, data_path, split: str, *, steps: Sequence[int] = (2
     """Table VI on a trained run: one row per (sampler, steps) with poses/s (at the smallest H)
     and MPJPE (mm) at each H, then the paper's fps / MPJPE (RTX A5000) for the same sampler and
     steps. eval_cfg supplies flip, aggregation, seed, max_samples, batch size."""
-    from .checkpoint import load_model
     from .evaluate import evaluate
+    from .inference import Lifter
     from .utils import resolve_device
 
     dev = resolve_device(device)
-    model = load_model(run_dir, which=(eval_cfg or EvalConfig()).checkpoint, device=dev)
-    settings = [("ddim", int(s)) for s in steps] + ([("ddpm", model[1].diffusion.num_timesteps)] if ddpm else [])
+    model = Lifter.load(run_dir, checkpoint=(eval_cfg or EvalConfig()).checkpoint, device=dev)
+    settings = [("ddim", int(s)) for s in steps] + ([("ddpm", model.config.diffusion.num_timesteps)] if ddpm else [])
     paper = {(r["sampler"], r["num_steps"]): r for r in table6()}
     rows = []
     for sampler, num_steps in settings:

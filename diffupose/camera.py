@@ -100,6 +100,18 @@ def quaternion_from_matrix(m) -> np.ndarray:
     return -q if q[0] < 0 else q
 
 
+def _rigid_args(name: str, points, orientation, translation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 (..., 3) points, rotation matrix R(q) (3, 3) and translation (3,), shape-checked."""
+    points = np.asarray(points, dtype=np.float64)
+    _check_last(f"{name} points", points, 3)
+    q = np.asarray(orientation, dtype=np.float64)
+    t = np.asarray(translation, dtype=np.float64)
+    if q.shape != (4,) or t.shape != (3,):
+        raise ValueError(f"{name}: orientation must be (4,), translation (3,); got {q.shape}, {t.shape}")
+    # A matrix product is the same rotation as qrot(q, .) and much faster on big arrays.
+    return points, quaternion_to_matrix(q), t
+
+
 def world_to_camera(points, orientation, translation) -> np.ndarray:
     """`X_cam = R(q)^T (X - t)`.
 
@@ -108,14 +120,7 @@ def world_to_camera(points, orientation, translation) -> np.ndarray:
     translation: (3,) metres, camera centre in the world frame
     returns: (..., 3) metres, camera frame (float64)
     """
-    points = np.asarray(points, dtype=np.float64)
-    _check_last("world_to_camera points", points, 3)
-    q = np.asarray(orientation, dtype=np.float64)
-    t = np.asarray(translation, dtype=np.float64)
-    if q.shape != (4,) or t.shape != (3,):
-        raise ValueError(f"world_to_camera: orientation must be (4,), translation (3,); got {q.shape}, {t.shape}")
-    # A matrix product is the same rotation as qrot(qinverse(q), .) and much faster on big arrays.
-    rot = quaternion_to_matrix(q)
+    points, rot, t = _rigid_args("world_to_camera", points, orientation, translation)
     return (points - t) @ rot
 
 
@@ -124,13 +129,8 @@ def camera_to_world(points, orientation, translation) -> np.ndarray:
 
     points: (..., 3) metres, camera frame -> (..., 3) metres, world frame
     """
-    points = np.asarray(points, dtype=np.float64)
-    _check_last("camera_to_world points", points, 3)
-    q = np.asarray(orientation, dtype=np.float64)
-    t = np.asarray(translation, dtype=np.float64)
-    if q.shape != (4,) or t.shape != (3,):
-        raise ValueError(f"camera_to_world: orientation must be (4,), translation (3,); got {q.shape}, {t.shape}")
-    return points @ quaternion_to_matrix(q).T + t
+    points, rot, t = _rigid_args("camera_to_world", points, orientation, translation)
+    return points @ rot.T + t
 
 
 def project_to_2d(points, focal_length, center, radial_distortion=(0.0, 0.0, 0.0),

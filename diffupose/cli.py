@@ -25,8 +25,9 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-flip", dest="flip", action="store_false")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--checkpoint", choices=("ema", "model"), default=None,
-                   help="which weights of the run's best checkpoint (default: ema)")
+    p.add_argument("--checkpoint", choices=("best", "ema", "model"), default=None,
+                   help="best: EMA weights chosen on val (default); ema: latest EMA weights; model: latest raw weights")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def _eval_overrides(args: argparse.Namespace) -> dict:
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actions", nargs="*", default=None, help="restrict to these actions")
     p.add_argument("--stride", type=int, default=1, help="keep every k-th frame")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     p = sub.add_parser("train", help="train a denoiser on a prepared .npz")
     p.add_argument("--data", required=True, help="prepared .npz")
@@ -78,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the result as JSON")
     p.add_argument("--csv", default=None, help="write tidy rows as CSV")
     p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
-    p.add_argument("--protocol", choices=("default", "official_oracle"), default=None,
-                   help="official_oracle reproduces the released code's evaluation (uses 3D ground truth)")
+    p.add_argument("--protocol", default=None,
+                   help="gt_free (default, ground-truth free) or official_oracle (the released code's "
+                        "evaluation, uses 3D ground truth)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-samples", type=int, default=None)
     _add_eval_options(p)
@@ -113,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_prepare(args: argparse.Namespace) -> None:
     from .data.prepare import prepare_dataset, summarize
     from .data.prepared import load_prepared
+    from .utils import check_output_file
 
+    check_output_file(args.out, overwrite=args.overwrite)
     out = prepare_dataset(args.dataset, data_dir=args.data_dir, out=args.out, keypoints=args.keypoints,
                           allow_pickle=args.allow_pickle, val_subjects=args.val_subjects,
                           actions=args.actions, stride=args.stride, seed=args.seed)
@@ -140,19 +145,30 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _eval_config(args: argparse.Namespace):
+    """The run's EvalConfig with the command-line overrides, validated (one-line errors)."""
     from .config import Config, apply_overrides
     from .errors import CheckpointError
+    from .evaluate import check_eval_config
 
     config_path = Path(args.run) / "config.json"
     if not config_path.exists():
         raise CheckpointError(f"{args.run}: not a run directory (no config.json)")
-    cfg = apply_overrides(Config.from_json(config_path), _eval_overrides(args))
-    return cfg.eval
+    overrides = _eval_overrides(args)
+    stored = Config.from_json(config_path)
+    if stored.eval.protocol == "default" and "eval.protocol" not in overrides:  # runs made before the rename
+        overrides["eval.protocol"] = "gt_free"
+    ev = apply_overrides(stored, overrides).eval
+    check_eval_config(ev)
+    return ev
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
+    from .utils import check_output_file
 
+    for path in (args.json, args.csv):
+        if path:
+            check_output_file(path, overwrite=args.overwrite)
     result = evaluate(args.run, args.data, split=args.split, eval_cfg=_eval_config(args), device=args.device)
     print(result.format_table())
     if args.json:
@@ -161,68 +177,72 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         result.to_csv(args.csv)
 
 
-def read_keypoints_file(path: str | Path):
-    """Keypoints for `sample`: a .npy array or a .json list, shape (N, J, 2) or (J, 2)."""
+# Normalised screen coordinates lie in [-1, 1] along x (and |y| <= h/w); pixel coordinates of
+# any real image are far larger. Beyond this bound the input is taken for pixels.
+NORMALISED_BOUND = 2.0
+
+
+def read_keypoints_file(path: str | Path, image_size: tuple[int, int] | None = None):
+    """Keypoints for `sample`: a .npy array or a .json list, shape (N, J, 2) or (J, 2), every
+    joint present -> (N, J, 2) float32 normalised screen coordinates. Pixel input needs
+    `image_size` (W, H); input that looks like pixels without it is refused."""
     import numpy as np
 
+    from .camera import normalize_screen_coordinates
+
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found" + (" (it is a directory)" if path.is_dir() else ""))
     try:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif path.suffix == ".json":
-            arr = np.asarray(json.loads(path.read_text()), dtype=np.float32)
+            arr = json.loads(path.read_text())
         else:
             raise DataError(f"{path}: expected a .npy or .json keypoints file")
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: cannot read keypoints ({e})") from None
-    arr = np.asarray(arr, dtype=np.float32)
+        arr = np.asarray(arr, dtype=np.float32)
+    except (ValueError, TypeError, OSError) as e:
+        raise DataError(f"{path}: cannot read keypoints as a numeric (N, J, 2) array "
+                        f"({str(e).splitlines()[0]})") from None
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[-1] != 2:
         raise DataError(f"{path}: keypoints must have shape (N, J, 2), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{path}: no keypoints (empty array)")
     if not np.isfinite(arr).all():
-        raise DataError(f"{path}: keypoints contain NaN or inf")
+        raise DataError(f"{path}: keypoints contain NaN or inf (use `diffupose lift` for missing joints)")
+    if image_size is not None:
+        w, h = image_size
+        if w <= 0 or h <= 0:
+            raise DataError(f"{path}: --image-size must be positive, got {w} x {h}")
+        arr = normalize_screen_coordinates(arr, w, h).astype(np.float32)
+    elif np.abs(arr).max() > NORMALISED_BOUND:
+        raise DataError(f"{path}: values up to {np.abs(arr).max():.0f} look like pixels; pass --image-size W H "
+                        "(normalised screen coordinates lie within [-1, 1])")
     return arr
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     import numpy as np
-    import torch
 
-    from .aggregate import aggregate
-    from .checkpoint import load_model
-    from .diffusion import NoiseSchedule, sample
-    from .utils import atomic_path, resolve_device
+    from .inference import Lifter, SamplingSettings
+    from .utils import atomic_path, check_output_file
 
     eval_cfg = _eval_config(args)
-    device = resolve_device(args.device)
-    keypoints = read_keypoints_file(args.keypoints)
-    denoiser, cfg, skeleton = load_model(args.run, which=eval_cfg.checkpoint, device=device)
-    if keypoints.shape[1] != skeleton.num_joints:
+    check_output_file(args.out, overwrite=args.overwrite)
+    keypoints = read_keypoints_file(args.keypoints, args.image_size)
+    lifter = Lifter.load(args.run, checkpoint=eval_cfg.checkpoint, device=args.device)
+    if keypoints.shape[1] != lifter.skeleton.num_joints:
         raise DataError(f"{args.keypoints}: {keypoints.shape[1]} joints, but the model was trained on "
-                        f"{skeleton.name} with {skeleton.num_joints}")
-    if args.image_size:
-        w, h = args.image_size
-        keypoints = keypoints / w * 2 - np.array([1.0, h / w], dtype=np.float32)
-    schedule = NoiseSchedule.from_config(cfg.diffusion).to(device)
-    generator = torch.Generator(device).manual_seed(eval_cfg.seed)
-    y = torch.from_numpy(keypoints).to(device)
-    chunks = []
-    for start in range(0, len(y), eval_cfg.batch_size):
-        chunks.append(sample(denoiser, schedule, y[start:start + eval_cfg.batch_size],
-                             num_hypotheses=eval_cfg.num_hypotheses, sampler=eval_cfg.sampler,
-                             num_steps=eval_cfg.num_steps, eta=eval_cfg.eta, flip=eval_cfg.flip,
-                             skeleton=skeleton, generator=generator,
-                             clip_x0=cfg.diffusion.clip_x0).float().cpu())
-    hyps = torch.cat(chunks).numpy()
-    pose = aggregate(hyps, eval_cfg.aggregate, keypoints_2d=keypoints)
+                        f"{lifter.skeleton.name} with {lifter.skeleton.num_joints}")
+    out = lifter.lift(keypoints, SamplingSettings.from_eval_config(eval_cfg))
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, hypotheses=hyps, aggregate=pose, keypoints_2d=keypoints,
-                     card=json.dumps({"run": str(args.run), "skeleton": skeleton.name, **eval_cfg.__dict__}))
-    print(json.dumps({"out": str(args.out), "hypotheses_shape": list(hyps.shape)}))
+            np.savez(f, hypotheses=out.hypotheses, aggregate=out.aggregate, spread=out.spread,
+                     keypoints_2d=keypoints,
+                     card=json.dumps({"run": str(args.run), "skeleton": lifter.skeleton.name, **eval_cfg.__dict__}))
+    print(json.dumps({"out": str(args.out), "hypotheses_shape": list(out.hypotheses.shape)}))
 
 
 def cmd_describe(args: argparse.Namespace) -> None:

@@ -179,10 +179,10 @@ class EvalConfig:
     num_hypotheses: int = 10
     aggregate: str = "mean"        # mean | median | reproject
     flip: bool = True
-    protocol: str = "default"      # default | official_oracle (uses 3D ground truth!)
+    protocol: str = "gt_free"      # gt_free | official_oracle (uses 3D ground truth!)
     batch_size: int = 2048
     seed: int = 0
-    checkpoint: str = "ema"        # ema | raw weights
+    checkpoint: str = "best"       # best (EMA, chosen on val) | ema (latest EMA) | model (latest raw)
     max_samples: int = 0           # 0 = all
 
 

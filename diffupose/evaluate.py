@@ -7,7 +7,7 @@ HumanEva-I), the hypothesis-set metrics (error of the mean pose, the ORACLE best
 spread), the sampling throughput and a protocol card saying exactly what was measured.
 
 Protocols:
-- `default`: ground-truth free. The prediction is compared as it comes out of the sampler
+- `gt_free`: ground-truth free. The prediction is compared as it comes out of the sampler
   (root-relative, no root re-centring, no alignment for MPJPE), as the released code does.
 - `official_oracle`: reproduces the released evaluation, which is NOT ground-truth free: it
   replaces the predicted x, y of every joint by the back-projection of the input 2D through the
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .aggregate import AGGREGATIONS, aggregate
-from .config import Config, EvalConfig
+from .config import EvalConfig
 from .errors import ConfigError, DataError
+from .inference import Lifter, SamplingSettings, check_checkpoint_choice
 from .reference import (
     H36M_ACTION_ABBREVIATIONS, H36M_ACTIONS, HUMANEVA_ACTIONS, HUMANEVA_PAPER_ACTION, HUMANEVA_SUBJECTS,
     table1_ours, table2_ours, table3_cells, table3_rows,
@@ -44,13 +44,13 @@ __all__ = ["PROTOCOLS", "METRICS", "EvalResult", "evaluate", "official_oracle_po
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("default", "official_oracle")
+PROTOCOLS: tuple[str, ...] = ("gt_free", "official_oracle")
 METRICS: tuple[str, ...] = ("MPJPE", "P-MPJPE", "N-MPJPE")
 ORACLE_NOTE = ("oracle_best_of_h picks, per sample, the hypothesis closest to the 3D ground truth: "
                "an upper bound for any selector, not an estimate")
 _CARD_CSV_FIELDS = ("dataset", "data_file", "split", "keypoints_2d_source", "num_hypotheses", "aggregation",
                     "flip", "sampler", "num_steps", "eta", "protocol", "oracle", "checkpoint_path",
-                    "checkpoint_which", "seed", "num_samples", "git_commit", "device")
+                    "checkpoint", "seed", "num_samples", "git_commit", "device")
 
 
 def official_oracle_pose(pred, keypoints_2d, intrinsics, root_depth) -> np.ndarray:
@@ -169,7 +169,7 @@ class EvalResult:
         """Tidy CSV (metric, subject, action, value_mm, then the card fields), atomic."""
         card = {k: self.card.get(k) for k in _CARD_CSV_FIELDS}
         card["checkpoint_path"] = (self.card.get("checkpoint") or {}).get("path")
-        card["checkpoint_which"] = (self.card.get("checkpoint") or {}).get("which")
+        card["checkpoint"] = (self.card.get("checkpoint") or {}).get("checkpoint")
         header = ["metric", "subject", "action", "value_mm", *card]
         with atomic_path(path) as tmp:
             with open(tmp, "w", newline="") as fh:
@@ -233,33 +233,23 @@ def _table3_columns(cells: dict[str, dict[str, float]]) -> list[tuple[str, float
 
 # ---------------------------------------------------------------------------------------------
 
-def _check_names(ev: EvalConfig) -> None:
-    from .diffusion import SAMPLERS
-
-    if ev.sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {ev.sampler!r}; known: {', '.join(SAMPLERS)}")
-    if ev.aggregate not in AGGREGATIONS:
-        raise ConfigError(f"unknown aggregation {ev.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
-    if ev.protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {ev.protocol!r}; known: {', '.join(PROTOCOLS)}")
-    if ev.num_hypotheses < 1:
-        raise ConfigError(f"eval.num_hypotheses must be >= 1, got {ev.num_hypotheses}")
-    if ev.batch_size < 1:
-        raise ConfigError(f"eval.batch_size must be >= 1, got {ev.batch_size}")
+def check_protocol(protocol: str) -> str:
+    """`protocol` if known; the old name of the ground-truth-free protocol gets a one-line error."""
+    if protocol == "default":
+        raise ConfigError("protocol 'default' was renamed: use 'gt_free' (ground-truth free) "
+                          "or 'official_oracle' (the released evaluation, uses 3D ground truth)")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return protocol
 
 
-def _resolve_model(run_dir_or_model, which: str, device):
-    """-> (denoiser, config, skeleton or None, checkpoint card)."""
-    if isinstance(run_dir_or_model, (tuple, list)):
-        if len(run_dir_or_model) not in (2, 3) or not isinstance(run_dir_or_model[1], Config):
-            raise ConfigError("evaluate: pass a run directory or a (denoiser, Config[, Skeleton]) tuple")
-        denoiser, cfg = run_dir_or_model[0], run_dir_or_model[1]
-        skeleton = run_dir_or_model[2] if len(run_dir_or_model) == 3 else None
-        return denoiser.to(device), cfg, skeleton, {"path": None, "which": "in-memory"}
-    from .checkpoint import load_model
-
-    denoiser, cfg, skeleton = load_model(run_dir_or_model, which=which, device=device)
-    return denoiser, cfg, skeleton, {"path": str(run_dir_or_model), "which": which}
+def check_eval_config(ev: EvalConfig) -> SamplingSettings:
+    """Validate an EvalConfig up front (one-line ConfigErrors) -> its sampling settings."""
+    check_protocol(ev.protocol)
+    check_checkpoint_choice(ev.checkpoint)
+    if ev.max_samples < 0:
+        raise ConfigError(f"eval.max_samples must be >= 0 (0 = all), got {ev.max_samples}")
+    return SamplingSettings.from_eval_config(ev)
 
 
 def _action_order(actions, dataset: str = "") -> tuple[str, ...]:
@@ -301,121 +291,153 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
              device: str = "auto", progress: bool = True, keep_per_sample: bool = True) -> EvalResult:
     """Evaluate a trained denoiser on a prepared dataset split.
 
-    run_dir_or_model: a run/checkpoint directory (loaded with `checkpoint.load_model`) or an
-    in-memory `(denoiser, Config)` / `(denoiser, Config, Skeleton)`. eval_cfg: defaults to the
-    run's `config.eval`. Returns an EvalResult whose numbers are millimetres.
+    run_dir_or_model: a run/checkpoint directory, a `Lifter`, or an in-memory
+    `(denoiser, Config[, Skeleton])`. eval_cfg: defaults to the run's `config.eval`. Returns an
+    EvalResult whose numbers are millimetres. Steps: load the model and the split (refusing a
+    `best` checkpoint on the split that chose it), sample and score batch by batch through the
+    shared inference path, then build the tables and the protocol card.
     """
-    import torch
-
-    from .data.prepared import load_prepared
-    from .diffusion import NoiseSchedule, sample
-
-    device = resolve_device(device)
-    data_path = Path(data_path)
     if eval_cfg is not None:
-        _check_names(eval_cfg)
-    which = eval_cfg.checkpoint if eval_cfg is not None else "ema"
-    denoiser, cfg, skeleton, checkpoint_card = _resolve_model(run_dir_or_model, which, device)
-    ev = eval_cfg or cfg.eval
-    _check_names(ev)
+        check_eval_config(eval_cfg)
+    from .data.prepared import load_prepared
 
+    checkpoint = eval_cfg.checkpoint if eval_cfg is not None else "best"
     data = load_prepared(data_path)
+    lifter = Lifter.resolve(run_dir_or_model, checkpoint=checkpoint, device=resolve_device(device),
+                            skeleton=data.skeleton)
+    ev = eval_cfg or lifter.config.eval
+    settings = check_eval_config(ev)
+    data = _select_split(data, Path(data_path), split, ev, lifter)
+    scores = _score_batches(lifter, data, settings, oracle=ev.protocol == "official_oracle", progress=progress)
+    skeleton = lifter.skeleton
+    order = _action_order(data.action, f"{data.dataset} {skeleton.name}")
+    joint_names = list(skeleton.joint_names)
+    tables = _tables(scores.errors, scores.joint_sum / len(data), data.action, data.subject, order, joint_names)
+    hypotheses = _hypothesis_tables(scores, data, settings, order, joint_names)
+    poses_per_second = len(data) / lifter.sampling_seconds if lifter.sampling_seconds > 0 else float("inf")
+    card = _protocol_card(data, Path(data_path), split, ev, settings, lifter, poses_per_second, scores)
+    per_sample = None
+    if keep_per_sample:
+        per_sample = {**{f"{m}": scores.errors[m] for m in METRICS},
+                      **{f"hypotheses/{k}": v for k, v in scores.hyp_errors.items()},
+                      "action": data.action, "subject": data.subject, "camera": data.camera,
+                      "frame": data.frame}
+    log.info("evaluated %d samples: MPJPE %.1f mm, P-MPJPE %.1f mm", len(data),
+             tables["per_action"]["MPJPE"][metrics.AVERAGE], tables["per_action"]["P-MPJPE"][metrics.AVERAGE])
+    return EvalResult(per_action=tables["per_action"], per_subject=tables["per_subject"],
+                      subject_action=tables["subject_action"], per_joint=tables["per_joint"],
+                      hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample)
+
+
+def _select_split(data, data_path: Path, split: str, ev: EvalConfig, lifter: Lifter):
+    """The evaluated samples (seeded subset when ev.max_samples), checked against the model; a
+    `best` checkpoint is refused on the split that chose it."""
+    selected_on = lifter.checkpoint_card.get("selected_on")
+    if selected_on is not None and split == selected_on:
+        raise ConfigError(f"checkpoint 'best' was chosen on split {split!r}: evaluating it there would report "
+                          "the number that selected it; use checkpoint 'ema' (latest EMA weights) "
+                          "or evaluate another split")
     available = data.splits()
     data = data.select(split=split, max_samples=ev.max_samples, seed=ev.seed)
     if len(data) == 0:
         raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {available})")
-    skeleton = skeleton or data.skeleton
-    if skeleton.name != data.skeleton.name:
-        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's {skeleton.name!r}")
-    oracle = ev.protocol == "official_oracle"
-    if oracle and not np.isfinite(data.intrinsics).all():
+    if lifter.skeleton.name != data.skeleton.name:
+        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's "
+                        f"{lifter.skeleton.name!r}")
+    if ev.protocol == "official_oracle" and not np.isfinite(data.intrinsics).all():
         raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
                           f"which this file lacks (NaN, e.g. HumanEva)")
+    return data
 
-    schedule = NoiseSchedule.from_config(cfg.diffusion)
-    num_steps = ev.num_steps if ev.sampler == "ddim" else cfg.diffusion.num_timesteps
-    generator = torch.Generator(device=device).manual_seed(ev.seed)
-    denoiser.eval()
 
-    n = len(data)
-    errors = {m: np.empty(n) for m in METRICS}
-    hyp_errors = {k: np.empty(n) for k in ("mean_of_hypotheses", "oracle_best_of_h", "spread")}
-    joint_sum = np.zeros(skeleton.num_joints)
-    spread_sum = np.zeros(skeleton.num_joints)
-    sampling_seconds = 0.0
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        def tqdm(x, **_):
-            return x
-    starts = range(0, n, ev.batch_size)
-    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress):
-        stop = min(start + ev.batch_size, n)
-        y = torch.from_numpy(np.ascontiguousarray(data.keypoints_2d[start:stop])).to(device)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        tic = time.perf_counter()
-        with torch.no_grad():
-            hyps = sample(denoiser, schedule, y, num_hypotheses=ev.num_hypotheses, sampler=ev.sampler,
-                          num_steps=num_steps, eta=ev.eta, flip=ev.flip, skeleton=skeleton,
-                          generator=generator, clip_x0=cfg.diffusion.clip_x0)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        sampling_seconds += time.perf_counter() - tic
-        hyps = hyps.detach().float().cpu().numpy().astype(np.float64)
+@dataclass
+class _Scores:
+    """Per-sample errors (mm) and per-joint sums accumulated over the batches."""
+
+    errors: dict[str, np.ndarray]
+    hyp_errors: dict[str, np.ndarray]
+    joint_sum: np.ndarray
+    spread_sum: np.ndarray
+
+
+def _score_batches(lifter: Lifter, data, settings: SamplingSettings, *, oracle: bool, progress: bool) -> _Scores:
+    """Sample, aggregate (ground-truth free) and score every sample, batch by batch."""
+    n, num_joints = len(data), lifter.skeleton.num_joints
+    scores = _Scores(errors={m: np.empty(n) for m in METRICS},
+                     hyp_errors={k: np.empty(n) for k in ("mean_of_hypotheses", "oracle_best_of_h", "spread")},
+                     joint_sum=np.zeros(num_joints), spread_sum=np.zeros(num_joints))
+    for start, stop, hyps in lifter.iter_hypotheses(data.keypoints_2d, settings, progress=progress, desc="evaluate"):
+        hyps = hyps.astype(np.float64)
         gt = data.poses_3d[start:stop].astype(np.float64)
-        pred = aggregate(hyps, ev.aggregate, keypoints_2d=data.keypoints_2d[start:stop],
-                         intrinsics=data.intrinsics[start:stop])
+        pred = lifter.aggregate(hyps, settings.aggregate, keypoints_2d=data.keypoints_2d[start:stop],
+                                intrinsics=data.intrinsics[start:stop])
         if oracle:
             pred = official_oracle_pose(pred, data.keypoints_2d[start:stop], data.intrinsics[start:stop],
                                         data.root_position[start:stop, 2])
-        errors["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
-        errors["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
-        errors["N-MPJPE"][start:stop] = metrics.n_mpjpe(pred, gt) * 1000.0
-        joint_sum += metrics.per_joint_errors(pred, gt).sum(axis=0) * 1000.0
-        hm = metrics.hypothesis_metrics(hyps, gt)
-        for key in hyp_errors:
-            hyp_errors[key][start:stop] = hm[key] * 1000.0
-        spread_sum += metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0
+        scores.errors["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
+        scores.errors["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
+        scores.errors["N-MPJPE"][start:stop] = metrics.n_mpjpe(pred, gt) * 1000.0
+        scores.joint_sum += metrics.per_joint_errors(pred, gt).sum(axis=0) * 1000.0
+        summary = metrics.hypothesis_metrics(hyps, gt)
+        for key in scores.hyp_errors:
+            scores.hyp_errors[key][start:stop] = summary[key] * 1000.0
+        scores.spread_sum += metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0
+    return scores
 
-    order = _action_order(data.action, f"{data.dataset} {skeleton.name}")
-    joint_names = list(skeleton.joint_names)
-    tables = _tables(errors, joint_sum / n, data.action, data.subject, order, joint_names)
-    hypotheses = {
-        "num_hypotheses": ev.num_hypotheses,
-        "samples_per_hypothesis": 2 if ev.flip else 1,
-        "mean_of_hypotheses": metrics.action_table(hyp_errors["mean_of_hypotheses"], data.action, order=order),
-        "oracle_best_of_h": metrics.action_table(hyp_errors["oracle_best_of_h"], data.action, order=order),
-        "spread": metrics.action_table(hyp_errors["spread"], data.action, order=order),
-        "per_joint_spread": dict(zip(joint_names, map(float, spread_sum / n))),
+
+def _count_nan_samples(scores: _Scores) -> int:
+    """Samples whose prediction is not finite (a diverged model); logged, and in the card."""
+    bad = int(np.count_nonzero(~np.isfinite(scores.errors["MPJPE"])))
+    if bad:
+        log.warning("%d of %d samples have a non-finite prediction (see num_nan_samples in the card)",
+                    bad, len(scores.errors["MPJPE"]))
+    return bad
+
+
+def _hypothesis_tables(scores: _Scores, data, settings: SamplingSettings, order, joint_names) -> dict[str, Any]:
+    return {
+        "num_hypotheses": settings.num_hypotheses,
+        "samples_per_hypothesis": 2 if settings.flip else 1,
+        **{key: metrics.action_table(scores.hyp_errors[key], data.action, order=order)
+           for key in ("mean_of_hypotheses", "oracle_best_of_h", "spread")},
+        "per_joint_spread": dict(zip(joint_names, map(float, scores.spread_sum / len(data)))),
         "oracle_keys": ["oracle_best_of_h"],
         "oracle_note": ORACLE_NOTE,
     }
-    poses_per_second = n / sampling_seconds if sampling_seconds > 0 else float("inf")
+
+
+def _protocol_card(data, data_path: Path, split: str, ev: EvalConfig, settings: SamplingSettings, lifter: Lifter,
+                   poses_per_second: float, scores: _Scores) -> dict[str, Any]:
+    """What exactly was measured: data and split, 2D source, sampling, protocol, checkpoint,
+    seed, device, throughput, provenance."""
+    oracle = ev.protocol == "official_oracle"
+    cfg, device = lifter.config, lifter.device
     env = environment_info()
-    card = {
+    return {
         "dataset": data.dataset,
         "data_file": str(data_path),
         "split": split,
         "keypoints_2d_source": str(data.meta.get("keypoints", data.meta.get("keypoints_2d", "unknown"))),
         "keypoints_2d_file": data.meta.get("keypoints_source"),
-        "skeleton": skeleton.name,
-        "num_hypotheses": ev.num_hypotheses,
-        "aggregation": ev.aggregate,
-        "flip": ev.flip,
-        "sampler": ev.sampler,
-        "num_steps": num_steps,
-        "eta": ev.eta,
+        "skeleton": lifter.skeleton.name,
+        "num_hypotheses": settings.num_hypotheses,
+        "aggregation": settings.aggregate,
+        "flip": settings.flip,
+        "sampler": settings.sampler,
+        "num_steps": settings.steps_for(cfg),
+        "eta": settings.eta,
         "protocol": ev.protocol,
         "oracle": oracle,
         "uses_ground_truth": oracle,
         "protocol_note": ("x, y replaced by back-projection of the 2D input at the ground-truth root depth "
                           "(released code)" if oracle else "ground-truth free"),
-        "checkpoint": checkpoint_card,
-        "seed": ev.seed,
+        "checkpoint": dict(lifter.checkpoint_card),
+        "checkpoint_selected_on": lifter.checkpoint_card.get("selected_on") or "none (no selection)",
+        "seed": settings.seed,
         "max_samples": ev.max_samples,
-        "num_samples": n,
-        "batch_size": ev.batch_size,
+        "num_samples": len(data),
+        "num_nan_samples": _count_nan_samples(scores),
+        "batch_size": settings.batch_size,
         "device": str(device) + (f" ({env['cuda']})" if device.type == "cuda" and env.get("cuda") else ""),
         "poses_per_second": poses_per_second,
         "timing": "sampler calls only (2D already on the device), wall clock, device synchronised",
@@ -424,17 +446,6 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
         "environment": env,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    per_sample = None
-    if keep_per_sample:
-        per_sample = {**{f"{m}": errors[m] for m in METRICS},
-                      **{f"hypotheses/{k}": v for k, v in hyp_errors.items()},
-                      "action": data.action, "subject": data.subject, "camera": data.camera,
-                      "frame": data.frame}
-    log.info("evaluated %d samples: MPJPE %.1f mm, P-MPJPE %.1f mm", n,
-             tables["per_action"]["MPJPE"][metrics.AVERAGE], tables["per_action"]["P-MPJPE"][metrics.AVERAGE])
-    return EvalResult(per_action=tables["per_action"], per_subject=tables["per_subject"],
-                      subject_action=tables["subject_action"], per_joint=tables["per_joint"],
-                      hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample)
 
 
 def compare_with_paper(result: EvalResult, table: str = "table1", num_hypotheses: int | None = None) -> list[dict[str, Any]]:

@@ -8,67 +8,19 @@ sets are (H, J, 3) for one sample.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from .aggregate import aggregate as aggregate_hypotheses
-from .config import Config
-from .diffusion import NoiseSchedule, sample
 from .errors import DataError
+from .inference import Lifter, SamplingSettings
 from .metrics import hypothesis_spread, mpjpe
 from .skeleton import Skeleton
 
 __all__ = [
-    "ModelHandle", "HypothesisResult", "resolve_model", "subjects_and_actions", "sample_indices",
+    "HypothesisResult", "subjects_and_actions", "sample_indices",
     "find_sample", "sample_label", "sample_hypotheses", "explore_sample", "result_figures",
 ]
-
-
-@dataclass
-class ModelHandle:
-    """A denoiser with what sampling needs: its noise schedule, config and skeleton."""
-
-    denoiser: torch.nn.Module
-    schedule: NoiseSchedule
-    config: Config
-    skeleton: Skeleton
-
-    @property
-    def device(self) -> torch.device:
-        try:
-            return next(self.denoiser.parameters()).device
-        except StopIteration:
-            return torch.device("cpu")
-
-
-def resolve_model(model_or_run, config: Config | None = None, skeleton: Skeleton | None = None,
-                  device: str = "cpu", which: str = "ema") -> ModelHandle:
-    """model_or_run: a run/checkpoint directory (loaded with `checkpoint.load_model`), a
-    `(denoiser, config, skeleton)` tuple as load_model returns, a ModelHandle, or a denoiser
-    module (then `config` gives the diffusion settings, default Config(), and `skeleton` is
-    required)."""
-    if isinstance(model_or_run, ModelHandle):
-        return model_or_run
-    if isinstance(model_or_run, (str, os.PathLike)):
-        from .checkpoint import load_model
-
-        denoiser, config, skeleton = load_model(Path(model_or_run), which=which, device=device)
-    elif isinstance(model_or_run, tuple):
-        denoiser, config, skeleton = (list(model_or_run) + [None, None])[:3]
-        config = config or Config()
-        if skeleton is None:
-            raise ValueError("resolve_model: a (denoiser, config) tuple needs skeleton=...")
-    else:
-        denoiser = model_or_run
-        config = config or Config()
-        if skeleton is None:
-            raise ValueError("resolve_model: a bare denoiser needs skeleton=...")
-    denoiser.eval()
-    return ModelHandle(denoiser, NoiseSchedule.from_config(config.diffusion), config, skeleton)
 
 
 def subjects_and_actions(data) -> dict[str, list[str]]:
@@ -111,19 +63,17 @@ def sample_label(data, index: int) -> str:
             f"cam {data.camera[index]} · frame {int(data.frame[index])}")
 
 
-@torch.no_grad()
-def sample_hypotheses(handle: ModelHandle, keypoints_2d, *, num_hypotheses: int = 5, sampler: str = "ddim",
+def sample_hypotheses(lifter: Lifter, keypoints_2d, *, num_hypotheses: int = 5, sampler: str = "ddim",
                       num_steps: int = 5, seed: int = 0, flip: bool = False, eta: float = 0.0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """keypoints_2d: (J, 2) normalised screen coords -> hypotheses (H, J, 3) and the
     denoising trajectory (S+1, H, J, 3), entry 0 = x_T, last = x_0 (metres, camera frame).
-    Seeded: the same settings give the same hypotheses."""
-    y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32)).to(handle.device)[None]
-    generator = torch.Generator(device=handle.device).manual_seed(int(seed))
-    hyps, trajectory = sample(handle.denoiser, handle.schedule, y, num_hypotheses=int(num_hypotheses),
-                              sampler=sampler, num_steps=int(num_steps), eta=eta, flip=bool(flip),
-                              skeleton=handle.skeleton, generator=generator,
-                              clip_x0=handle.config.diffusion.clip_x0, return_trajectory=True)
+    Seeded through the shared inference path: the same settings give the same hypotheses as
+    `Lifter.sample` (and so as evaluate and `diffupose sample`)."""
+    settings = SamplingSettings(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
+                                eta=eta, flip=bool(flip), seed=int(seed))
+    hyps, trajectory = lifter.sample_tensor(np.asarray(keypoints_2d, dtype=np.float32)[None], settings,
+                                            return_trajectory=True)
     return hyps[0].float().cpu().numpy(), trajectory[:, 0].float().cpu().numpy()
 
 
@@ -153,17 +103,17 @@ class HypothesisResult:
         return out
 
 
-def explore_sample(handle: ModelHandle, data, index: int, *, num_hypotheses: int = 5, sampler: str = "ddim",
+def explore_sample(lifter: Lifter, data, index: int, *, num_hypotheses: int = 5, sampler: str = "ddim",
                    num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean"
                    ) -> HypothesisResult:
     """Run the sampler on sample `index` of a PreparedData and collect everything the explorer
     shows. The aggregate never looks at the ground truth."""
     kp = np.asarray(data.keypoints_2d[index], dtype=np.float32)
-    hyps, trajectory = sample_hypotheses(handle, kp, num_hypotheses=num_hypotheses, sampler=sampler,
+    hyps, trajectory = sample_hypotheses(lifter, kp, num_hypotheses=num_hypotheses, sampler=sampler,
                                          num_steps=num_steps, seed=seed, flip=flip)
     intrinsics = np.asarray(data.intrinsics[index], dtype=np.float64)
-    agg = aggregate_hypotheses(hyps[None], aggregate, keypoints_2d=kp[None],
-                               intrinsics=None if np.isnan(intrinsics).any() else intrinsics[None])[0]
+    agg = lifter.aggregate(hyps[None], aggregate, keypoints_2d=kp[None],
+                           intrinsics=None if np.isnan(intrinsics).any() else intrinsics[None])[0]
     return HypothesisResult(
         index=int(index), label=sample_label(data, index), keypoints_2d=kp,
         gt=np.asarray(data.poses_3d[index], dtype=np.float64), hypotheses=hyps, trajectory=trajectory,

@@ -56,7 +56,7 @@ _COMMON: dict[str, Any] = {
     "num_steps": 5,
     "aggregate": "mean",
     "flip": True,
-    "protocol": "default",
+    "protocol": "gt_free",
     # The live ipywidgets explorer stores ~5 MB of widget state per figure in the executed
     # notebook and cannot run in a static HTML page; reports show the static gallery instead.
     # Open notebooks/05_hypotheses.ipynb in JupyterLab for the sliders.

@@ -271,7 +271,7 @@ def table_card(card: dict[str, Any]) -> dict[str, Any]:
     out = {k: card[k] for k in keys if k in card}
     ckpt = card.get("checkpoint")
     if isinstance(ckpt, dict):
-        out["checkpoint"] = f"{ckpt.get('which')} @ {Path(str(ckpt.get('path'))).name}"
+        out["checkpoint"] = f"{ckpt.get('checkpoint')} @ {Path(str(ckpt.get('path'))).name}"
     return out
 
 

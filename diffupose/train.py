@@ -580,19 +580,21 @@ def validate(ema: torch.nn.Module, schedule, data: TrainingData, cfg: Config,
     subsample; no flip; a fixed-seed generator, so successive validations are comparable.
     Always fp32: x0 is recovered from the noise estimate divided by sqrt(alpha_bar_t) (about
     5e-4 at t = T), which magnifies low-precision rounding."""
-    from .diffusion import diffusion_loss, sample
+    from .diffusion import diffusion_loss
+    from .inference import Lifter, SamplingSettings
     from .metrics import mpjpe
 
     tc = cfg.train
     device = data.val_poses_3d.device
     gen = torch.Generator(device=device).manual_seed(tc.seed + 7919)
-    ema.eval()
+    lifter = Lifter.from_model(ema, cfg, data.skeleton)
+    settings = SamplingSettings(num_hypotheses=tc.val_hypotheses, sampler=tc.val_sampler, num_steps=tc.val_steps,
+                                flip=False)
     errors, loss_sum, n = [], 0.0, len(data.val_poses_3d)
     for start in range(0, n, cfg.eval.batch_size):
         x0 = data.val_poses_3d[start:start + cfg.eval.batch_size]
         y = data.val_keypoints_2d[start:start + cfg.eval.batch_size]
-        hypotheses = sample(ema, schedule, y, num_hypotheses=tc.val_hypotheses, sampler=tc.val_sampler,
-                            num_steps=tc.val_steps, flip=False, generator=gen, clip_x0=cfg.diffusion.clip_x0)
+        hypotheses = lifter.sample_tensor(y, settings, generator=gen)
         errors.append(mpjpe(hypotheses.mean(dim=1), x0))
         loss, _ = diffusion_loss(ema, schedule, x0, y, joint_weights=joint_weights,
                                  lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=gen)

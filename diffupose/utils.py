@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["resolve_device", "atomic_path", "atomic_write_text", "environment_info", "git_commit"]
+__all__ = ["resolve_device", "atomic_path", "atomic_write_text", "check_output_file", "environment_info", "git_commit"]
 
 
 def resolve_device(name: str = "auto"):
@@ -41,6 +41,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, what: str = "output") -> Path:
+    """Check before any work that `path` can be written as a new file: not a directory, its
+    folder exists or can be created and is writable, and (unless `overwrite`) no file is there.
+    Raises a one-line DataError naming the path; returns it as a Path."""
+    from .errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: {what} path is a directory; give a file name")
+    if path.exists() and not overwrite:
+        raise DataError(f"{path}: {what} file exists; pass --overwrite to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise DataError(f"{path}: cannot create the {what} file ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write the {what} file (folder {existing} is not writable)")
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

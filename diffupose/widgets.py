@@ -25,8 +25,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .diffusion import SAMPLERS
-from .explore import (HypothesisResult, explore_sample, resolve_model, result_figures, sample_indices,
+from .explore import (HypothesisResult, explore_sample, result_figures, sample_indices,
                       subjects_and_actions)
+from .inference import Lifter
 from .skeleton import Skeleton
 from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
 from .viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
@@ -74,7 +75,7 @@ class HypothesisExplorer:
     """Live explorer of one sample's hypotheses.
 
     model_or_run: run directory, `(denoiser, config, skeleton)` tuple or denoiser (see
-    `explore.resolve_model`); data: PreparedData. Display it as a notebook cell's last value
+    `inference.Lifter.resolve`); data: PreparedData. Display it as a notebook cell's last value
     (or `explorer.widget`). `controls` maps names (subject, action, frame, num_hypotheses,
     sampler, num_steps, seed, flip, step) to widgets; `figures` maps names (hypotheses_3d,
     input_2d, spread, trajectory) to FigureWidgets (plain Figures in fallback mode);
@@ -88,7 +89,7 @@ class HypothesisExplorer:
                  config=None, device: str = "cpu", max_hypotheses: int = 50, max_steps: int = 50,
                  use_figure_widget: bool | None = None, index: int | None = None):
         self.data = data
-        self.handle = resolve_model(model_or_run, config=config, skeleton=skeleton or data.skeleton, device=device)
+        self.handle = Lifter.resolve(model_or_run, device=device, config=config, skeleton=skeleton or data.skeleton)
         self.skeleton = skeleton or self.handle.skeleton
         self.aggregate = aggregate
         self.choices = subjects_and_actions(data)
@@ -290,7 +291,7 @@ def static_gallery(model_or_run, data, skeleton: Skeleton | None = None, indices
     """The explorer's figures for a fixed selection of samples (for executed reports).
     indices: sample indices into `data`; default `num_samples` samples evenly spaced over the
     data's actions (the first sample of each chosen action)."""
-    handle = resolve_model(model_or_run, config=config, skeleton=skeleton or data.skeleton, device=device)
+    handle = Lifter.resolve(model_or_run, device=device, config=config, skeleton=skeleton or data.skeleton)
     skeleton = skeleton or handle.skeleton
     if indices is None:
         pairs = [(s, a) for s, acts in subjects_and_actions(data).items() for a in acts]

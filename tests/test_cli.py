@@ -45,7 +45,7 @@ def _train_and_evaluate(capsys, tmp_path: Path, prepared: Path, split: str) -> d
     result_path = tmp_path / "eval.json"
     text = _run(capsys, "evaluate", "--run", run, "--data", prepared, "--split", split,
                 "--json", result_path, "--csv", tmp_path / "eval.csv", "--hypotheses", 2,
-                "--steps", 2, "--max-samples", 64)
+                "--steps", 2, "--max-samples", 64, *(("--checkpoint", "ema") if split == "val" else ()))
     assert "MPJPE" in text
     result = json.loads(result_path.read_text())
     assert (tmp_path / "eval.csv").read_text().count("\n") > 10

@@ -86,6 +86,11 @@ def test_posterior_matches_eq3(schedule):
     x0, x_t = torch.randn(4, J, 3), torch.randn(4, J, 3)
     t = torch.tensor([0, 1, 50, 99])
     mean, var, logvar = q_posterior_mean_variance(schedule, x0, x_t, t)
+    # one integer step (what the samplers use) gives the same as the per-row gather
+    for i, ti in enumerate(t.tolist()):
+        mean_i, var_i, _ = q_posterior_mean_variance(schedule, x0[i:i + 1], x_t[i:i + 1], ti)
+        torch.testing.assert_close(mean_i, mean[i:i + 1])
+        assert isinstance(var_i, float) and var_i == pytest.approx(var[i].item())
     for i, ti in enumerate(t.tolist()):
         ab, ab_prev = schedule.alphas_cumprod[ti].item(), (schedule.alphas_cumprod[ti - 1].item() if ti else 1.0)
         beta = schedule.betas[ti].item()
@@ -103,7 +108,9 @@ def test_ddim_timesteps(schedule):
     assert s.pairs()[-1] == (0, -1)
     with pytest.raises(ConfigError):
         s.set_timesteps(101)
-    assert DDPMSampler(schedule).set_timesteps(5) == list(range(99, -1, -1))
+    assert DDPMSampler(schedule).set_timesteps(100) == list(range(99, -1, -1))
+    with pytest.raises(ConfigError, match="runs all 100 steps"):   # not silently ignored
+        DDPMSampler(schedule).set_timesteps(5)
 
 
 def test_ddim_eta1_full_steps_equals_ddpm(schedule):

@@ -115,7 +115,7 @@ def test_hypotheses_and_card(h36m_result):
     assert card["dataset"] == "h36m" and card["split"] == "test" and card["num_samples"] == 20
     assert card["sampler"] == "ddim" and card["num_steps"] == 2 and card["flip"] is True
     assert card["oracle"] is False and card["uses_ground_truth"] is False
-    assert card["keypoints_2d_source"] == "gt" and card["checkpoint"]["which"] == "in-memory"
+    assert card["keypoints_2d_source"] == "gt" and card["checkpoint"]["checkpoint"] == "in-memory"
     assert res.poses_per_second > 0
 
 
@@ -135,9 +135,9 @@ def test_json_csv_round_trip(h36m_result, tmp_path):
     rows = list(csv.DictReader(open(h36m_result.to_csv(tmp_path / "eval.csv"))))
     avg = [r for r in rows if r["metric"] == "MPJPE" and r["action"] == "Average" and r["subject"] == "all"]
     assert len(avg) == 1 and float(avg[0]["value_mm"]) == pytest.approx(h36m_result.per_action["MPJPE"]["Average"], abs=1e-3)
-    assert rows[0]["dataset"] == "h36m" and rows[0]["protocol"] == "default"
+    assert rows[0]["dataset"] == "h36m" and rows[0]["protocol"] == "gt_free"
     text = h36m_result.format_table()
-    assert "| MPJPE |" in text and "Dir." in text and "ORACLE" in text and "protocol: default" in text
+    assert "| MPJPE |" in text and "Dir." in text and "ORACLE" in text and "protocol: gt_free" in text
     json.loads(path.read_text())  # strict JSON
 
 
@@ -229,7 +229,8 @@ def test_evaluate_from_run_directory(h36m_file, tmp_path):
     save_checkpoint(tmp_path / "run" / "checkpoint" / "latest", model=denoiser, ema_model=denoiser, optimizer=None,
                     step=0, epoch=0, config=cfg, skeleton=H36M17)
     res = evaluate(tmp_path / "run", h36m_file, eval_cfg=EVAL, device="cpu", progress=False)
-    assert res.card["checkpoint"] == {"path": str(tmp_path / "run"), "which": "ema"}
+    assert res.card["checkpoint"] == {"path": str(tmp_path / "run"), "checkpoint": "best", "selected_on": "val"}
+    assert res.card["checkpoint_selected_on"] == "val" and res.card["split"] == "test"
     in_memory = evaluate((denoiser, cfg), h36m_file, eval_cfg=EVAL, device="cpu", progress=False)
     for action, value in in_memory.per_action["MPJPE"].items():
         assert res.per_action["MPJPE"][action] == pytest.approx(value, rel=1e-5)

@@ -52,9 +52,10 @@ def test_find_sample_and_indices(data):
 
 
 def test_explore_sample_shapes_and_seed(model, data):
-    from diffupose.explore import explore_sample, resolve_model
+    from diffupose.explore import explore_sample
+    from diffupose.inference import Lifter
 
-    handle = resolve_model(model)
+    handle = Lifter.resolve(model)
     r = explore_sample(handle, data, 3, num_hypotheses=4, num_steps=3, seed=1)
     J = data.skeleton.num_joints
     assert r.hypotheses.shape == (4, J, 3) and r.trajectory.shape == (4, 4, J, 3)

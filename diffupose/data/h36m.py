@@ -30,7 +30,8 @@ import numpy as np
 from ..camera import load_cameras
 from ..errors import DataError
 from ..skeleton import H36M17
-from .prepared import PreparedData, SequenceRecord, assemble_samples, open_npz, read_array
+from .prepared import (PreparedData, SequenceRecord, assemble_samples, canonical_actions, open_npz, read_array,
+                       require_present)
 from .videopose3d import match_keypoints_2d, normalize_sequence_name, read_positions_2d, read_positions_3d
 
 __all__ = ["H36M_ACTIONS", "TRAIN_SUBJECTS", "TEST_SUBJECTS", "canonical_action", "plain_h36m_keys", "read_plain_h36m",
@@ -181,6 +182,8 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
     subjects/actions: restrict to these (None = all; action names canonical or aliases);
     a requested subject absent from the file raises DataError naming the file and subjects.
     require_splits: e.g. ("test",) raises DataError when that split ends up empty.
+    Steps: find the files, list their sequences, check the requested subjects, select the
+    sequences, assign splits, read the poses (and 2D detections), project into the cameras.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -194,60 +197,17 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         raw = read_positions_3d(files_3d[0], 17, allow_pickle=allow_pickle, reduce_32=True)
         poses = {(s, a): v for s, acts in raw.items() for a, v in acts.items()}
         all_keys = list(poses)
-
-    known = set(TRAIN_SUBJECTS) | set(TEST_SUBJECTS)
     present = sorted({s for s, _ in all_keys}, key=_subject_order)
-    if subjects is not None:
-        unknown = [s for s in subjects if s not in known]
-        if unknown:
-            raise DataError(f"{source}: unknown subjects {unknown}; H36M subjects are {sorted(known, key=_subject_order)}")
-        missing = [s for s in subjects if s not in present]
-        if missing:
-            raise DataError(f"{source}: subjects {', '.join(missing)} are not in the file (it has {', '.join(present)})")
-    if val_subjects:
-        bad = [s for s in val_subjects if s not in TRAIN_SUBJECTS]
-        if bad:
-            raise DataError(f"{source}: val subjects {bad} are not training subjects {list(TRAIN_SUBJECTS)}")
-        missing = [s for s in val_subjects if s not in present]
-        if missing:
-            raise DataError(f"{source}: val subjects {', '.join(missing)} are not in the file")
-    skipped = [s for s in present if s not in known]
-    if skipped:
-        log.warning("%s: ignoring subjects outside the H36M protocol: %s", source, skipped)
-    wanted_subjects = set(subjects) if subjects is not None else known
-
-    wanted_actions = None
-    if actions is not None:
-        try:
-            wanted_actions = {canonical_action(a) for a in actions}
-        except ValueError as e:
-            raise DataError(f"{source}: {e}") from None
-
-    selected: list[tuple[str, str, str]] = []  # (subject, sequence name, canonical action)
-    for subject, name in sorted(all_keys, key=lambda k: (_subject_order(k[0]), k[1])):
-        if subject not in wanted_subjects:
-            continue
-        try:
-            action = canonical_action(name)
-        except ValueError as e:
-            raise DataError(f"{source}: sequence {subject}/{name}: {e}") from None
-        if wanted_actions is None or action in wanted_actions:
-            selected.append((subject, name, action))
-    if not selected:
-        raise DataError(f"{source}: no sequences match subjects={subjects} actions={actions}")
-
+    _check_subjects(source, present, subjects, val_subjects)
+    selected = _select_sequences(source, all_keys, subjects, actions)
     keys = [(s, n) for s, n, _ in selected]
     splits = assign_splits(keys, TRAIN_SUBJECTS, TEST_SUBJECTS, val_subjects, val_fraction, seed)
     check_required_splits(splits, require_splits, source,
                           {"train": TRAIN_SUBJECTS, "test": TEST_SUBJECTS, "val": val_subjects or TRAIN_SUBJECTS},
                           present)
-
     if poses is None:
         poses = read_plain_h36m(files_3d, keys)
-    keypoints_2d = None
-    if file_2d is not None:
-        keypoints_2d = read_positions_2d(file_2d, 17, 4, allow_pickle=allow_pickle)
-
+    keypoints_2d = read_positions_2d(file_2d, 17, 4, allow_pickle=allow_pickle) if file_2d is not None else None
     cameras = load_cameras("h36m")
     records = []
     for subject, name, action in selected:
@@ -256,8 +216,8 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         world = poses[(subject, name)]
         kp = None
         if keypoints_2d is not None:
-            kp = _lookup_2d(keypoints_2d, file_2d, subject, name)
-            kp = match_keypoints_2d(file_2d, f"{subject}/{name}", world.shape[0], kp,
+            kp = match_keypoints_2d(file_2d, f"{subject}/{name}", world.shape[0],
+                                    _lookup_2d(keypoints_2d, file_2d, subject, name),
                                     allow_longer=(layout == "videopose3d"))
         records.append(SequenceRecord(subject=subject, action=action, sequence=f"{subject}/{name}",
                                       poses_world=world, cameras=cameras.cameras(subject),
@@ -275,6 +235,45 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         "cameras": cameras.camera_ids,
     }
     return PreparedData(**arrays, skeleton=H36M17, dataset="h36m", meta=meta)
+
+
+def _check_subjects(source: str, present: Sequence[str], subjects: Sequence[str] | None,
+                    val_subjects: Sequence[str] | None) -> None:
+    """Requested and val subjects must be H36M subjects present in the file (one-line DataError)."""
+    known = set(TRAIN_SUBJECTS) | set(TEST_SUBJECTS)
+    if subjects is not None:
+        unknown = [s for s in subjects if s not in known]
+        if unknown:
+            raise DataError(f"{source}: unknown subjects {unknown}; H36M subjects are {sorted(known, key=_subject_order)}")
+        require_present(source, "subjects", subjects, present)
+    if val_subjects:
+        bad = [s for s in val_subjects if s not in TRAIN_SUBJECTS]
+        if bad:
+            raise DataError(f"{source}: val subjects {bad} are not training subjects {list(TRAIN_SUBJECTS)}")
+        require_present(source, "val subjects", val_subjects, present)
+    skipped = [s for s in present if s not in known]
+    if skipped:
+        log.warning("%s: ignoring subjects outside the H36M protocol: %s", source, skipped)
+
+
+def _select_sequences(source: str, all_keys, subjects: Sequence[str] | None,
+                      actions: Sequence[str] | None) -> list[tuple[str, str, str]]:
+    """(subject, sequence name, canonical action) of the wanted sequences, in subject order."""
+    wanted_subjects = set(subjects) if subjects is not None else set(TRAIN_SUBJECTS) | set(TEST_SUBJECTS)
+    wanted_actions = canonical_actions(source, actions, canonical_action)
+    selected: list[tuple[str, str, str]] = []
+    for subject, name in sorted(all_keys, key=lambda k: (_subject_order(k[0]), k[1])):
+        if subject not in wanted_subjects:
+            continue
+        try:
+            action = canonical_action(name)
+        except ValueError as e:
+            raise DataError(f"{source}: sequence {subject}/{name}: {e}") from None
+        if wanted_actions is None or action in wanted_actions:
+            selected.append((subject, name, action))
+    if not selected:
+        raise DataError(f"{source}: no sequences match subjects={subjects} actions={actions}")
+    return selected
 
 
 def _lookup_2d(keypoints_2d: dict, path: Path, subject: str, name: str) -> list[np.ndarray]:

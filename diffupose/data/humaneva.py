@@ -31,7 +31,7 @@ from ..camera import load_cameras
 from ..errors import DataError
 from ..skeleton import HUMANEVA15
 from .h36m import check_required_splits
-from .prepared import PreparedData, SequenceRecord, assemble_samples
+from .prepared import PreparedData, SequenceRecord, assemble_samples, canonical_actions, require_present
 from .videopose3d import match_keypoints_2d, read_positions_2d, read_positions_3d
 
 __all__ = ["HUMANEVA_ACTIONS", "DEFAULT_ACTIONS", "canonical_humaneva_action", "load_humaneva"]
@@ -77,68 +77,17 @@ def load_humaneva(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pick
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: data directory not found")
-    file_3d = data_dir / "data_3d_humaneva15.npz"
-    file_2d = data_dir / f"data_2d_humaneva15_{keypoints}.npz"
-    if not file_3d.is_file():
-        raise DataError(f"{file_3d}: file not found")
-    if not file_2d.is_file():
-        available = sorted(p.name[len("data_2d_humaneva15_"):-4] for p in data_dir.glob("data_2d_humaneva15_*.npz"))
-        raise DataError(f"{file_2d}: file not found: unknown keypoints {keypoints!r} (available: {available}); "
-                        "HumanEva has no intrinsics, so 2D cannot be projected")
+    file_3d, file_2d = _find_files(data_dir, keypoints)
     poses = read_positions_3d(file_3d, HUMANEVA15.num_joints, allow_pickle=allow_pickle)
     source = str(file_3d)
 
     present = sorted(poses)
-    for full in present:
-        prefix = full.split("/", 1)[0]
-        if "/" not in full or prefix not in SPLIT_OF_PREFIX:
-            raise DataError(f"{source}: subject {full!r} is not of the form 'Train/S1' or 'Validate/S1'")
-    if subjects is not None:
-        missing = [s for s in subjects if not any(full == s or full.split("/", 1)[1] == s for full in present)]
-        if missing:
-            raise DataError(f"{source}: subjects {', '.join(missing)} are not in the file (it has {', '.join(present)})")
-    if val_subjects:
-        missing = [s for s in val_subjects if f"Train/{s.split('/')[-1]}" not in present]
-        if missing:
-            raise DataError(f"{source}: val subjects {', '.join(missing)} are not Train subjects in the file")
-    wanted_actions = None
-    if actions is not None:
-        try:
-            wanted_actions = {canonical_humaneva_action(a) for a in actions}
-        except ValueError as e:
-            raise DataError(f"{source}: {e}") from None
-
-    selected = []  # (full subject, short subject, name, action)
-    for full in present:
-        short = full.split("/", 1)[1]
-        if subjects is not None and full not in subjects and short not in subjects:
-            continue
-        for name in sorted(poses[full], key=lambda n: (_action_or_name(n), _chunk_number(n), n)):
-            try:
-                action = canonical_humaneva_action(name)
-            except ValueError as e:
-                raise DataError(f"{source}: sequence {full}/{name}: {e}") from None
-            if wanted_actions is None or action in wanted_actions:
-                selected.append((full, short, name, action))
+    _check_subjects(source, present, subjects, val_subjects)
+    wanted_actions = canonical_actions(source, actions, canonical_humaneva_action)
+    selected = _select_sequences(source, poses, subjects, wanted_actions)
     if not selected:
         raise DataError(f"{source}: no sequences match subjects={subjects} actions={actions}")
-
-    splits = {}
-    for full, short, name, action in selected:
-        split = SPLIT_OF_PREFIX[full.split("/", 1)[0]]
-        if split == "train" and val_subjects and short in {v.split("/")[-1] for v in val_subjects}:
-            split = "val"
-        splits[(full, name)] = split
-    if not val_subjects:
-        groups: dict[tuple[str, str], list[str]] = {}
-        for full, _, name, action in selected:
-            if splits[(full, name)] == "train":
-                groups.setdefault((full, action), []).append(name)
-        for (full, _), names in groups.items():
-            if len(names) >= 2:
-                splits[(full, max(names, key=_chunk_number))] = "val"
-            else:  # a single chunk: its contiguous tail is held out (see TAIL_FRACTION)
-                splits[(full, names[0])] = "train+tail"
+    splits = _assign_splits(selected, val_subjects)
     check_required_splits(splits, require_splits, source,
                           {"test": ["Validate/S1", "Validate/S2", "Validate/S3"]},
                           present)
@@ -176,6 +125,75 @@ def load_humaneva(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pick
         "cameras": cameras.camera_ids,
     }
     return PreparedData(**arrays, skeleton=HUMANEVA15, dataset="humaneva", meta=meta)
+
+
+def _find_files(data_dir: Path, keypoints: str) -> tuple[Path, Path]:
+    """The 3D file and the 2D file of `keypoints` (both required: HumanEva has no intrinsics)."""
+    file_3d = data_dir / "data_3d_humaneva15.npz"
+    file_2d = data_dir / f"data_2d_humaneva15_{keypoints}.npz"
+    if not file_3d.is_file():
+        raise DataError(f"{file_3d}: file not found")
+    if not file_2d.is_file():
+        available = sorted(p.name[len("data_2d_humaneva15_"):-4] for p in data_dir.glob("data_2d_humaneva15_*.npz"))
+        raise DataError(f"{file_2d}: file not found: unknown keypoints {keypoints!r} (available: {available}); "
+                        "HumanEva has no intrinsics, so 2D cannot be projected")
+    return file_3d, file_2d
+
+
+def _check_subjects(source: str, present: Sequence[str], subjects: Sequence[str] | None,
+                    val_subjects: Sequence[str] | None) -> None:
+    """Subjects are 'Train/S1' / 'Validate/S1'; requested ones ("S1" or "Train/S1") and val
+    subjects (Train subjects) must be in the file (one-line DataError)."""
+    for full in present:
+        prefix = full.split("/", 1)[0]
+        if "/" not in full or prefix not in SPLIT_OF_PREFIX:
+            raise DataError(f"{source}: subject {full!r} is not of the form 'Train/S1' or 'Validate/S1'")
+    if subjects is not None:
+        short_names = present + [full.split("/", 1)[1] for full in present]   # "Train/S1" or "S1"
+        require_present(source, "subjects", subjects, short_names)
+    if val_subjects:
+        missing = [s for s in val_subjects if f"Train/{s.split('/')[-1]}" not in present]
+        if missing:
+            raise DataError(f"{source}: val subjects {', '.join(missing)} are not Train subjects in the file")
+
+
+def _select_sequences(source: str, poses: dict, subjects: Sequence[str] | None,
+                      wanted_actions: set[str] | None) -> list[tuple[str, str, str, str]]:
+    """(full subject, short subject, sequence name, canonical action) of the wanted sequences."""
+    selected = []
+    for full in sorted(poses):
+        short = full.split("/", 1)[1]
+        if subjects is not None and full not in subjects and short not in subjects:
+            continue
+        for name in sorted(poses[full], key=lambda n: (_action_or_name(n), _chunk_number(n), n)):
+            try:
+                action = canonical_humaneva_action(name)
+            except ValueError as e:
+                raise DataError(f"{source}: sequence {full}/{name}: {e}") from None
+            if wanted_actions is None or action in wanted_actions:
+                selected.append((full, short, name, action))
+    return selected
+
+
+def _assign_splits(selected, val_subjects: Sequence[str] | None) -> dict[tuple[str, str], str]:
+    """Train/* -> train, Validate/* -> test; val: the val subjects, else the last chunk of each
+    Train (subject, action) with >= 2 chunks, and for a single chunk its tail ("train+tail")."""
+    splits = {}
+    val_short = {v.split("/")[-1] for v in val_subjects or ()}
+    for full, short, name, _ in selected:
+        split = SPLIT_OF_PREFIX[full.split("/", 1)[0]]
+        splits[(full, name)] = "val" if split == "train" and short in val_short else split
+    if not val_subjects:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for full, _, name, action in selected:
+            if splits[(full, name)] == "train":
+                groups.setdefault((full, action), []).append(name)
+        for (full, _), names in groups.items():
+            if len(names) >= 2:
+                splits[(full, max(names, key=_chunk_number))] = "val"
+            else:  # a single chunk: its contiguous tail is held out (see TAIL_FRACTION)
+                splits[(full, names[0])] = "train+tail"
+    return splits
 
 
 def _action_or_name(name: str) -> str:

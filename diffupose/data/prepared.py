@@ -32,7 +32,7 @@ from ..skeleton import Skeleton, get_skeleton
 from ..utils import atomic_path
 
 __all__ = ["PreparedData", "load_prepared", "save_prepared", "open_npz", "SequenceRecord",
-           "assemble_samples", "SPLITS", "ARRAY_KEYS"]
+           "assemble_samples", "require_present", "canonical_actions", "SPLITS", "ARRAY_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,13 @@ def open_npz(path: str | os.PathLike, allow_pickle: bool = False):
     """`np.load` an npz, turning a missing or unreadable file into one DataError."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found" + (" (it is a directory)" if path.is_dir() else ""))
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive")
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise DataError(f"{path}: not an .npz archive (no zip header; empty, truncated or another format)")
     try:
         npz = np.load(path, allow_pickle=allow_pickle)
     except _READ_ERRORS as e:
@@ -136,6 +142,24 @@ def read_array(npz, path, key: str, allow_pickle: bool = False) -> np.ndarray:
         raise DataError(f"{path}: cannot read key {key!r} ({e}); the file may be truncated or corrupt") from None
     except _READ_ERRORS as e:
         raise DataError(f"{path}: cannot read key {key!r} ({type(e).__name__}: {e}); the file may be truncated or corrupt") from None
+
+
+def require_present(source: str, what: str, names: Sequence[str], present: Sequence[str]) -> None:
+    """One-line DataError when some requested `names` (subjects) are not in the file."""
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise DataError(f"{source}: {what} {', '.join(missing)} are not in the file (it has {', '.join(present)})")
+
+
+def canonical_actions(source: str, actions: Sequence[str] | None, canonical) -> set[str] | None:
+    """Requested action names (aliases allowed) -> canonical names via `canonical(name)`; None
+    stays None (all actions); an unknown name is a one-line DataError."""
+    if actions is None:
+        return None
+    try:
+        return {canonical(a) for a in actions}
+    except ValueError as e:
+        raise DataError(f"{source}: {e}") from None
 
 
 def validate_arrays(arrays: dict, skeleton: Skeleton, source: str) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ConfigError
 from ..skeleton import Skeleton, flip_horizontal
-from .schedule import NoiseSchedule
+from .schedule import NoiseSchedule, predict_x0_from_noise, q_posterior_mean_variance
 
 __all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "make_sampler", "sample"]
 
@@ -25,8 +25,8 @@ def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 
 class DDPMSampler:
     """Ancestral DDPM (Ho et al.) with the "fixed small" posterior variance β̃_t (eq. 3); x0 is
-    recovered from the noise estimate and clamped to [-clip_x0, clip_x0] every step. Always
-    runs all T steps (`set_timesteps` ignores its argument)."""
+    recovered from the noise estimate (eq. 2 inverted) and clamped to [-clip_x0, clip_x0] every
+    step. Always runs all T steps."""
 
     name = "ddpm"
 
@@ -36,8 +36,12 @@ class DDPMSampler:
         self.set_timesteps()
 
     def set_timesteps(self, num_steps: int | None = None) -> list[int]:
-        """Timesteps T-1 .. 0 (all of them)."""
-        self.timesteps = list(range(self.schedule.num_timesteps - 1, -1, -1))
+        """Timesteps T-1 .. 0: DDPM runs all T of them (`num_steps`, if given, must be T)."""
+        T = self.schedule.num_timesteps
+        if num_steps is not None and int(num_steps) != T:
+            raise ConfigError(f"the DDPM sampler runs all {T} steps, got num_steps={num_steps}; "
+                              "use the ddim sampler for fewer")
+        self.timesteps = list(range(T - 1, -1, -1))
         return self.timesteps
 
     def pairs(self) -> list[tuple[int, int]]:
@@ -45,22 +49,19 @@ class DDPMSampler:
         return [(t, t - 1) for t in self.timesteps]
 
     def predict_x0(self, eps_hat: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
-        """Eq. 2 inverted at one step, then clamped."""
-        s = self.schedule
-        x0 = s.at("sqrt_recip_alphas_cumprod", t) * x_t - s.at("sqrt_recipm1_alphas_cumprod", t) * eps_hat
+        """Eq. 2 inverted at one step (schedule.predict_x0_from_noise), then clamped."""
+        x0 = predict_x0_from_noise(self.schedule, x_t, t, eps_hat)
         return x0.clamp(-self.clip_x0, self.clip_x0) if self.clip_x0 > 0 else x0
 
     def step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """x_{t-1} ~ N(μ̃_t(x_t, x̂0), β̃_t I) (eq. 3 with x̂0 from ε̂); no noise at t = 0.
         eps_hat, x_t: (N, J, 3)."""
-        s = self.schedule
         x0 = self.predict_x0(eps_hat.to(x_t.dtype), t, x_t)
-        mean = s.at("posterior_mean_coef1", t) * x0 + s.at("posterior_mean_coef2", t) * x_t
+        mean, _, log_variance = q_posterior_mean_variance(self.schedule, x0, x_t, t)
         if t == 0:
             return mean
-        std = math.exp(0.5 * s.at("posterior_log_variance_clipped", t))
-        return mean + std * _noise_like(x_t, generator)
+        return mean + math.exp(0.5 * log_variance) * _noise_like(x_t, generator)
 
 
 class DDIMSampler(DDPMSampler):

@@ -116,19 +116,28 @@ def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: 
             + schedule.gather("sqrt_one_minus_alphas_cumprod", t, x0) * noise)
 
 
-def predict_x0_from_noise(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Eq. 2 inverted: x0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t). x_t, eps: (B, J, 3); t: (B,)."""
-    return (schedule.gather("sqrt_recip_alphas_cumprod", t, x_t) * x_t
-            - schedule.gather("sqrt_recipm1_alphas_cumprod", t, x_t) * eps)
+def _coefficient(schedule: NoiseSchedule, name: str, t, like: torch.Tensor):
+    """Coefficient `name` at step t: a Python float for one integer step (a sampler step: no
+    gather, no device sync), else gathered per row for a (B,) tensor of steps."""
+    if isinstance(t, int):
+        return schedule.at(name, t)
+    return schedule.gather(name, t, like)
 
 
-def q_posterior_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
-                              t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def predict_x0_from_noise(schedule: NoiseSchedule, x_t: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
+    """Eq. 2 inverted: x0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t).
+    x_t, eps: (B, J, 3); t: one integer step or (B,) int64."""
+    return (_coefficient(schedule, "sqrt_recip_alphas_cumprod", t, x_t) * x_t
+            - _coefficient(schedule, "sqrt_recipm1_alphas_cumprod", t, x_t) * eps)
+
+
+def q_posterior_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor, t):
     """Eq. 3: q(x_{t-1} | x_t, x0) = N(μ̃_t, β̃_t I) with
     μ̃_t = sqrt(ᾱ_{t-1}) β_t / (1 - ᾱ_t) x0 + sqrt(α_t)(1 - ᾱ_{t-1}) / (1 - ᾱ_t) x_t,
     β̃_t = (1 - ᾱ_{t-1}) / (1 - ᾱ_t) β_t.
-    x0, x_t: (B, J, 3); t: (B,). Returns (mean (B, J, 3), variance (B, 1, 1), log variance clipped)."""
-    mean = (schedule.gather("posterior_mean_coef1", t, x_t) * x0
-            + schedule.gather("posterior_mean_coef2", t, x_t) * x_t)
-    return (mean, schedule.gather("posterior_variance", t, x_t),
-            schedule.gather("posterior_log_variance_clipped", t, x_t))
+    x0, x_t: (B, J, 3); t: one integer step or (B,) int64. Returns (mean (B, J, 3), variance,
+    log variance clipped): floats for an integer t, (B, 1, 1) tensors otherwise."""
+    mean = (_coefficient(schedule, "posterior_mean_coef1", t, x_t) * x0
+            + _coefficient(schedule, "posterior_mean_coef2", t, x_t) * x_t)
+    return (mean, _coefficient(schedule, "posterior_variance", t, x_t),
+            _coefficient(schedule, "posterior_log_variance_clipped", t, x_t))

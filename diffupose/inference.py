@@ -1,0 +1,240 @@
+"""The one inference path: a loaded denoiser that lifts 2D keypoints to 3D hypotheses.
+
+Every caller goes through `Lifter` — evaluation, `diffupose sample`, `diffupose lift`, the
+hypothesis explorer, the hypothesis cache and the validation during training — so loading a
+model, batching, seeding, sampling H hypotheses and aggregating happen in one place:
+
+    lifter = Lifter.load("runs/demo", checkpoint="best")
+    settings = SamplingSettings(num_hypotheses=10, sampler="ddim", num_steps=5, flip=True)
+    hyps = lifter.sample(keypoints_2d, settings)                 # (B, H, J, 3) metres
+    for start, stop, hyps in lifter.iter_hypotheses(all_keypoints_2d, settings): ...
+    out = lifter.lift(all_keypoints_2d, settings)                # hypotheses, aggregate, spread
+
+Poses are metres, root-relative, camera frame; keypoints_2d are normalised screen
+coordinates (`camera.normalize_screen_coordinates`), as in the prepared data.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .aggregate import AGGREGATIONS, aggregate
+from .config import Config, EvalConfig
+from .diffusion import SAMPLERS, NoiseSchedule, sample
+from .errors import ConfigError
+from .metrics import hypothesis_spread
+from .skeleton import Skeleton
+from .utils import resolve_device
+
+__all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice"]
+
+# The checkpoint choice, one name everywhere (CLI --checkpoint, EvalConfig.checkpoint, notebooks):
+#   best  - EMA weights of the checkpoint with the lowest val MPJPE (chosen on the `val` split;
+#           the latest when no validation ran)
+#   ema   - EMA weights of the latest checkpoint (no selection)
+#   model - raw (non-averaged) weights of the latest checkpoint
+# The split that chose `best` is the run's config.data.val_split (training validates on it).
+CHECKPOINTS: dict[str, tuple[str, str]] = {"best": ("ema", "best"), "ema": ("ema", "latest"),
+                                           "model": ("model", "latest")}
+def check_checkpoint_choice(checkpoint: str) -> str:
+    """`checkpoint` if it is one of CHECKPOINTS, else a one-line ConfigError."""
+    if checkpoint not in CHECKPOINTS:
+        raise ConfigError(f"unknown checkpoint {checkpoint!r}; use one of {', '.join(CHECKPOINTS)} "
+                          "(best: EMA weights chosen on val; ema: latest EMA weights; model: latest raw weights)")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How hypotheses are drawn and combined (the sampling half of EvalConfig)."""
+
+    num_hypotheses: int = 10
+    sampler: str = "ddim"          # ddim | ddpm (ddpm always runs all T steps)
+    num_steps: int = 5             # DDIM steps
+    eta: float = 0.0
+    flip: bool = True              # average each hypothesis with its mirrored twin (paper protocol)
+    aggregate: str = "mean"        # see diffupose.aggregate.AGGREGATIONS
+    batch_size: int = 2048         # 2D inputs per sampler call (each runs H (x2 with flip) chains)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+        if self.aggregate not in AGGREGATIONS:
+            raise ConfigError(f"unknown aggregation {self.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
+        for name in ("num_hypotheses", "num_steps", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_eval_config(cls, ev: EvalConfig, **overrides: Any) -> "SamplingSettings":
+        values = {k: getattr(ev, k) for k in cls.__dataclass_fields__}
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "SamplingSettings":
+        return SamplingSettings(**{**asdict(self), **changes})
+
+    def steps_for(self, config: Config) -> int:
+        """Denoising steps actually run: num_steps for DDIM, all T for DDPM."""
+        return self.num_steps if self.sampler == "ddim" else config.diffusion.num_timesteps
+
+
+@dataclass
+class LiftOutput:
+    """Hypotheses (N, H, J, 3), their aggregate (N, J, 3) and per-joint spread (N, J): metres,
+    root-relative, camera frame. The spread is the mean distance of the hypotheses to their mean
+    (the model's own uncertainty; ground-truth free)."""
+
+    hypotheses: np.ndarray
+    aggregate: np.ndarray
+    spread: np.ndarray
+    settings: SamplingSettings
+    sampling_seconds: float = 0.0
+
+
+@dataclass
+class Lifter:
+    """A denoiser with everything sampling needs: noise schedule, config, skeleton, and where the
+    weights came from (`checkpoint_card`, copied into every protocol card)."""
+
+    denoiser: torch.nn.Module
+    config: Config
+    skeleton: Skeleton
+    schedule: NoiseSchedule = field(init=False)
+    checkpoint_card: dict[str, Any] = field(default_factory=lambda: {"path": None, "checkpoint": "in-memory"})
+    sampling_seconds: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self.denoiser.eval()
+        self.schedule = NoiseSchedule.from_config(self.config.diffusion).to(self.device)
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, checkpoint: str = "best", device: str | torch.device = "auto") -> "Lifter":
+        """The model of a run or checkpoint directory (or weight file); `checkpoint` is one of
+        CHECKPOINTS. Errors are one-line CheckpointErrors naming the file."""
+        from .checkpoint import load_model
+
+        weights, select = CHECKPOINTS[check_checkpoint_choice(checkpoint)]
+        denoiser, config, skeleton = load_model(path, which=weights, device=resolve_device(device), select=select)
+        return cls(denoiser, config, skeleton,
+                   checkpoint_card={"path": str(path), "checkpoint": checkpoint,
+                                    "selected_on": config.data.val_split if checkpoint == "best" else None})
+
+    @classmethod
+    def from_model(cls, denoiser: torch.nn.Module, config: Config | None = None,
+                   skeleton: Skeleton | None = None) -> "Lifter":
+        """An in-memory denoiser (e.g. during training); `config` defaults to Config()."""
+        if skeleton is None:
+            raise ConfigError("Lifter.from_model: pass the skeleton the denoiser was trained on")
+        return cls(denoiser, config or Config(), skeleton)
+
+    @classmethod
+    def resolve(cls, model, checkpoint: str = "best", device: str | torch.device = "auto",
+                config: Config | None = None, skeleton: Skeleton | None = None) -> "Lifter":
+        """A Lifter from what callers hold: a Lifter, a run/checkpoint path, a
+        `(denoiser, config[, skeleton])` tuple (as checkpoint.load_model returns), or a module."""
+        if isinstance(model, Lifter):
+            return model
+        if isinstance(model, (str, os.PathLike)):
+            return cls.load(Path(model), checkpoint=checkpoint, device=device)
+        if isinstance(model, (tuple, list)):
+            if len(model) not in (2, 3) or not isinstance(model[1], Config):
+                raise ConfigError("pass a run directory, a Lifter or a (denoiser, Config[, Skeleton]) tuple")
+            skeleton = model[2] if len(model) == 3 else skeleton
+            return cls.from_model(model[0], model[1], skeleton)
+        if isinstance(model, torch.nn.Module):
+            return cls.from_model(model, config, skeleton)
+        raise ConfigError(f"cannot lift with a {type(model).__name__}: pass a run directory or a Lifter")
+
+    @property
+    def device(self) -> torch.device:
+        try:
+            return next(self.denoiser.parameters()).device
+        except StopIteration:
+            return torch.device("cpu")
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A generator on the model's device; one per sweep makes a whole sweep reproducible."""
+        return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def sample_tensor(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
+                      generator: torch.Generator | None = None, return_trajectory: bool = False):
+        """One sampler call: keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) as a tensor on the
+        model's device (with `return_trajectory`, also (S+1, B, H, J, 3)). Without a generator, a
+        new one seeded with settings.seed is used."""
+        settings = settings or SamplingSettings()
+        y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32) if not torch.is_tensor(keypoints_2d)
+                            else keypoints_2d).to(self.device)
+        extra = {}
+        if keypoint_mask is not None:
+            extra["keypoint_mask"] = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=self.device)
+        return sample(self.denoiser, self.schedule, y, num_hypotheses=settings.num_hypotheses,
+                      sampler=settings.sampler, num_steps=settings.steps_for(self.config), eta=settings.eta,
+                      flip=settings.flip, skeleton=self.skeleton,
+                      generator=generator if generator is not None else self.generator(settings.seed),
+                      clip_x0=self.config.diffusion.clip_x0, return_trajectory=return_trajectory, **extra)
+
+    def sample(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
+               generator: torch.Generator | None = None) -> np.ndarray:
+        """keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) float32 numpy, metres."""
+        return self.sample_tensor(keypoints_2d, settings, keypoint_mask=keypoint_mask,
+                                  generator=generator).float().cpu().numpy()
+
+    def iter_hypotheses(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
+                        progress: bool = False, desc: str = "sample") -> Iterator[tuple[int, int, np.ndarray]]:
+        """keypoints_2d (N, J, 2) -> yields (start, stop, hypotheses (stop-start, H, J, 3)) per batch
+        of settings.batch_size, all drawn from ONE generator seeded with settings.seed (the same
+        settings give the same hypotheses). `self.sampling_seconds` accumulates the sampler's wall
+        time (device synchronised), for throughput numbers."""
+        from tqdm.auto import tqdm
+
+        settings = settings or SamplingSettings()
+        n = len(keypoints_2d)
+        generator = self.generator(settings.seed)
+        self.sampling_seconds = 0.0
+        starts = range(0, n, settings.batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+            stop = min(start + settings.batch_size, n)
+            mask = None if keypoint_mask is None else keypoint_mask[start:stop]
+            self._synchronize()
+            tic = time.perf_counter()
+            hyps = self.sample_tensor(keypoints_2d[start:stop], settings, keypoint_mask=mask, generator=generator)
+            self._synchronize()
+            self.sampling_seconds += time.perf_counter() - tic
+            yield start, stop, hyps.float().cpu().numpy()
+
+    def aggregate(self, hypotheses, method: str = "mean", *, keypoints_2d=None, intrinsics=None):
+        """Hypotheses (B, H, J, 3) -> one pose per sample (diffupose.aggregate; ground-truth free)."""
+        return aggregate(hypotheses, method, keypoints_2d=keypoints_2d, intrinsics=intrinsics)
+
+    def lift(self, keypoints_2d, settings: SamplingSettings | None = None, *, intrinsics=None, keypoint_mask=None,
+             progress: bool = False) -> LiftOutput:
+        """keypoints_2d (N, J, 2) -> LiftOutput: every hypothesis, the `settings.aggregate` pose
+        and the per-joint spread, batched and seeded as iter_hypotheses."""
+        settings = settings or SamplingSettings()
+        n = len(keypoints_2d)
+        hypotheses = np.empty((n, settings.num_hypotheses, self.skeleton.num_joints, 3), dtype=np.float32)
+        for start, stop, hyps in self.iter_hypotheses(keypoints_2d, settings, keypoint_mask=keypoint_mask,
+                                                      progress=progress, desc="lift"):
+            hypotheses[start:stop] = hyps
+        k = None if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
+        pred = self.aggregate(hypotheses.astype(np.float64), settings.aggregate,
+                              keypoints_2d=np.asarray(keypoints_2d), intrinsics=k)
+        return LiftOutput(hypotheses=hypotheses, aggregate=np.asarray(pred, dtype=np.float32),
+                          spread=hypothesis_spread(hypotheses).astype(np.float32), settings=settings,
+                          sampling_seconds=self.sampling_seconds)
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
