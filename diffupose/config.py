@@ -18,12 +18,11 @@ from .errors import ConfigError
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
     "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
-    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS",
+    "LR_SCHEDULES", "AMP_MODES", "DENOISERS",
 ]
 
 LR_SCHEDULES = ("constant", "exponential", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-COMPILE_MODES = ("auto", "on", "off")
 DENOISERS = ("gcn", "unet")
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -290,6 +289,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
 
 
 def _preset_overrides() -> dict[str, dict[str, Any]]:
+    """Named presets as override tables (data, not logic: long only because there are seven)."""
     return {
         "default": {},
         # Tests and the smoke path: seconds on a CPU.
