@@ -647,8 +647,8 @@ class _Progress:
         self.t_line, self.step_line = time.perf_counter(), run.step
         self.start_step = run.step
 
-    def update(self, row: dict | None) -> None:
-        """After each optimiser step; `row` is the history row of this step, if any."""
+    def update(self, row: dict | None, lr: float) -> None:
+        """After each optimiser step (taken with `lr`); `row` is its history row, if any."""
         self.bar.update(1)
         if not self.enabled:
             return
@@ -659,9 +659,9 @@ class _Progress:
                                  refresh=False)
         now = time.perf_counter()
         if now - self.t_line >= PROGRESS_EVERY_S or (row is not None and row["val_mpjpe"] is not None):
-            self._line(now)
+            self._line(now, lr)
 
-    def _line(self, now: float) -> None:
+    def _line(self, now: float, lr: float) -> None:
         run, last = self.run, self.last
         rate = (run.step - self.step_line) / max(now - self.t_line, 1e-9)
         remaining = (run.budget.total_steps - run.step) / max(rate, 1e-9)
@@ -670,7 +670,6 @@ class _Progress:
         best = "" if math.isinf(run.best_val) else f" (best {run.best_val:.1f})"
         val = f"{last['val_mpjpe']:.1f} mm{best}" if "val_mpjpe" in last else "-"
         loss = f"{last['loss']:.4f}" if "loss" in last else "-"
-        lr = run.optimizer.param_groups[0]["lr"]
         log.info("step %d/%d | loss %s | lr %.2e | %.1f steps/s | val MPJPE %s | %s elapsed | ETA %s",
                  run.step, run.budget.total_steps, loss, lr, rate, val, _clock(run.elapsed()), _clock(remaining))
         self.t_line, self.step_line = now, run.step
@@ -740,7 +739,7 @@ def _loop(run: _Run, progress: bool, callback: Callable[[dict], Any] | None) -> 
             if run.device.type == "cpu":       # free on the CPU; accelerators check once per history row
                 _check_finite(run, float(loss), lr)
             row, stop = _after_step(run, window, lr, callback)
-            bar.update(row)
+            bar.update(row, lr)
             if row is not None:
                 window = _Window()
             if stop:
