@@ -111,18 +111,28 @@ def _train_stepper(model_cfg: ModelConfig, batch: int, device: torch.device, amp
     return step
 
 
-def _timed(step, repeats: int, device: torch.device) -> float:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (compiler workers)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _timed(step, repeats: int, device: torch.device, clock=time.perf_counter) -> float:
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(repeats):
         step()
     _sync(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def precision_table(preset_names: list[str], device: torch.device, rounds: int, repeats: int) -> list[dict]:
+def precision_table(preset_names: list[str], device: torch.device, rounds: int, repeats: int,
+                    clock=time.perf_counter) -> list[dict]:
     """fp32 vs bf16-autocast training samples/s at each preset's model and batch, alternating
-    rounds (median reported)."""
+    rounds (median reported). `clock`: wall time, or CPU time (`--cpu-time`: per-thread
+    speed on a machine shared with other jobs; meaningful with --threads 1)."""
     import statistics
 
     rows = []
@@ -137,7 +147,7 @@ def precision_table(preset_names: list[str], device: torch.device, rounds: int, 
         times = {label: [] for label in steppers}
         for r in range(rounds):
             for label, stepper in steppers.items():
-                times[label].append(_timed(stepper, repeats, device))
+                times[label].append(_timed(stepper, repeats, device, clock))
             log.info("%s round %d/%d: %s", name, r + 1, rounds,
                      ", ".join(f"{k} {batch * repeats / v[-1]:.0f} samples/s" for k, v in times.items()))
         sps = {label: batch * repeats / statistics.median(t) for label, t in times.items()}
@@ -160,13 +170,14 @@ def compile_table(preset_names: list[str], device: torch.device, steady_steps: i
         out = {"kind": "compile", "preset": name, "precision": _precision(dtype), "batch": cfg.train.batch_size}
         for label, compiled in (("eager", False), ("compiled", True)):
             stepper = _train_stepper(cfg.model, cfg.train.batch_size, device, dtype, compiled, ema)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), _cpu_seconds()
             try:
                 _timed(stepper, 3, device)
             except Exception as e:  # report the failure in the table instead of dying
                 out[f"{label}_error"] = " ".join(str(e).split())[:120]
                 continue
             out[f"{label}_first3_s"] = time.perf_counter() - start
+            out[f"{label}_first3_cpu_s"] = _cpu_seconds() - cpu_start
             out[f"{label}_samples_per_s"] = cfg.train.batch_size * steady_steps / _timed(stepper, steady_steps, device)
             log.info("%s %s: first 3 steps %.1f s, %.0f samples/s", name, label, out[f"{label}_first3_s"],
                      out[f"{label}_samples_per_s"])
@@ -271,6 +282,9 @@ def main(argv=None) -> None:
     p.add_argument("--compile-table", action="store_true", help="only: eager vs torch.compile training at the --presets")
     p.add_argument("--presets", default="h36m_cpu", help="comma-separated config presets for the tables")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds for --precision-table")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="--precision-table: time with the process CPU clock instead of the wall clock "
+                        "(a machine shared with other jobs; use with --threads 1)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -301,7 +315,9 @@ def main(argv=None) -> None:
                   "git": env["git_commit"]}
         results = []
         if args.precision_table:
-            results += precision_table(names, device, args.rounds, args.repeats or 10)
+            results += precision_table(names, device, args.rounds, args.repeats or 10,
+                                       clock=time.process_time if args.cpu_time else time.perf_counter)
+            header["clock"] = "process CPU time" if args.cpu_time else "wall clock"
         if args.compile_table:
             results += compile_table(names, device, args.repeats or 30)
         print(format_table(results, header))
