@@ -157,7 +157,8 @@ def precision_table(preset_names: list[str], device: torch.device, rounds: int, 
     return rows
 
 
-def compile_table(preset_names: list[str], device: torch.device, steady_steps: int) -> list[dict]:
+def compile_table(preset_names: list[str], device: torch.device, steady_steps: int,
+                  clock=time.perf_counter) -> list[dict]:
     """Eager vs torch.compile training at each preset (autocast as train.amp=auto picks it):
     compile time (first steps) and steady-state samples/s; the break-even point in minutes."""
     from diffupose.train import amp_dtype
@@ -178,13 +179,15 @@ def compile_table(preset_names: list[str], device: torch.device, steady_steps: i
                 continue
             out[f"{label}_first3_s"] = time.perf_counter() - start
             out[f"{label}_first3_cpu_s"] = _cpu_seconds() - cpu_start
-            out[f"{label}_samples_per_s"] = cfg.train.batch_size * steady_steps / _timed(stepper, steady_steps, device)
-            log.info("%s %s: first 3 steps %.1f s, %.0f samples/s", name, label, out[f"{label}_first3_s"],
-                     out[f"{label}_samples_per_s"])
+            out[f"{label}_samples_per_s"] = cfg.train.batch_size * steady_steps / _timed(stepper, steady_steps, device,
+                                                                                        clock)
+            log.info("%s %s: first 3 steps %.1f s wall, %.1f s CPU; %.0f samples/s", name, label,
+                     out[f"{label}_first3_s"], out[f"{label}_first3_cpu_s"], out[f"{label}_samples_per_s"])
         if "compiled_samples_per_s" in out and "eager_samples_per_s" in out:
             # wall time after which the compiled run has done as many steps as the eager one
             eager, compiled = out["eager_samples_per_s"], out["compiled_samples_per_s"]
-            extra = out["compiled_first3_s"] - out["eager_first3_s"]
+            key = "first3_cpu_s" if clock is time.process_time else "first3_s"
+            extra = out[f"compiled_{key}"] - out[f"eager_{key}"]
             out["break_even_min"] = compiled * extra / (compiled - eager) / 60 if compiled > eager else float("inf")
         rows.append(out)
     return rows
@@ -319,7 +322,8 @@ def main(argv=None) -> None:
                                        clock=time.process_time if args.cpu_time else time.perf_counter)
             header["clock"] = "process CPU time" if args.cpu_time else "wall clock"
         if args.compile_table:
-            results += compile_table(names, device, args.repeats or 30)
+            results += compile_table(names, device, args.repeats or 30,
+                                     clock=time.process_time if args.cpu_time else time.perf_counter)
         print(format_table(results, header))
         if args.json:
             from diffupose.utils import atomic_write_text

@@ -18,11 +18,13 @@ from .errors import ConfigError
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
     "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
-    "LR_SCHEDULES", "AMP_MODES", "DENOISERS",
+    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS",
 ]
 
 LR_SCHEDULES = ("constant", "exponential", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_AUTO_MIN_STEPS = 2000      # train.compile=auto compiles runs at least this long
 DENOISERS = ("gcn", "unet")
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -137,7 +139,7 @@ class TrainConfig:
     ema_every: int = 10
     amp: str = "auto"              # auto (bf16 on CUDA and on CPUs with native bf16, else off) | bf16 | fp16 | off
     device: str = "auto"           # auto | cpu | cuda | cuda:N
-    compile: bool = False
+    compile: str = "auto"          # auto (runs of >= 2,000 steps, where a compiler is available) | on | off
     seed: int = 0
     log_every: int = 50            # optimiser steps between history rows
     val_every: int = 500           # optimiser steps between validations (0 = none)
@@ -159,7 +161,7 @@ class TrainConfig:
             "epochs": (_non_negative, ">= 0"), "max_steps": (_non_negative, ">= 0 (0 = use train.epochs)"),
             "max_minutes": (_non_negative, ">= 0 (0 = no limit)"),
             "ema_decay": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"), "ema_every": (_positive, ">= 1"),
-            "amp": _one_of(AMP_MODES), "device": (bool, "a device name (auto, cpu, cuda, cuda:N)"),
+            "amp": _one_of(AMP_MODES), "compile": _one_of(COMPILE_MODES), "device": (bool, "a device name (auto, cpu, cuda, cuda:N)"),
             "seed": (_non_negative, ">= 0"), "log_every": (_positive, ">= 1"),
             "val_every": (_non_negative, ">= 0 (0 = no validation)"), "checkpoint_every": (_positive, ">= 1"),
             "val_hypotheses": (_positive, ">= 1"), "val_sampler": _one_of(("ddim", "ddpm")),
@@ -207,6 +209,8 @@ class Config:
             if not isinstance(sub, dict):
                 raise ConfigError(f"config section {f.name!r} must be a mapping, got {sub!r}")
             sub_cls = type(getattr(cls(), f.name))
+            if f.name == "train" and isinstance(sub.get("compile"), bool):   # configs written before auto|on|off
+                sub = {**sub, "compile": "on" if sub["compile"] else "off"}
             known = {sf.name for sf in fields(sub_cls)}
             unknown = set(sub) - known
             if unknown:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -45,7 +46,7 @@ import torch
 
 from .checkpoint import (BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, load_training_state, read_training_state,
                          recover_interrupted_saves, save_checkpoint)
-from .config import LR_SCHEDULES, Config, TrainConfig
+from .config import COMPILE_AUTO_MIN_STEPS, LR_SCHEDULES, Config, TrainConfig
 from .ema import make_ema, set_num_updates
 from .errors import CheckpointError, ConfigError, DataError, DiffuPoseError
 from .skeleton import Skeleton, flip_horizontal
@@ -456,6 +457,7 @@ class _Run:
     noise_gen: torch.Generator
     autocast_dtype: torch.dtype | None
     t_call: float
+    compiled: bool = False             # run.model is torch.compile'd (until a compile failure)
     scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
     step: int = 0
     best_val: float = math.inf
@@ -481,14 +483,20 @@ def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist:
         model = ddp_model = torch.nn.parallel.DistributedDataParallel(
             denoiser, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=cfg.model.released_unused_film)
-    if tc.compile:
+    budget = _budget(tc, len(data.poses_3d), dist.world_size)
+    compiled = _should_compile(tc, device, budget.total_steps)
+    if compiled:
+        if device.type == "cpu":   # in-process compilation: the worker pool stalled for minutes on 2 busy cores
+            import torch._inductor.config as inductor_config
+            inductor_config.compile_threads = 1
         model = torch.compile(model)
+        log.info("torch.compile (train.compile=%s): the first step compiles (about a minute on a CPU)", tc.compile)
     autocast_dtype = amp_dtype(tc.amp, device)
     joint_weights = (torch.tensor(data.skeleton.loss_weights, dtype=torch.float32, device=device)
                      if cfg.diffusion.joint_weights else None)
     return _Run(
         cfg=cfg, run_dir=run_dir, dist=dist, device=device, data=data, identity=identity,
-        budget=_budget(tc, len(data.poses_3d), dist.world_size),
+        budget=budget, compiled=compiled,
         denoiser=denoiser, model=model, ddp_model=ddp_model, ema=make_ema(denoiser, tc.ema_decay),
         optimizer=torch.optim.Adam(denoiser.parameters(), lr=tc.lr, weight_decay=tc.weight_decay),
         scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16),
@@ -496,6 +504,20 @@ def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist:
         noise_gen=torch.Generator(device=device).manual_seed(tc.seed + 1_000_003 * (dist.rank + 1)),
         autocast_dtype=autocast_dtype, t_call=t_call,
     )
+
+
+def _should_compile(tc: TrainConfig, device: torch.device, total_steps: int) -> bool:
+    """train.compile: on / off; auto = on for runs of at least COMPILE_AUTO_MIN_STEPS steps where
+    torch.compile has a backend (CUDA with triton; a CPU with a C++ compiler). On this project's
+    2-core CPU it compiles in about a minute and then trains 1.76x faster (benchmarks/throughput.py
+    --compile-table), so it pays back within minutes; short runs (tests, demo) stay eager."""
+    if tc.compile != "auto":
+        return tc.compile == "on"
+    if total_steps < COMPILE_AUTO_MIN_STEPS:
+        return False
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return device.type == "cpu" and any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
 
 def _restore(run: _Run, ckpt: Path) -> None:
@@ -543,6 +565,19 @@ def _loss(run: _Run, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> tupl
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
                               return_parts=False)
+
+
+def _first_compiled_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:
+    """The first step of a compiled run, where torch.compile builds its kernels. If that fails
+    (no working compiler, an unsupported op, ...), one warning and the run continues eagerly
+    (the failed step's gradients are dropped; its noise draws are not repeated)."""
+    try:
+        return _train_step(run, perm, window)
+    except Exception as e:  # torch.compile raises backend-specific types (BackendCompilerFailed, InductorError, ...)
+        log.warning("torch.compile failed (%s); training continues without it", " ".join(str(e).split())[:200])
+        run.optimizer.zero_grad(set_to_none=True)
+        run.model, run.compiled = run.ddp_model, False
+        return _train_step(run, perm, window)
 
 
 def _train_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:
@@ -726,7 +761,7 @@ def _loop(run: _Run, progress: bool, callback: Callable[[dict], Any] | None) -> 
     if len(run.data.val_poses_3d) == 0 or run.cfg.train.val_every == 0:
         log.warning("no validation (empty %r split or val_every=0): no best checkpoint", run.cfg.data.val_split)
     bar = _Progress(run, bar=progress)
-    window, perm, perm_epoch = _Window(), None, -1
+    window, perm, perm_epoch, start_step = _Window(), None, -1, run.step
     with logging_redirect_tqdm() if not bar.bar.disable else nullcontext():
         while run.step < run.budget.total_steps:
             epoch = run.step // run.budget.steps_per_epoch
@@ -735,7 +770,8 @@ def _loop(run: _Run, progress: bool, callback: Callable[[dict], Any] | None) -> 
                                      run.dist.world_size).to(run.device)
                 perm_epoch = epoch
             lr = run.optimizer.param_groups[0]["lr"]
-            loss = _train_step(run, perm, window)
+            first_compiled = run.compiled and run.step == start_step
+            loss = (_first_compiled_step if first_compiled else _train_step)(run, perm, window)
             if run.device.type == "cpu":       # free on the CPU; accelerators check once per history row
                 _check_finite(run, float(loss), lr)
             row, stop = _after_step(run, window, lr, callback)

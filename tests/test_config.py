@@ -59,7 +59,9 @@ def test_out_of_range_values(key, value, fragments):
     ("train", "batch_size", "64", ("train.batch_size", "an integer")),
     ("train", "batch_size", 64.0, ("train.batch_size", "an integer")),
     ("train", "max_steps", True, ("train.max_steps", "an integer")),
-    ("train", "compile", "yes", ("train.compile", "true or false")),
+    ("train", "compile", "yes", ("train.compile", "auto, on, off")),
+    ("train", "flip_augment", 1, ("unknown key",)),
+    ("data", "flip_augment", 1, ("data.flip_augment", "true or false")),
     ("model", "dim", None, ("model.dim", "an integer")),
     ("eval", "num_hypotheses", "10", ("eval.num_hypotheses", "an integer")),
     ("diffusion", "lambda_2d", [0.8], ("diffusion.lambda_2d", "a number")),
@@ -112,3 +114,11 @@ def test_dataclasses_validate_on_construction():
     with pytest.raises(ConfigError):
         TrainConfig(lr=-1.0)
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+def test_old_boolean_compile_is_read():
+    d = preset("tiny").to_dict()
+    d["train"]["compile"] = False
+    assert Config.from_dict(d).train.compile == "off"
+    d["train"]["compile"] = True
+    assert Config.from_dict(d).train.compile == "on"

@@ -458,3 +458,28 @@ def test_cli_train_no_resume_and_overwrite(synthetic_npz, tmp_path, capsys):
     assert main(base[:-2] + ["--set", "train.lr=-1e-3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "train.lr must be a positive number" in err
+
+
+def test_compile_auto_off_on_and_fallback(synthetic_npz, tmp_path, monkeypatch, caplog):
+    from diffupose import train as train_module
+
+    tc = preset("tiny").train
+    cpu = torch.device("cpu")
+    assert not train_module._should_compile(tc, cpu, 200)                     # auto: short runs stay eager
+    assert not train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "off"}).train, cpu, 10**6)
+    assert train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "on"}).train, cpu, 5)
+
+    class Broken(torch.nn.Module):                      # what a failing compiler looks like at the first call
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("C++ compile error: cannot find cc1plus")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: Broken(model))
+    cfg = _small(synthetic_npz, **{"train.max_steps": 3, "train.compile": "on"})
+    with caplog.at_level("WARNING", logger="diffupose.train"):
+        result = train(cfg, tmp_path, progress=False)
+    assert result.steps == 3 and all(math.isfinite(r["loss"]) for r in result.history)
+    assert any("torch.compile failed" in r.getMessage() for r in caplog.records)
