@@ -490,7 +490,8 @@ def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist:
             import torch._inductor.config as inductor_config
             inductor_config.compile_threads = 1
         model = torch.compile(model)
-        log.info("torch.compile (train.compile=%s): the first step compiles (about a minute on a CPU)", tc.compile)
+        log.info("torch.compile (train.compile=%s): the first step compiles (minutes on a CPU; cached afterwards)",
+                 tc.compile)
     autocast_dtype = amp_dtype(tc.amp, device)
     joint_weights = (torch.tensor(data.skeleton.loss_weights, dtype=torch.float32, device=device)
                      if cfg.diffusion.joint_weights else None)
@@ -508,9 +509,10 @@ def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist:
 
 def _should_compile(tc: TrainConfig, device: torch.device, total_steps: int) -> bool:
     """train.compile: on / off; auto = on for runs of at least COMPILE_AUTO_MIN_STEPS steps where
-    torch.compile has a backend (CUDA with triton; a CPU with a C++ compiler). On this project's
-    2-core CPU it compiles in about a minute and then trains 1.76x faster (benchmarks/throughput.py
-    --compile-table), so it pays back within minutes; short runs (tests, demo) stay eager."""
+    torch.compile has a backend (CUDA with triton; a CPU with a C++ compiler). At the h36m_cpu
+    preset a cold compile costs ~100 CPU-seconds and then trains 1.3-1.8x faster
+    (benchmarks/throughput.py --compile-table): it pays back within ~7 minutes of a one-hour
+    run; short runs (tests, demo) stay eager."""
     if tc.compile != "auto":
         return tc.compile == "on"
     if total_steps < COMPILE_AUTO_MIN_STEPS:
