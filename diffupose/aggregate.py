@@ -1,60 +1,180 @@
-"""Hypotheses -> one pose, without looking at the 3D ground truth.
+"""Hypotheses -> one pose.
 
-- `mean`: the paper's estimate (the plain mean of all hypotheses).
-- `median`: the per-coordinate median (robust to a few wild samples).
-- `reproject`: per joint, the hypothesis whose 2D reprojection lies closest to the input
-  keypoints (in the spirit of D3DP's joint-wise reprojection-based aggregation, JPMA). The
-  camera translation is estimated from the 2D input and the mean hypothesis (perspective
-  least squares with intrinsics; a weak-perspective fit without them), so it never uses the
-  ground-truth root unless a caller passes `root_position` explicitly.
+Two groups, kept apart everywhere (tables, cards, figures):
 
-The oracle "best of H" selection (which needs the ground truth) lives in `metrics`, named as
-an oracle, not here.
+GROUND-TRUTH FREE (`AGGREGATIONS`): what a user without 3D ground truth can run.
+- `mean` (`mean_pose`): the paper's estimate, the plain mean of all hypotheses.
+- `median` (`coordinate_median`): the per-coordinate median (robust to a few wild samples).
+- `geometric_median` (`geometric_median`): per joint, the 3D point minimising the summed
+  Euclidean distance to the hypotheses (Weiszfeld iterations from the mean).
+- `reproject` (`reproject_select`): per joint, the hypothesis whose 2D reprojection lies closest
+  to the input keypoints, in the spirit of D3DP's joint-wise reprojection-based multi-hypothesis
+  aggregation (JPMA). The camera translation (root) is estimated from the 2D input and the mean
+  hypothesis; D3DP's released code places the hypotheses with the ground-truth root instead,
+  which is available here only as an explicit `root_position` (then it is NOT ground-truth free).
+- `reproject_weighted` (`reproject_weighted_mean`): per joint, the softmax-weighted mean of the
+  hypotheses with weights exp(-e / temperature), e the reprojection error in normalised screen
+  units (1 px of a 1000 px wide image = 0.002); default temperature 0.01 (about 5 px).
+- `mode` (`kernel_mode`): the hypothesis with the highest Gaussian kernel density among the
+  others (pose-wise; bandwidth = the median pairwise distance of the sample's hypotheses).
+
+ORACLES (`ORACLES`, need the 3D ground truth to choose; bounds, not estimates):
+- `oracle_pose` (`oracle_best_pose`): per sample, the hypothesis with the smallest MPJPE.
+- `oracle_joint` (`oracle_best_joint`): per joint, the hypothesis closest to the ground truth.
+
+Camera model: with finite intrinsics (fx, fy, cx, cy in normalised screen units) a perspective
+camera, plus VideoPose3D's radial/tangential distortion when `distortion` (k1, k2, k3, p1, p2)
+is given (`camera_distortion` looks it up from the packaged calibration by camera id); without
+intrinsics (NaN rows, e.g. HumanEva) a weak-perspective camera fitted to the mean hypothesis.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import ConfigError
+from .utils import as_numpy
 
 __all__ = [
-    "AGGREGATIONS", "aggregate", "estimate_root_translation", "fit_weak_perspective",
-    "project_perspective", "reproject_select",
+    "AGGREGATIONS", "ORACLES", "USES_GROUND_TRUTH", "DEFAULT_TEMPERATURE",
+    "aggregate", "mean_pose", "coordinate_median", "geometric_median", "reproject_select",
+    "reproject_weighted_mean", "kernel_mode", "oracle_best_pose", "oracle_best_joint",
+    "estimate_root_translation", "fit_weak_perspective", "project_perspective", "project_camera",
+    "undistort_points", "camera_distortion", "reprojection_errors",
 ]
 
-AGGREGATIONS: tuple[str, ...] = ("mean", "median", "reproject")
-
-
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+AGGREGATIONS: tuple[str, ...] = ("mean", "median", "geometric_median", "reproject", "reproject_weighted", "mode")
+ORACLES: tuple[str, ...] = ("oracle_pose", "oracle_joint")
+USES_GROUND_TRUTH = {**{m: False for m in AGGREGATIONS}, **{m: True for m in ORACLES}}
+DEFAULT_TEMPERATURE = 0.01   # normalised screen units (~5 px for a 1000 px wide image)
 
 
 def _batched_intrinsics(intrinsics, batch: int) -> np.ndarray:
-    k = _as_numpy(intrinsics)
+    k = as_numpy(intrinsics)
     if k.ndim == 1:
         k = np.broadcast_to(k, (batch, 4))
     assert k.shape == (batch, 4), f"intrinsics: expected (B, 4) or (4,), got {k.shape}"
     return k
 
 
-def estimate_root_translation(pose, keypoints_2d, intrinsics) -> np.ndarray:
+def _batched_distortion(distortion, batch: int) -> np.ndarray | None:
+    if distortion is None:
+        return None
+    d = as_numpy(distortion)
+    if d.ndim == 1:
+        d = np.broadcast_to(d, (batch, 5))
+    assert d.shape == (batch, 5), f"distortion: expected (B, 5) or (5,) k1, k2, k3, p1, p2, got {d.shape}"
+    return d
+
+
+def _hyps(hyps) -> np.ndarray:
+    arr = as_numpy(hyps)
+    assert arr.ndim == 4 and arr.shape[-1] == 3, f"hyps: expected (B, H, J, 3), got {arr.shape}"
+    return arr
+
+
+def camera_distortion(dataset: str, camera_ids) -> np.ndarray:
+    """(B, 5) k1, k2, k3, p1, p2 of each sample's camera from the packaged calibration
+    (`camera.load_cameras`); zeros for datasets or cameras without distortion parameters
+    (synthetic, HumanEva). camera_ids: (B,) camera id strings."""
+    from .camera import load_cameras
+
+    ids = np.asarray(camera_ids).astype(str)
+    out = np.zeros((len(ids), 5))
+    try:
+        cams = {c.id: c for c in load_cameras(dataset).intrinsics}
+    except ValueError:
+        return out
+    for cid in np.unique(ids):
+        if cid in cams:
+            c = cams[cid]
+            out[ids == cid] = tuple(c.radial_distortion) + tuple(c.tangential_distortion)
+    return out
+
+
+def _distort(xy: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """VideoPose3D's distortion of normalised image-plane points (see `camera.project_to_2d`).
+    xy: (B, ..., 2); d: (B, 5) broadcast -> (B, ..., 2)"""
+    shape = (d.shape[0],) + (1,) * (xy.ndim - 2)
+    k = d[:, :3].reshape(shape + (3,))
+    p = d[:, 3:].reshape(shape + (2,))
+    r2 = np.sum(xy ** 2, axis=-1, keepdims=True)
+    radial = 1.0 + k[..., :1] * r2 + k[..., 1:2] * r2 ** 2 + k[..., 2:3] * r2 ** 3
+    tan = np.sum(p * xy, axis=-1, keepdims=True)
+    return xy * (radial + tan) + p * r2
+
+
+def project_camera(points, intrinsics, distortion=None) -> np.ndarray:
+    """Perspective projection in normalised screen units with optional distortion.
+
+    Equals `camera.project_to_2d` (VideoPose3D: x = clip(X/Z, -1, 1), then radial/tangential
+    distortion, then u = f x + c), vectorised over samples with per-sample cameras.
+    points: (B, ..., 3) camera frame metres; intrinsics: (B, 4); distortion: (B, 5) or None
+    -> (B, ..., 2)
+    """
+    points = as_numpy(points)
+    batch = points.shape[0]
+    k = _batched_intrinsics(intrinsics, batch)
+    shape = (batch,) + (1,) * (points.ndim - 2)
+    f = k[:, :2].reshape(shape + (2,))
+    c = k[:, 2:].reshape(shape + (2,))
+    depth = np.maximum(points[..., 2:], 1e-3)
+    xy = points[..., :2] / depth
+    d = _batched_distortion(distortion, batch)
+    if d is not None:
+        xy = _distort(np.clip(xy, -1.0, 1.0), d)
+    return f * xy + c
+
+
+def project_perspective(points, intrinsics) -> np.ndarray:
+    """Pinhole projection in normalised screen units (no distortion).
+
+    points: (B, ..., 3) camera frame metres; intrinsics: (B, 4) -> (B, ..., 2)
+    """
+    return project_camera(points, intrinsics, None)
+
+
+def undistort_points(keypoints_2d, intrinsics, distortion, num_iterations: int = 10) -> np.ndarray:
+    """Remove the lens distortion from keypoints: the pinhole keypoints whose distorted
+    projection gives the input (fixed-point iteration x <- (x_d - p r2) / (radial + tan)).
+
+    keypoints_2d: (B, J, 2) normalised; intrinsics: (B, 4); distortion: (B, 5) -> (B, J, 2)
+    """
+    kp = as_numpy(keypoints_2d)
+    batch = kp.shape[0]
+    k = _batched_intrinsics(intrinsics, batch)
+    d = _batched_distortion(distortion, batch)
+    f, c = k[:, None, :2], k[:, None, 2:]
+    xd = (kp - c) / f
+    x = xd.copy()
+    kr, p = d[:, None, :3], d[:, None, 3:]
+    for _ in range(num_iterations):
+        r2 = np.sum(x ** 2, axis=-1, keepdims=True)
+        radial = 1.0 + kr[..., :1] * r2 + kr[..., 1:2] * r2 ** 2 + kr[..., 2:3] * r2 ** 3
+        tan = np.sum(p * x, axis=-1, keepdims=True)
+        x = (xd - p * r2) / (radial + tan)
+    return f * x + c
+
+
+def estimate_root_translation(pose, keypoints_2d, intrinsics, distortion=None) -> np.ndarray:
     """Camera-frame translation T that best projects a root-relative pose onto the keypoints.
 
     Perspective model u = fx (X + Tx) / (Z + Tz) + cx (same for v). Multiplying out gives
     equations linear in T:  fx Tx - (u - cx) Tz = (u - cx) Z - fx X  (and the v analogue),
     2J equations in 3 unknowns, solved per sample by linear least squares (the closed-form
-    "weak-to-full perspective" root estimate used with VideoPose3D-style lifting).
+    "weak-to-full perspective" root estimate used with VideoPose3D-style lifting). With
+    `distortion` the keypoints are undistorted first (`undistort_points`).
 
     pose: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised
-    screen coords; intrinsics: (B, 4) fx, fy, cx, cy normalised -> (B, 3) metres
+    screen coords; intrinsics: (B, 4) fx, fy, cx, cy normalised; distortion: (B, 5) or None
+    -> (B, 3) metres
     """
-    pose = _as_numpy(pose)
-    kp = _as_numpy(keypoints_2d)
+    pose = as_numpy(pose)
+    kp = as_numpy(keypoints_2d)
     batch, joints, _ = pose.shape
     assert kp.shape == (batch, joints, 2), f"keypoints_2d: expected {(batch, joints, 2)}, got {kp.shape}"
     k = _batched_intrinsics(intrinsics, batch)
+    if distortion is not None:
+        kp = undistort_points(kp, k, distortion)
     f, c = k[:, None, :2], k[:, None, 2:]
     uc = kp - c  # (B, J, 2)
     # Rows for the x equations then the y equations: A (B, 2J, 3), b (B, 2J).
@@ -70,27 +190,13 @@ def estimate_root_translation(pose, keypoints_2d, intrinsics) -> np.ndarray:
     return np.linalg.solve(ata, atb)[..., 0]
 
 
-def project_perspective(points, intrinsics) -> np.ndarray:
-    """Pinhole projection in normalised screen units (distortion ignored).
-
-    points: (B, ..., 3) camera frame metres; intrinsics: (B, 4) -> (B, ..., 2)
-    """
-    points = _as_numpy(points)
-    k = _batched_intrinsics(intrinsics, points.shape[0])
-    shape = (points.shape[0],) + (1,) * (points.ndim - 2)
-    f = k[:, :2].reshape(shape + (2,))
-    c = k[:, 2:].reshape(shape + (2,))
-    depth = np.maximum(points[..., 2:], 1e-3)
-    return f * points[..., :2] / depth + c
-
-
 def fit_weak_perspective(pose, keypoints_2d) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares orthographic camera u ≈ s X + o (for data without intrinsics).
 
     pose: (B, J, 3) root-relative; keypoints_2d: (B, J, 2) -> scale (B,), offset (B, 2)
     """
-    pose = _as_numpy(pose)
-    kp = _as_numpy(keypoints_2d)
+    pose = as_numpy(pose)
+    kp = as_numpy(keypoints_2d)
     xy = pose[..., :2]
     xy_mean, kp_mean = xy.mean(axis=1, keepdims=True), kp.mean(axis=1, keepdims=True)
     dx, dk = xy - xy_mean, kp - kp_mean
@@ -100,67 +206,193 @@ def fit_weak_perspective(pose, keypoints_2d) -> tuple[np.ndarray, np.ndarray]:
     return scale, offset
 
 
-def reproject_select(hyps, keypoints_2d, intrinsics=None, root_position=None) -> np.ndarray:
-    """Per joint, the hypothesis whose reprojection is closest to the input keypoints.
+def reprojection_errors(hyps, keypoints_2d, intrinsics=None, distortion=None, root_position=None) -> np.ndarray:
+    """Per hypothesis and joint, the 2D distance between its reprojection and the input.
 
-    Samples with finite intrinsics use a perspective camera placed at `root_position` if given,
-    else at the root translation estimated from the mean hypothesis
-    (`estimate_root_translation`); samples without intrinsics (NaN, e.g. HumanEva) use a
-    weak-perspective fit of the mean hypothesis (`fit_weak_perspective`).
+    Samples with finite intrinsics use a perspective camera (with `distortion` if given) placed
+    at `root_position` if given (GROUND TRUTH in the prepared data), else at the root estimated
+    from the mean hypothesis (`estimate_root_translation`, ground-truth free); samples without
+    intrinsics (NaN) use a weak-perspective fit of the mean hypothesis (`fit_weak_perspective`).
 
     hyps: (B, H, J, 3) metres root-relative; keypoints_2d: (B, J, 2); intrinsics: (B, 4) or
-    None; root_position: (B, 3) or None -> (B, J, 3)
+    None; distortion: (B, 5) or None; root_position: (B, 3) or None -> (B, H, J) screen units
     """
-    hyps = _as_numpy(hyps)
+    hyps = _hyps(hyps)
     batch, num_h, joints, _ = hyps.shape
-    kp = _as_numpy(keypoints_2d)
+    kp = as_numpy(keypoints_2d)
     assert kp.shape == (batch, joints, 2), f"keypoints_2d: expected {(batch, joints, 2)}, got {kp.shape}"
-    mean_pose = hyps.mean(axis=1)
-    if intrinsics is None:
-        k = np.full((batch, 4), np.nan)
-    else:
-        k = np.array(_batched_intrinsics(intrinsics, batch))
+    mean = hyps.mean(axis=1)
+    k = np.full((batch, 4), np.nan) if intrinsics is None else np.array(_batched_intrinsics(intrinsics, batch))
+    d = _batched_distortion(distortion, batch)
     perspective = np.isfinite(k).all(axis=1)
     projected = np.empty((batch, num_h, joints, 2))
     if perspective.any():
         idx = np.flatnonzero(perspective)
+        dist = None if d is None else d[idx]
         if root_position is not None:
-            root = _as_numpy(root_position)
+            root = as_numpy(root_position)
             assert root.shape == (batch, 3), f"root_position: expected {(batch, 3)}, got {root.shape}"
             root = root[idx]
         else:
-            root = estimate_root_translation(mean_pose[idx], kp[idx], k[idx])
-        projected[idx] = project_perspective(hyps[idx] + root[:, None, None, :], k[idx])
+            root = estimate_root_translation(mean[idx], kp[idx], k[idx], dist)
+        projected[idx] = project_camera(hyps[idx] + root[:, None, None, :], k[idx], dist)
     if (~perspective).any():
         idx = np.flatnonzero(~perspective)
-        scale, offset = fit_weak_perspective(mean_pose[idx], kp[idx])
+        scale, offset = fit_weak_perspective(mean[idx], kp[idx])
         projected[idx] = scale[:, None, None, None] * hyps[idx][..., :2] + offset[:, None, None, :]
-    distance = np.linalg.norm(projected - kp[:, None], axis=-1)  # (B, H, J)
-    best = distance.argmin(axis=1)  # (B, J)
+    return np.linalg.norm(projected - kp[:, None], axis=-1)
+
+
+# --- Ground-truth-free aggregators ------------------------------------------------------------
+
+def mean_pose(hyps) -> np.ndarray:
+    """The paper's estimate: the mean of the hypotheses. Ground truth: not used.
+
+    hyps: (B, H, J, 3) -> (B, J, 3)
+    """
+    return _hyps(hyps).mean(axis=1)
+
+
+def coordinate_median(hyps) -> np.ndarray:
+    """Per-coordinate median of the hypotheses. Ground truth: not used.
+
+    hyps: (B, H, J, 3) -> (B, J, 3)
+    """
+    return np.median(_hyps(hyps), axis=1)
+
+
+def geometric_median(hyps, num_iterations: int = 5, eps: float = 1e-6) -> np.ndarray:
+    """Per joint, the geometric median of the H hypothesis points (Weiszfeld's algorithm,
+    `num_iterations` re-weightings from the mean, distances floored at `eps` metres).
+    Ground truth: not used.
+
+    hyps: (B, H, J, 3) -> (B, J, 3)
+    """
+    hyps = _hyps(hyps)
+    x = hyps.mean(axis=1)
+    for _ in range(num_iterations):
+        w = 1.0 / np.maximum(np.linalg.norm(hyps - x[:, None], axis=-1), eps)   # (B, H, J)
+        x = (w[..., None] * hyps).sum(axis=1) / w.sum(axis=1)[..., None]
+    return x
+
+
+def reproject_select(hyps, keypoints_2d, intrinsics=None, root_position=None, distortion=None) -> np.ndarray:
+    """JPMA-style joint-wise selection: per joint, the hypothesis whose reprojection is closest
+    to the input keypoints (`reprojection_errors` for the camera). Ground truth: not used,
+    unless the caller passes the prepared data's `root_position` (which is ground truth).
+
+    hyps: (B, H, J, 3) metres root-relative; keypoints_2d: (B, J, 2); intrinsics: (B, 4) or
+    None; root_position: (B, 3) or None; distortion: (B, 5) or None -> (B, J, 3)
+    """
+    hyps = _hyps(hyps)
+    best = reprojection_errors(hyps, keypoints_2d, intrinsics, distortion, root_position).argmin(axis=1)
     return np.take_along_axis(hyps, best[:, None, :, None], axis=1)[:, 0]
 
 
-def aggregate(hyps, method: str = "mean", *, keypoints_2d=None, intrinsics=None, root_position=None):
-    """Combine hypotheses into one pose per sample without using the 3D ground truth.
+def reproject_weighted_mean(hyps, keypoints_2d, intrinsics=None, root_position=None, distortion=None,
+                            temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
+    """Per joint, the mean of the hypotheses weighted by softmax(-e / temperature) over H, e the
+    reprojection error (`reprojection_errors`) in normalised screen units. temperature -> 0 is
+    `reproject_select`, -> inf is `mean_pose`. Ground truth: not used (same root caveat as
+    `reproject_select`).
+
+    hyps: (B, H, J, 3) -> (B, J, 3)
+    """
+    if not temperature > 0:
+        raise ConfigError(f"reproject_weighted: temperature must be > 0, got {temperature}")
+    hyps = _hyps(hyps)
+    logits = -reprojection_errors(hyps, keypoints_2d, intrinsics, distortion, root_position) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    w = np.exp(logits)
+    w /= w.sum(axis=1, keepdims=True)                                    # (B, H, J)
+    return (w[..., None] * hyps).sum(axis=1)
+
+
+def kernel_mode(hyps, bandwidth: float | None = None) -> np.ndarray:
+    """Mode estimate: the hypothesis with the highest Gaussian kernel density among the others,
+    density_i = sum_{k != i} exp(-|x_i - x_k|^2 / (2 h^2)) over whole poses (J x 3 vectors);
+    h = `bandwidth` (metres, pose-vector norm) or per sample the median pairwise distance.
+    Ground truth: not used.
+
+    hyps: (B, H, J, 3) -> (B, J, 3)
+    """
+    hyps = _hyps(hyps)
+    batch, num_h = hyps.shape[:2]
+    if num_h == 1:
+        return hyps[:, 0].copy()
+    flat = hyps.reshape(batch, num_h, -1)
+    sq = (flat ** 2).sum(axis=-1)
+    d2 = np.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * np.matmul(flat, flat.transpose(0, 2, 1)), 0.0)
+    off = ~np.eye(num_h, dtype=bool)
+    if bandwidth is None:
+        h2 = np.median(d2[:, off], axis=1)                                # (B,) median squared distance
+        h2 = np.where(h2 > 0, h2, 1.0)
+    else:
+        h2 = np.full(batch, float(bandwidth) ** 2)
+    density = (np.exp(-d2 / (2.0 * h2[:, None, None])) * off).sum(axis=2)  # (B, H)
+    return hyps[np.arange(batch), density.argmax(axis=1)]
+
+
+# --- Oracles (use the 3D ground truth to choose) ----------------------------------------------
+
+def oracle_best_pose(hyps, gt) -> np.ndarray:
+    """ORACLE, uses the ground truth: per sample the hypothesis with the smallest MPJPE.
+
+    hyps: (B, H, J, 3), gt: (B, J, 3) -> (B, J, 3)
+    """
+    hyps, gt = _hyps(hyps), as_numpy(gt)
+    best = np.linalg.norm(hyps - gt[:, None], axis=-1).mean(axis=-1).argmin(axis=1)
+    return hyps[np.arange(len(hyps)), best]
+
+
+def oracle_best_joint(hyps, gt) -> np.ndarray:
+    """ORACLE, uses the ground truth: per joint the hypothesis closest to the ground truth.
+
+    hyps: (B, H, J, 3), gt: (B, J, 3) -> (B, J, 3)
+    """
+    hyps, gt = _hyps(hyps), as_numpy(gt)
+    best = np.linalg.norm(hyps - gt[:, None], axis=-1).argmin(axis=1)   # (B, J)
+    return np.take_along_axis(hyps, best[:, None, :, None], axis=1)[:, 0]
+
+
+def aggregate(hyps, method: str = "mean", *, keypoints_2d=None, intrinsics=None, root_position=None,
+              distortion=None, gt=None, temperature: float = DEFAULT_TEMPERATURE):
+    """Combine hypotheses into one pose per sample (dispatcher over the named functions above).
 
     hyps: (B, H, J, 3) metres root-relative camera frame (numpy or torch) -> (B, J, 3), the
-    same array type as the input. `reproject` needs keypoints_2d (B, J, 2); intrinsics (B, 4)
-    are optional (NaN rows or None -> weak perspective); root_position (B, 3) is used only when
-    given (the prepared data's root is ground truth: do not pass it for a GT-free estimate).
+    same array type as the input. `method` in AGGREGATIONS (ground-truth free) or ORACLES
+    (need `gt` (B, J, 3)). `reproject` / `reproject_weighted` need keypoints_2d (B, J, 2);
+    intrinsics (B, 4) are optional (NaN rows or None -> weak perspective), distortion (B, 5)
+    optional; root_position (B, 3) is used only when given (the prepared data's root is ground
+    truth: do not pass it for a ground-truth-free estimate).
     """
-    if method not in AGGREGATIONS:
-        raise ConfigError(f"unknown aggregation {method!r}; known: {', '.join(AGGREGATIONS)}")
+    if method not in AGGREGATIONS and method not in ORACLES:
+        raise ConfigError(f"unknown aggregation {method!r}; known: {', '.join(AGGREGATIONS)} "
+                          f"(oracles, need the ground truth: {', '.join(ORACLES)})")
     is_torch = hasattr(hyps, "detach")
-    arr = _as_numpy(hyps)
-    assert arr.ndim == 4 and arr.shape[-1] == 3, f"hyps: expected (B, H, J, 3), got {arr.shape}"
+    arr = _hyps(hyps)
+    if method in ORACLES and gt is None:
+        raise ConfigError(f"aggregation {method!r} is an ORACLE and needs the ground truth (gt=)")
+    if method in ("reproject", "reproject_weighted") and keypoints_2d is None:
+        raise ConfigError(f"aggregation {method!r} needs keypoints_2d")
     if method == "mean":
-        out = arr.mean(axis=1)
+        out = mean_pose(arr)
     elif method == "median":
-        out = np.median(arr, axis=1)
+        out = coordinate_median(arr)
+    elif method == "geometric_median":
+        out = geometric_median(arr)
+    elif method == "reproject":
+        out = reproject_select(arr, keypoints_2d, intrinsics=intrinsics, root_position=root_position,
+                               distortion=distortion)
+    elif method == "reproject_weighted":
+        out = reproject_weighted_mean(arr, keypoints_2d, intrinsics=intrinsics, root_position=root_position,
+                                      distortion=distortion, temperature=temperature)
+    elif method == "mode":
+        out = kernel_mode(arr)
+    elif method == "oracle_pose":
+        out = oracle_best_pose(arr, gt)
     else:
-        if keypoints_2d is None:
-            raise ConfigError("aggregation 'reproject' needs keypoints_2d")
-        out = reproject_select(arr, keypoints_2d, intrinsics=intrinsics, root_position=root_position)
+        out = oracle_best_joint(arr, gt)
     if is_torch:
         import torch
 

@@ -1,4 +1,4 @@
-"""Command line: `diffupose prepare|train|evaluate|sample|describe|report`.
+"""Command line: `diffupose prepare|train|evaluate|sample|lift|describe|report`.
 
 Argument parsing lives here only; every command calls one library function. Errors meant for
 users (DiffuPoseError) are printed as one line and exit with status 2.
@@ -96,6 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
     _add_eval_options(p)
 
+    p = sub.add_parser("lift", help="lift a 2D detector's keypoints (COCO, Halpe, OpenPose, MPII, H36M) to 3D "
+                                    "hypotheses: .npz/.json, .bvh and an HTML viewer")
+    p.add_argument("--run", required=True, help="run or checkpoint directory")
+    p.add_argument("--keypoints", required=True, help="keypoint file, or a folder of OpenPose per-frame .json files")
+    p.add_argument("--format", default=None,
+                   choices=("coco17", "coco_wholebody", "halpe26", "body25", "mpii16", "h36m17", "humaneva15"),
+                   help="keypoint layout (default: detected from the file)")
+    size = p.add_argument_group("camera")
+    size.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                      help="keypoints are pixels of a W x H image (needed for detector output)")
+    size.add_argument("--focal", type=float, default=None,
+                      help="focal length in pixels: place the root in metric camera space (else root-relative)")
+    p.add_argument("--min-score", type=float, default=0.3, help="keypoints scored lower are missing (default 0.3)")
+    p.add_argument("--people", choices=("all", "best"), default="all",
+                   help="all detections, or the best-scoring person of each frame (a track)")
+    p.add_argument("--missing", choices=("auto", "mask", "fill"), default="auto",
+                   help="missing joints: auto (mask if the model was trained with missing joints, else fill), "
+                        "mask, or fill (interpolate in time / fit the mean pose)")
+    p.add_argument("--smooth", type=float, default=0.0,
+                   help="Gaussian sigma in frames for the aggregate of a track (default 0 = off)")
+    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    p.add_argument("--out", required=True, help="output stem or file (.npz/.json/.bvh/.html); all four are written")
+    p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"],
+                   choices=("npz", "json", "bvh", "html"), help="which files to write (default: all)")
+    p.add_argument("--fps", type=float, default=50.0, help="frame rate written into the BVH (default 50)")
+    _add_eval_options(p)
+
     p = sub.add_parser("describe", help="print parameter count and layer summary as one JSON line")
     p.add_argument("--denoiser", choices=("gcn", "unet"), default="gcn")
     p.add_argument("--dim", type=int, default=256)
@@ -110,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a profile parameter (e.g. data_dir=...) or config value (train.lr=...)")
     p.add_argument("--out-root", default="reports")
     p.add_argument("--notebooks", nargs="*", default=None, help="run only these notebooks (e.g. 01 02)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="let 01_data_prep unpickle the dataset's files (HumanEva's VideoPose3D files are "
+                        "pickled; runs code stored in them: only for files you trust)")
     return parser
 
 
@@ -245,6 +275,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(json.dumps({"out": str(args.out), "hypotheses_shape": list(out.hypotheses.shape)}))
 
 
+def cmd_lift(args: argparse.Namespace) -> None:
+    from .lift import lift
+
+    num_hypotheses = args.hypotheses if args.hypotheses is not None else 10
+    result = lift(args.keypoints, args.run, format=args.format, image_size=args.image_size, focal_length=args.focal,
+                  num_hypotheses=num_hypotheses, aggregate=args.aggregate, min_score=args.min_score,
+                  smooth=args.smooth, people=args.people, missing=args.missing, sampler=args.sampler, num_steps=args.steps,
+                  flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "best", device=args.device,
+                  out=args.out, outputs=args.outputs, overwrite=args.overwrite, fps=args.fps)
+    print(json.dumps({"files": {k: str(v) for k, v in result.files.items()},
+                      "hypotheses_shape": list(result.hypotheses.shape), "coordinates": result.card["coordinates"],
+                      "missing_joints": result.card["missing_joints"],
+                      "missing_joint_handling": result.card["missing_joint_handling"]}))
+
+
 def cmd_describe(args: argparse.Namespace) -> None:
     from .config import ModelConfig
     from .model import build_denoiser, count_parameters
@@ -263,13 +308,14 @@ def cmd_describe(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .reports import run_report
 
-    path = run_report(args.profile, name=args.name, overrides=args.overrides, out_root=args.out_root,
+    overrides = list(args.overrides) + (["allow_pickle=true"] if args.allow_pickle else [])
+    path = run_report(args.profile, name=args.name, overrides=overrides, out_root=args.out_root,
                       notebooks=args.notebooks)
     print(json.dumps({"report": str(Path(path) / "index.html")}))
 
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "describe": cmd_describe, "report": cmd_report}
+            "lift": cmd_lift, "describe": cmd_describe, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,29 +11,56 @@ Protocols (Human3.6M convention):
 - N-MPJPE: MPJPE after the least-squares scale alone.
 Tables: mean over frames within an action (frames of all subjects and cameras pooled, so
 frame-weighted), then the unweighted mean over actions is the headline "Average".
+
+Non-finite samples (NaN / inf errors, e.g. from a diverged model) are never dropped silently:
+the tables exclude them from every mean, log a warning with their number, and return the
+per-group counts on request (`return_nan=True` -> `(table, num_nan_samples)`); with
+`nan_policy="raise"` a table refuses them with a DataError instead. `num_nan_samples` holds one
+count per group plus the total under "Average".
+
+Probabilistic metrics (hypothesis sets, ground truth needed only to score, never to choose):
+- quantile calibration (`quantile_calibration`): per joint, the fraction of samples whose
+  ground-truth distance to the hypotheses' per-coordinate median is below the q-quantile of the
+  hypotheses' own distances to that median, for q = 0.05 ... 0.95; calibration error =
+  mean |fraction - q| (0 = calibrated; below the diagonal = over-confident);
+- spread-error agreement (`spread_error_spearman`): Spearman rank correlation (ties averaged,
+  numpy only) between per-joint spread and per-joint error, per sample (across joints) and per
+  joint type (across samples);
+- PCK (`pck`): fraction of joints closer than a threshold (150 mm);
+- Correct Poses Score (`correct_poses_score`): area under the correct-poses curve, a pose being
+  correct at threshold t when all its joints are closer than t, integrated over t in 0-300 mm
+  (Wandt et al., CanonPose; used by Holmquist & Wandt): in millimetres, 0-300, higher is better.
+  It equals the mean over samples of max(0, 300 mm - largest joint error), computed exactly.
 """
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .errors import DataError
+from .utils import as_numpy
+
+log = logging.getLogger(__name__)
+
 __all__ = [
-    "AVERAGE",
+    "AVERAGE", "NAN_POLICIES", "CALIBRATION_QUANTILES", "PCK_THRESHOLD", "CPS_MAX_THRESHOLD",
     "mpjpe", "per_joint_errors", "procrustes_align", "p_mpjpe", "n_mpjpe",
     "hypothesis_errors", "mean_of_hypotheses", "oracle_best_of_h", "per_joint_spread",
     "hypothesis_spread", "hypothesis_metrics",
-    "action_table", "subject_table", "subject_action_table",
+    "action_table", "subject_table", "subject_action_table", "nan_counts",
+    "calibration_indicators", "quantile_calibration", "rankdata", "spearman", "spread_error_spearman",
+    "pck", "per_joint_pck", "correct_poses_score", "grouped_mean",
 ]
 
 AVERAGE = "Average"
+NAN_POLICIES: tuple[str, ...] = ("exclude", "raise")
+CALIBRATION_QUANTILES = np.round(np.arange(0.05, 0.951, 0.05), 2)   # 0.05, 0.10, ..., 0.95
+PCK_THRESHOLD = 0.150        # metres (150 mm)
+CPS_MAX_THRESHOLD = 0.300    # metres (300 mm)
 
-
-def _to_numpy(x) -> np.ndarray:
-    """numpy array or torch tensor -> float64 numpy array (detached, on the CPU)."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+_to_numpy = as_numpy
 
 
 def _pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
@@ -210,13 +237,53 @@ def _ordered(present: Iterable[str], order: Sequence[str] | None) -> list[str]:
     return first + sorted(present - set(first))
 
 
+def _check_policy(nan_policy: str) -> None:
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+
+
+def nan_counts(errors, keys, order: Sequence[str] | None = None) -> dict[str, int]:
+    """Number of non-finite per-sample values per group, plus the total under "Average".
+
+    errors: (B,); keys: (B,) labels -> {key: count, ..., "Average": total}
+    """
+    errors = _to_numpy(errors)
+    keys = _labels(keys, len(errors), "keys")
+    bad = ~np.isfinite(errors)
+    out = {key: int(np.count_nonzero(bad[keys == key])) for key in _ordered(np.unique(keys), order)}
+    out[AVERAGE] = int(np.count_nonzero(bad))
+    return out
+
+
+def _guard_nan(errors: np.ndarray, keys: np.ndarray, nan_policy: str, what: str) -> dict[str, int]:
+    """Apply the NaN policy: count non-finite samples; raise or warn (never silent)."""
+    _check_policy(nan_policy)
+    counts = nan_counts(errors, keys)
+    total = counts[AVERAGE]
+    if total:
+        groups = ", ".join(f"{k}: {v}" for k, v in counts.items() if v and k != AVERAGE)
+        message = f"{what}: {total} of {len(errors)} samples have non-finite errors ({groups})"
+        if nan_policy == "raise":
+            raise DataError(message)
+        log.warning("%s; excluded from the means (num_nan_samples)", message)
+    return counts
+
+
 def _grouped_means(errors: np.ndarray, keys: np.ndarray, order: Sequence[str] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in _ordered(np.unique(keys), order):
         vals = errors[keys == key]
-        vals = vals[np.isfinite(vals)]
+        vals = vals[np.isfinite(vals)]  # counted and reported by _guard_nan
         out[key] = float(vals.mean()) if vals.size else float("nan")
     return out
+
+
+def grouped_mean(values, keys, order: Sequence[str] | None = None) -> dict[str, float]:
+    """Per-group mean of finite per-sample values and the unweighted mean over groups
+    ("Average"), without the NaN guard (for values that may legitimately be undefined, such as
+    a rank correlation of a constant sample). values: (B,), keys: (B,) -> {key: mean, ...}"""
+    values = _to_numpy(values)
+    return _with_average(_grouped_means(values, _labels(keys, len(values), "keys"), order))
 
 
 def _with_average(cells: dict[str, float]) -> dict[str, float]:
@@ -224,48 +291,59 @@ def _with_average(cells: dict[str, float]) -> dict[str, float]:
     return {**cells, AVERAGE: float(vals.mean()) if vals.size else float("nan")}
 
 
-def action_table(errors, actions, subjects=None, order: Sequence[str] | None = None) -> dict[str, float]:
+def action_table(errors, actions, subjects=None, order: Sequence[str] | None = None, *,
+                 nan_policy: str = "exclude", return_nan: bool = False):
     """Per-action errors and their headline average (the usual Human3.6M protocol).
 
     Each action's value is the mean over all its frames, pooled over subjects and cameras
     (frame-weighted); "Average" is the unweighted mean of the action values.
     errors: (B,) per-sample errors; actions: (B,) labels; subjects: optional (B,) labels, only
     checked for length (pooling over subjects is the protocol; see `subject_action_table` for
-    cells); order: preferred column order (unknown actions follow, sorted).
-    -> {action: error, ..., "Average": error}
+    cells); order: preferred column order (unknown actions follow, sorted). Non-finite errors:
+    see the module docstring (`nan_policy`, `return_nan`).
+    -> {action: error, ..., "Average": error} (with return_nan: that and num_nan_samples)
     """
     errors = _to_numpy(errors)
     assert errors.ndim == 1, f"errors: expected (B,), got {errors.shape}"
     actions = _labels(actions, len(errors), "actions")
     if subjects is not None:
         _labels(subjects, len(errors), "subjects")
-    return _with_average(_grouped_means(errors, actions, order))
+    counts = _guard_nan(errors, actions, nan_policy, "action table")
+    table = _with_average(_grouped_means(errors, actions, order))
+    return (table, counts) if return_nan else table
 
 
-def subject_table(errors, subjects, order: Sequence[str] | None = None) -> dict[str, float]:
+def subject_table(errors, subjects, order: Sequence[str] | None = None, *, nan_policy: str = "exclude",
+                  return_nan: bool = False):
     """Per-subject mean over frames; "Average" is the unweighted mean over subjects.
 
-    errors: (B,), subjects: (B,) -> {subject: error, ..., "Average": error}
+    errors: (B,), subjects: (B,) -> {subject: error, ..., "Average": error} (with return_nan:
+    that and num_nan_samples per subject)
     """
     errors = _to_numpy(errors)
     assert errors.ndim == 1, f"errors: expected (B,), got {errors.shape}"
     subjects = _labels(subjects, len(errors), "subjects")
-    return _with_average(_grouped_means(errors, subjects, order))
+    counts = _guard_nan(errors, subjects, nan_policy, "subject table")
+    table = _with_average(_grouped_means(errors, subjects, order))
+    return (table, counts) if return_nan else table
 
 
 def subject_action_table(errors, subjects, actions, action_order: Sequence[str] | None = None,
-                         subject_order: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+                         subject_order: Sequence[str] | None = None, *, nan_policy: str = "exclude",
+                         return_nan: bool = False):
     """Subject x action cells (HumanEva-I's Table III layout): the mean over the frames of
     each (action, subject) pair present, plus an "Average" per action (unweighted over subjects)
     and an "Average" entry holding the unweighted mean of all cells.
 
     errors: (B,), subjects: (B,), actions: (B,) -> {action: {subject: error, "Average": e},
-    ..., "Average": {"Average": mean of all cells}}
+    ..., "Average": {"Average": mean of all cells}} (with return_nan: that and num_nan_samples
+    per action)
     """
     errors = _to_numpy(errors)
     assert errors.ndim == 1, f"errors: expected (B,), got {errors.shape}"
     subjects = _labels(subjects, len(errors), "subjects")
     actions = _labels(actions, len(errors), "actions")
+    counts = _guard_nan(errors, actions, nan_policy, "subject x action table")
     out: dict[str, dict[str, float]] = {}
     cells: list[float] = []
     for action in _ordered(np.unique(actions), action_order):
@@ -274,4 +352,172 @@ def subject_action_table(errors, subjects, actions, action_order: Sequence[str] 
         cells.extend(v for v in row.values() if np.isfinite(v))
         out[action] = _with_average(row)
     out[AVERAGE] = {AVERAGE: float(np.mean(cells)) if cells else float("nan")}
+    return (out, counts) if return_nan else out
+
+
+# --- Probabilistic metrics -------------------------------------------------------------------
+
+def calibration_indicators(hyps, gt, quantiles=CALIBRATION_QUANTILES) -> np.ndarray:
+    """Per sample, joint and level q: is the ground truth inside the hypotheses' q-ball?
+
+    centre = per-coordinate median of the H hypotheses; r_q = q-quantile of the hypotheses'
+    distances to the centre; indicator = |gt - centre| < r_q. The quantile is the order
+    statistic at rank q (H + 1) (linear interpolation between ranks, i.e. `np.quantile` at level
+    (q (H + 1) - 1) / (H - 1), clipped to [0, 1]): if the ground truth were one more draw of the
+    sampler its rank among the H + 1 distances would be uniform, so the mean indicator is q for
+    any H (the plain level q would be biased by (1 - 2q) / (H + 1)). Below q the sampler is
+    over-confident, above it under-confident.
+    hyps: (B, H, J, 3), gt: (B, J, 3), quantiles: (Q,) in (0, 1) -> (B, Q, J) bool
+    """
+    hyps, gt = _hyps(hyps, gt)
+    q = np.asarray(quantiles, dtype=np.float64)
+    assert q.ndim == 1 and ((q > 0) & (q < 1)).all(), f"quantiles must lie in (0, 1), got {q}"
+    centre = np.median(hyps, axis=1)                                     # (B, J, 3)
+    spread = np.linalg.norm(hyps - centre[:, None], axis=-1)             # (B, H, J)
+    num_h = hyps.shape[1]
+    level = np.clip((q * (num_h + 1) - 1) / max(num_h - 1, 1), 0.0, 1.0)
+    radius = np.moveaxis(np.quantile(spread, level, axis=1), 0, 1)       # (B, Q, J)
+    distance = np.linalg.norm(gt - centre, axis=-1)                      # (B, J)
+    return distance[:, None, :] < radius
+
+
+def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, actions=None,
+                         joint_names: Sequence[str] | None = None, indicators=None,
+                         order: Sequence[str] | None = None) -> dict:
+    """Quantile calibration of a hypothesis set (cGNF / PROPOSE style).
+
+    hyps: (B, H, J, 3), gt: (B, J, 3) (or precomputed `indicators` (B, Q, J)); actions: (B,)
+    optional labels; joint_names: (J,) optional. Joints whose hypotheses and ground truth are
+    all identical (the root of root-relative poses) carry no information and are skipped.
+    -> {"quantiles": [Q], "fraction": [Q] observed fraction over samples and joints,
+        "fraction_per_joint": {joint: [Q]}, "error": mean |fraction - q| averaged over joints,
+        "error_per_joint": {joint: e}, "per_action": {action: e, "Average": e} (if actions),
+        "num_samples": B, "num_nan_samples": samples with non-finite hypotheses or ground truth}
+    """
+    q = np.asarray(quantiles, dtype=np.float64)
+    if indicators is None:
+        hyps, gt = _hyps(hyps, gt)
+        finite = np.isfinite(hyps).all(axis=(1, 2, 3)) & np.isfinite(gt).all(axis=(1, 2))
+        ind = calibration_indicators(hyps, gt, q).astype(np.float64)
+        h_ok, g_ok = hyps[finite], gt[finite]
+        informative = ~((np.ptp(h_ok, axis=1).max(axis=-1) == 0).all(axis=0)
+                        & (np.abs(g_ok - h_ok[:, 0]).max(axis=-1) == 0).all(axis=0))   # (J,)
+    else:
+        ind = np.asarray(indicators, dtype=np.float64)
+        finite = np.ones(ind.shape[0], dtype=bool)
+        informative = np.ones(ind.shape[2], dtype=bool)
+    if (~finite).any():
+        log.warning("calibration: %d of %d samples have non-finite values; excluded (num_nan_samples)",
+                    int((~finite).sum()), len(finite))
+    ind_ok = ind[finite][..., informative]                                 # (B', Q, J')
+    names = list(joint_names) if joint_names is not None else [str(j) for j in range(ind.shape[2])]
+    names = [n for n, keep in zip(names, informative) if keep]
+    frac_joint = ind_ok.mean(axis=0)                                       # (Q, J')
+    err_joint = np.abs(frac_joint - q[:, None]).mean(axis=0)               # (J',)
+    out = {
+        "quantiles": q.tolist(),
+        "fraction": frac_joint.mean(axis=1).tolist(),
+        "fraction_per_joint": {n: frac_joint[:, j].tolist() for j, n in enumerate(names)},
+        "error": float(err_joint.mean()) if err_joint.size else float("nan"),
+        "error_per_joint": dict(zip(names, map(float, err_joint))),
+        "num_samples": int(ind.shape[0]),
+        "num_nan_samples": int((~finite).sum()),
+    }
+    if actions is not None:
+        acts = _labels(actions, ind.shape[0], "actions")[finite]
+        per_action = {}
+        for action in _ordered(np.unique(acts), order):
+            frac = ind_ok[acts == action].mean(axis=0)
+            per_action[action] = float(np.abs(frac - q[:, None]).mean())
+        out["per_action"] = _with_average(per_action)
     return out
+
+
+def rankdata(x, axis: int = -1) -> np.ndarray:
+    """Ranks 1..n along `axis`, ties get the average of their ranks (scipy's 'average').
+
+    rank(v) = (#{< v} + #{<= v} + 1) / 2, computed with one sort and two binary searches per
+    slice. x: any shape -> float64 ranks of the same shape (NaN is not allowed).
+    """
+    x = _to_numpy(x)
+    moved = np.moveaxis(x, axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    ranks = np.empty_like(flat)
+    for i, row in enumerate(flat):
+        srt = np.sort(row)
+        ranks[i] = (np.searchsorted(srt, row, "left") + np.searchsorted(srt, row, "right") + 1) / 2.0
+    return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
+
+
+def spearman(x, y, axis: int = -1) -> np.ndarray:
+    """Spearman rank correlation along `axis` (Pearson correlation of the average ranks).
+
+    x, y: same shape -> that shape without `axis`; NaN where either side is constant.
+    """
+    rx, ry = rankdata(x, axis), rankdata(y, axis)
+    rx = rx - rx.mean(axis=axis, keepdims=True)
+    ry = ry - ry.mean(axis=axis, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(axis=axis) * (ry ** 2).sum(axis=axis))
+    num = (rx * ry).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def spread_error_spearman(spread, errors, actions=None, joint_names: Sequence[str] | None = None,
+                          order: Sequence[str] | None = None) -> dict:
+    """Does the model know when it is wrong? Rank agreement of spread and error.
+
+    spread: (B, J) per-joint spread of the hypotheses (e.g. `hypothesis_spread`); errors:
+    (B, J) per-joint error of the aggregated pose. Joints that are zero on both sides in every
+    sample (the root) are left out. Samples with non-finite values are excluded and counted.
+    -> {"per_sample": mean over samples of the across-joint correlation (NaN samples with a
+        constant side skipped), "per_sample_values": (B,), "per_joint": {joint: correlation
+        across samples}, "per_joint_mean": mean of those, "pooled": over all (sample, joint)
+        pairs, "per_action": {action: per-sample mean, "Average"} (if actions),
+        "num_nan_samples": n}
+    """
+    spread, errors = _to_numpy(spread), _to_numpy(errors)
+    assert spread.ndim == 2 and spread.shape == errors.shape, f"spread {spread.shape} / errors {errors.shape}"
+    finite = np.isfinite(spread).all(axis=1) & np.isfinite(errors).all(axis=1)
+    informative = ~((spread[finite] == 0).all(axis=0) & (errors[finite] == 0).all(axis=0))
+    s, e = spread[finite][:, informative], errors[finite][:, informative]
+    names = list(joint_names) if joint_names is not None else [str(j) for j in range(spread.shape[1])]
+    names = [n for n, keep in zip(names, informative) if keep]
+    per_sample = np.full(len(spread), np.nan)
+    per_sample[finite] = spearman(s, e, axis=1)
+    per_joint = spearman(s, e, axis=0) if len(s) > 1 else np.full(s.shape[1], np.nan)
+    out = {
+        "per_sample": float(np.nanmean(per_sample)) if np.isfinite(per_sample).any() else float("nan"),
+        "per_sample_values": per_sample,
+        "per_joint": dict(zip(names, map(float, per_joint))),
+        "per_joint_mean": float(np.nanmean(per_joint)) if np.isfinite(per_joint).any() else float("nan"),
+        "pooled": float(spearman(s.reshape(-1), e.reshape(-1))) if s.size > 1 else float("nan"),
+        "num_nan_samples": int((~finite).sum()),
+    }
+    if actions is not None:
+        out["per_action"] = grouped_mean(per_sample, actions, order)
+    return out
+
+
+def pck(pred, gt, threshold: float = PCK_THRESHOLD) -> np.ndarray:
+    """Percentage of correct keypoints per sample: fraction of joints closer than `threshold`
+    (same unit as the poses; 0.150 m = 150 mm). pred, gt: (B, J, 3) -> (B,) in [0, 1]"""
+    return (per_joint_errors(pred, gt) < threshold).mean(axis=-1)
+
+
+def per_joint_pck(pred, gt, threshold: float = PCK_THRESHOLD) -> np.ndarray:
+    """Fraction of samples in which each joint is closer than `threshold`. -> (J,)"""
+    return (per_joint_errors(pred, gt) < threshold).mean(axis=0)
+
+
+def correct_poses_score(pred, gt, max_threshold: float = CPS_MAX_THRESHOLD) -> np.ndarray:
+    """Per-sample share of the Correct Poses Score: max(0, max_threshold - largest joint error).
+
+    The CPS (Wandt et al.) is the area under the curve t -> fraction of poses whose every joint
+    is closer than t, for t in [0, max_threshold]; since a pose with largest error m counts
+    for t in (m, max_threshold], the area is exactly the mean of these values (same unit as the
+    input: metres in, multiply by 1000 for the usual millimetres, max 300 mm).
+    pred, gt: (B, J, 3) -> (B,)
+    """
+    worst = per_joint_errors(pred, gt).max(axis=-1)
+    return np.where(np.isfinite(worst), np.clip(max_threshold - worst, 0.0, None), np.nan)

@@ -7,13 +7,22 @@ notebooks. `resolve_parameters` fills in the paths of one report directory, appl
 not declare is not passed to it. A key of the form `section.key` (`train.lr`, `model.dim`) is a
 config override and lands in the `overrides` dict parameter of the training notebook.
 
+Paths: the profiles' own `data_dir` values are relative to the repository root; a `data_dir`
+(or other path) given with `--set` is relative to the current directory. No profile reads
+pickled files: `allow_pickle` is off everywhere and only `diffupose report --allow-pickle` (or
+`--set allow_pickle=true`) turns it on. `hypothesis_counts` is the list of numbers of hypotheses
+N that 03_evaluate sweeps; `num_hypotheses` is the single N of 05_hypotheses. `checkpoint:
+auto` evaluates the `best` weights on a split other than the one that chose them (`val`) and
+the final EMA weights (`ema`) on `val` itself.
+
 Profiles
 - `tiny`: synthetic data, seconds per notebook; the notebook tests run it.
 - `demo`: synthetic data, the whole report in under 10 minutes on a 2-core CPU (training ~3-4
   minutes with the `demo` preset).
 - `humaneva`: HumanEva-I from `../shared/data/humaneva` (relative to the repository root), CPU
   preset `humaneva_cpu`; evaluated on `test` (Validate/S1..S3) when the user's file has it,
-  else on the held-out `val` chunks.
+  else on the held-out `val` chunks. The VideoPose3D HumanEva files are pickled: run it with
+  `--allow-pickle` for files you trust.
 - `h36m`: Human3.6M 17-joint ground truth 2D from `../shared/data/h36m`, S8 held out, preset
   `h36m_cpu`; evaluated on `test` (S9, S11) when present, else on `val` (S8).
 - `paper`: the paper's GPU settings (full presets, DDPM and DDIM sweeps, full ablations).
@@ -30,11 +39,12 @@ from .errors import ConfigError
 
 __all__ = [
     "PROFILES", "NOTEBOOKS", "CONFIG_SECTIONS", "repo_root", "get_profile", "profile_names",
-    "parse_set", "resolve_parameters",
+    "parse_set", "resolve_parameters", "check_inputs", "PATH_KEYS",
 ]
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
+    "07_in_the_wild", "08_uncertainty",
 )
 CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
 
@@ -57,10 +67,21 @@ _COMMON: dict[str, Any] = {
     "aggregate": "mean",
     "flip": True,
     "protocol": "gt_free",
+    "checkpoint": "auto",     # best on a split other than val (which chose it), final EMA weights on val
     # The live ipywidgets explorer stores ~5 MB of widget state per figure in the executed
     # notebook and cannot run in a static HTML page; reports show the static gallery instead.
     # Open notebooks/05_hypotheses.ipynb in JupyterLab for the sliders.
     "live_explorer": False,
+    # Reports do not build the live explorer at all (a static page cannot run it; executing its
+    # Output widgets headless under nbclient stalled twice in 4 tiny reports on a loaded 2-core
+    # box): the page shows one line saying how to get it, and the static gallery.
+    "build_explorer": False,
+    # 07_in_the_wild: a keypoint file lifted like a user's detector output (relative to the
+    # repository root; the shipped example is synthetic from H36M S8 ground truth).
+    "keypoints_path": "examples/coco17_S8_walking.json",
+    "max_frames": 0, "viewer_frames": 100,
+    # 08_uncertainty: H hypotheses sampled once and cached; N = its prefixes.
+    "cache_hypotheses": 50, "hypothesis_prefixes": [1, 5, 10, 20, 50], "uncertainty_max_samples": 2000,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -72,12 +93,14 @@ PROFILES: dict[str, dict[str, Any]] = {
             "val_subjects": [], "stride": 2, "num_frames": 24,
             "preset": "tiny",
             "overrides": {"train.max_steps": 40, "train.val_every": 20, "train.log_every": 10},
-            "hypotheses": [1, 2, 4], "max_samples": 96, "num_examples": 2, "num_hypotheses": 4,
+            "hypothesis_counts": [1, 2, 4], "max_samples": 96, "num_examples": 2, "num_hypotheses": 4,
             "speed_steps": [2, 5], "speed_hypotheses": [1, 2], "speed_ddpm": False,
             "speed_max_samples": 32,
             "ablation_steps": 30, "ablation_dims": [32, 48], "ablation_hypotheses": [1, 2],
             "ablation_batch_size": 32, "ablation_max_samples": 32, "ablation_preset": "tiny",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "max_frames": 12, "viewer_frames": 4,
+            "cache_hypotheses": 8, "hypothesis_prefixes": [1, 2, 4, 8], "uncertainty_max_samples": 48,
         },
         "notebooks": {},
     },
@@ -89,12 +112,13 @@ PROFILES: dict[str, dict[str, Any]] = {
             "val_subjects": [], "stride": 1, "num_frames": 0,
             "preset": "demo",
             "overrides": {"train.max_minutes": 3.5},
-            "hypotheses": [1, 2, 5, 10, 20], "max_samples": 1000, "num_examples": 4, "num_hypotheses": 10,
+            "hypothesis_counts": [1, 2, 5, 10, 20], "max_samples": 1000, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
             "speed_max_samples": 500,
             "ablation_steps": 300, "ablation_dims": [32, 64, 96], "ablation_hypotheses": [1, 5],
             "ablation_batch_size": 128, "ablation_max_samples": 500, "ablation_preset": "demo",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "uncertainty_max_samples": 500,
         },
         "notebooks": {},
     },
@@ -103,9 +127,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "params": {
             **_COMMON,
             "dataset": "humaneva", "data_dir": "../shared/data/humaneva", "keypoints": "gt",
-            "allow_pickle": True, "val_subjects": [], "stride": 1, "num_frames": 0,
+            "allow_pickle": False,   # the files are pickled: opt in with `report --allow-pickle`
+            "val_subjects": [], "stride": 1, "num_frames": 0,
             "preset": "humaneva_cpu",
-            "hypotheses": [1, 5, 10, 30], "max_samples": 0, "num_examples": 4, "num_hypotheses": 10,
+            "hypothesis_counts": [1, 5, 10, 30], "max_samples": 0, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
             "speed_max_samples": 300,
             "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
@@ -123,7 +148,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "gt",
             "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
             "preset": "h36m_cpu",
-            "hypotheses": [1, 5, 10, 20], "max_samples": 10000, "num_examples": 4, "num_hypotheses": 10,
+            "hypothesis_counts": [1, 5, 10, 20], "max_samples": 10000, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
             "speed_max_samples": 300,
             "ablation_steps": 1000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
@@ -141,16 +166,36 @@ PROFILES: dict[str, dict[str, Any]] = {
             "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "gt",
             "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
             "preset": "paper",
-            "hypotheses": [1, 5, 10, 20, 50], "max_samples": 0, "num_examples": 6, "num_hypotheses": 20,
+            "hypothesis_counts": [1, 5, 10, 20, 50], "max_samples": 0, "num_examples": 6, "num_hypotheses": 20,
             "speed_steps": [2, 5, 10, 20], "speed_hypotheses": [1, 10], "speed_ddpm": True,
             "speed_max_samples": 0,
             "ablation_steps": 20000, "ablation_dims": [128, 256, 384], "ablation_hypotheses": [1, 5, 10],
             "ablation_batch_size": 1024, "ablation_max_samples": 0, "ablation_preset": "paper",
             "ablations_to_run": ["schedule", "dim", "denoiser"],
+            "uncertainty_max_samples": 0,
         },
         "notebooks": {},
     },
 }
+
+
+PATH_KEYS = ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir", "keypoints_path")
+# Path parameters whose profile values are relative to the repository root.
+_REPO_RELATIVE = ("data_dir", "keypoints_path")
+
+
+def check_inputs(params: dict[str, Any], notebooks) -> None:
+    """Before a report starts: the dataset folder that 01_data_prep reads exists (ConfigError
+    naming the absolute path it looked at and where relative paths are taken from)."""
+    if "01_data_prep" not in list(notebooks) or params.get("dataset") == "synthetic":
+        return
+    data_dir = params.get("data_dir")
+    if not data_dir:
+        raise ConfigError(f"dataset {params.get('dataset')!r} needs a data folder: pass --set data_dir=PATH")
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise ConfigError(f"data_dir {path}: no such folder (a relative --set data_dir is taken from the "
+                          f"current directory {Path.cwd()}; the profiles' own from the repository {repo_root()})")
 
 
 def repo_root() -> Path:
@@ -224,10 +269,11 @@ def resolve_parameters(profile: str, report_dir: str | Path,
     profile: a name in PROFILES. report_dir: where the report is written (paths such as
     `data_path`, `run_dir`, `out_dir` default to places inside it). overrides: `--set` items;
     `section.key` items (config keys like `train.lr`) are merged into the `overrides` parameter,
-    other keys must be profile parameters (or one of the report paths). Relative `data_dir`,
-    `data_path` and `run_dir` values given by the profile or the user are taken relative to the
-    repository root. Returns {notebook: {parameter: value}} with every profile parameter; the
-    runner passes each notebook only the names it declares.
+    other keys must be profile parameters (or one of the report paths). A relative path given
+    with `--set` (`data_dir`, `data_path`, `run_dir`, ...) is taken from the current directory;
+    the profile's own relative `data_dir` from the repository root. Returns {notebook:
+    {parameter: value}} with every profile parameter; the runner passes each notebook only the
+    names it declares.
     """
     spec = get_profile(profile)
     params: dict[str, Any] = dict(spec["params"])
@@ -247,12 +293,12 @@ def resolve_parameters(profile: str, report_dir: str | Path,
             raise ConfigError(f"--set {key}: not a parameter of profile {profile!r} "
                               f"(nor a config key like train.lr); known: {known}")
         params[key] = _coerce_like(value, params[key], key)
-        if key in ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir") and params[key]:
-            p = Path(params[key]).expanduser()
-            params[key] = str(p if p.is_absolute() else (repo_root() / p).resolve())
+        if key in PATH_KEYS and params[key]:
+            params[key] = str(Path(params[key]).expanduser().resolve())   # relative: from the current directory
     params["overrides"] = config_overrides
-    if params.get("data_dir") and not Path(params["data_dir"]).is_absolute():
-        params["data_dir"] = str((repo_root() / params["data_dir"]).resolve())
+    for key in _REPO_RELATIVE:
+        if params.get(key) and not Path(params[key]).is_absolute():
+            params[key] = str((repo_root() / params[key]).resolve())
 
     out = {}
     for name in notebooks:

@@ -2,14 +2,23 @@
 
 `run_report("demo")` runs notebooks/01_data_prep ... 06_paper_figures in order with the
 parameters of a profile (diffupose.profiles), writes for each notebook the executed `.ipynb`
-and a standalone `.html` (plotly.js embedded, no CDN scripts, so it renders offline), collects
-the figures the notebooks save under `figures/` and the numbers they record in one
-`metrics.json`, and writes `index.html` (links, run config, seed, git commit, library versions,
-per-notebook and total wall time) and `report.json` (the same as data).
+and a standalone `.html`, collects the figures the notebooks save under `figures/` and the
+numbers they record in one `metrics.json`, and writes `index.html` (links, run config, seed, git
+commit, library versions, the static-figure renderer, per-notebook and total wall time) and
+`report.json` (the same as data).
 
-Also the small HTML helpers the notebooks use to show tables: `table_html(rows, columns,
-caption, card)` renders a list of dicts as a pandas-free HTML table followed by its protocol
-card; `resolve_split` picks the evaluation split from the prepared split counts.
+Offline and small: the notebooks' plotly renderer (`PLOTLY_RENDERER`) writes each figure as
+plotly JSON (JupyterLab and VS Code draw it) plus an HTML `<div>` that needs a global `Plotly`;
+every report page loads the report's one local `plotly.min.js` and nothing from the network.
+
+Progress: while a notebook runs the terminal shows each code cell (`cell i/n`, elapsed) and the
+training progress the kernel writes to a progress file (diffupose.progress); the executed
+notebooks keep one status line per training instead of a log.
+
+Also the small helpers the notebooks use: `table_html(rows, columns, caption, card)` renders a
+list of dicts as a pandas-free HTML table followed by its protocol card; `resolve_split` picks
+the evaluation split; `evaluation_checkpoint` picks weights that were not selected on it;
+`resolve_inputs` finds a run and data for a notebook opened on its own.
 """
 from __future__ import annotations
 
@@ -29,16 +38,22 @@ from .utils import atomic_write_text, environment_info
 
 __all__ = [
     "ReportError", "NOTEBOOKS", "notebook_dir", "check_kernel", "table_html", "card_html",
-    "resolve_split", "execute_notebook", "notebook_to_html", "strip_remote_scripts",
+    "resolve_split", "execute_notebook", "notebook_to_html", "strip_remote_scripts", "remote_code_references",
     "write_index", "run_report", "PLOTLY_RENDERER", "setup_notebook", "count_rows", "gallery_indices",
-    "TrainingCurveDisplay", "evaluation_table", "table_card",
+    "TrainingCurveDisplay", "evaluation_table", "table_card", "resolve_inputs", "evaluation_checkpoint",
+    "paper_comparison_hypotheses", "STANDALONE_RUNS", "FALLBACK_REPORT",
 ]
 
 log = logging.getLogger(__name__)
 
-# The plotly renderer the notebooks use: embeds plotly.js once per notebook, so the executed
-# notebook and its HTML render without network; JupyterLab shows it as well.
-PLOTLY_RENDERER = "notebook"
+# The plotly renderer the notebooks use (registered by setup_notebook): plotly JSON for
+# JupyterLab / VS Code plus an HTML div that draws with the page's own plotly.js — no plotly.js
+# and no MathJax inside the outputs, so executed notebooks stay small and pages offline.
+PLOTLY_RENDERER = "diffupose_offline"
+# Where the notebooks write when opened on their own (their default parameters), relative to the
+# repository root, and the report whose run and data they fall back to (`make demo`).
+STANDALONE_RUNS = Path("runs") / "notebooks"
+FALLBACK_REPORT = Path("reports") / "demo"
 
 
 class ReportError(DiffuPoseError):
@@ -50,15 +65,50 @@ class ReportError(DiffuPoseError):
 # Helpers used inside the notebooks
 # ---------------------------------------------------------------------------------------------
 
+def _offline_renderer():
+    """The PLOTLY_RENDERER: plotly's mimetype JSON plus a text/html div without plotly.js."""
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer, PlotlyRenderer
+
+    class OfflinePlotlyRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            bundle = PlotlyRenderer().to_mimebundle(dict(fig_dict))
+            bundle["text/html"] = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False,
+                                              full_html=False, default_width="100%", default_height=525,
+                                              validate=False)
+            return bundle
+
+    return OfflinePlotlyRenderer()
+
+
+class _NotebookLogFilter(logging.Filter):
+    """Keeps the per-step training log out of the notebook (TrainingCurveDisplay shows one
+    status line instead; inside a report the lines go to the terminal)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("diffupose.train") and record.levelno < logging.WARNING)
+
+
 def setup_notebook(seed: int | None = None) -> None:
-    """Called once in each notebook's imports cell: offline plotly renderer, quiet logging
-    of third-party libraries, torch using the machine's cores as set by the environment."""
+    """Called once in each notebook's imports cell: the offline plotly renderer, quiet logging
+    of third-party libraries, no per-step training log in the notebook, and inside a report
+    (DIFFUPOSE_PROGRESS_FILE set) the `diffupose` loggers forwarded to the runner's terminal."""
     import plotly.io as pio
 
+    from .progress import ProgressFileHandler, progress_file
+
+    pio.renderers[PLOTLY_RENDERER] = _offline_renderer()
     pio.renderers.default = PLOTLY_RENDERER
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NotebookLogFilter) for f in handler.filters):
+            handler.addFilter(_NotebookLogFilter())
     for noisy in ("matplotlib", "PIL", "kaleido", "choreographer", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    package_log = logging.getLogger("diffupose")
+    package_log.setLevel(logging.INFO)
+    if progress_file() is not None and not any(isinstance(h, ProgressFileHandler) for h in package_log.handlers):
+        package_log.addHandler(ProgressFileHandler(level=logging.INFO))
 
 
 def _format_cell(value: Any, float_format: str) -> str:
@@ -178,33 +228,147 @@ def gallery_indices(data, num_examples: int, seed: int = 0) -> list[int]:
 
 
 class TrainingCurveDisplay:
-    """A `callback` for `train(...)`: keeps the history rows and redraws the training curve
-    in place (IPython display handle) every `every` rows and at each validation, so the curve is
-    live in JupyterLab and its last state is in the executed notebook. Returns None (never stops
-    training)."""
+    """A `callback` for `train(...)`: keeps the history rows, shows one status line (step/total,
+    steps/s, loss, validation MPJPE, ETA) updated in place, and redraws the training curve in
+    place every `every` rows and at each validation — live in JupyterLab, and the executed
+    notebook keeps only the last state. Inside a report each row also goes to the runner's
+    terminal (progress event `train`). cfg: the training Config (for the step budget and the
+    ETA). Returns None (never stops training)."""
 
-    def __init__(self, history: Sequence[dict] = (), every: int = 10, title: str = "Training"):
+    def __init__(self, history: Sequence[dict] = (), every: int = 10, title: str = "Training",
+                 cfg=None, label: str = "training"):
+        from .progress import TrainingProgress
+
         self.rows = list(history)
         self.every = max(1, int(every))
         self.title = title
+        self.label = label
+        self.progress = TrainingProgress.from_config(cfg) if cfg is not None else TrainingProgress()
+        self.last: dict[str, Any] | None = None
         self._handle = None
+        self._status = None
 
     def draw(self) -> None:
         from IPython.display import display
 
         from .viz import training_curves_figure
 
-        fig = training_curves_figure(self.rows, title=self.title)
+        # as a raw bundle: a plotly Figure displays itself (_ipython_display_), which ignores
+        # display_id, so each redraw would add an output instead of replacing the last one
+        bundle = _offline_renderer().to_mimebundle(training_curves_figure(self.rows, title=self.title).to_dict())
         if self._handle is None:
-            self._handle = display(fig, display_id=True)
+            self._handle = display(bundle, raw=True, display_id=True)
         else:
-            self._handle.update(fig)
+            self._handle.update(bundle, raw=True)
+
+    def status_html(self) -> str:
+        from .progress import format_training
+
+        text = format_training(self.last) if self.last else "waiting for the first logged step"
+        return f"<p class='dp-progress'><b>{html.escape(self.label)}</b>: {html.escape(text)}</p>"
 
     def __call__(self, row: dict) -> None:
+        from IPython.display import HTML, display
+
+        from .progress import emit
+
         self.rows.append(dict(row))
+        self.last = self.progress.update(row)
+        emit("train", label=self.label, **self.last)
+        if self._status is None:
+            self._status = display(HTML(self.status_html()), display_id=True)
+        else:
+            self._status.update(HTML(self.status_html()))
         if len(self.rows) % self.every == 0 or row.get("val_mpjpe") is not None:
             self.draw()
         return None
+
+
+def _default_path(path: Path) -> bool:
+    """Whether `path` is the standalone default of a notebook (under <repo>/runs/notebooks)."""
+    try:
+        path.resolve().relative_to((repo_root() / STANDALONE_RUNS).resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def resolve_inputs(data_path: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
+                   *, fallback: str | os.PathLike | None = None, announce: bool = True) -> tuple[str | None, str | None]:
+    """The prepared data and trained run a notebook reads -> (data_path, run_dir) as strings.
+
+    A path that exists is used as given. When a notebook opened on its own (its default paths
+    under `runs/notebooks/`) finds its inputs absent, it uses the demo report's (`make demo`:
+    reports/demo/data/prepared.npz and reports/demo/run) and prints one line saying so; when
+    those are absent too, DataError says in one line what to run first. Paths given by a report
+    or by hand are never replaced. Pass None for an input the notebook does not read."""
+    from .errors import DataError
+
+    fallback_dir = Path(fallback) if fallback is not None else repo_root() / FALLBACK_REPORT
+    wanted = {"data_path": (data_path, fallback_dir / "data" / "prepared.npz", "prepared data", "01_data_prep"),
+              "run_dir": (run_dir, fallback_dir / "run", "trained run", "02_train")}
+    resolved: dict[str, str | None] = {}
+    used_fallback = []
+    for key, (given, alternative, what, producer) in wanted.items():
+        if given is None:
+            resolved[key] = None
+            continue
+        path = Path(given).expanduser()
+        present = path.is_file() if key == "data_path" else (path / "config.json").is_file()
+        if present:
+            resolved[key] = str(given)
+            continue
+        alt_present = alternative.is_file() if key == "data_path" else (alternative / "config.json").is_file()
+        if _default_path(path) and alt_present:
+            resolved[key] = str(alternative)
+            used_fallback.append(f"{what} {alternative}")
+            continue
+        hint = (f"run notebooks/{producer}.ipynb first (or `make demo`, whose {what} the notebooks then use)"
+                if _default_path(path) else f"check the {key} parameter")
+        raise DataError(f"{path.resolve()}: no {what} here; {hint}")
+    if used_fallback and announce:
+        print(f"Using the demo report's {' and '.join(used_fallback)} "
+              f"(this notebook's own inputs under {STANDALONE_RUNS}/ are absent).")
+    return resolved["data_path"], resolved["run_dir"]
+
+
+def evaluation_checkpoint(requested: str, eval_split: str | None, selection_split: str = "val",
+                          run_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """Weights to evaluate on `eval_split` -> (checkpoint, checkpoint_selected_on text).
+
+    requested: "auto" | "best" | "ema" | "model". `best` (the EMA weights with the lowest
+    validation MPJPE) was chosen on `selection_split` (read from the run's config.json,
+    `data.val_split`, when `run_dir` is given); reporting it on that split would report the
+    number that chose it. "auto" takes `best` when the evaluation split is another one (or None:
+    nothing is evaluated) and the final EMA weights (`ema`) otherwise; an explicit `best` on the
+    selection split raises."""
+    if run_dir is not None and (Path(run_dir) / "config.json").is_file():
+        try:
+            config = json.loads((Path(run_dir) / "config.json").read_text())
+            selection_split = config.get("data", {}).get("val_split") or selection_split
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    if requested == "auto":
+        requested = "ema" if eval_split == selection_split else "best"
+    if requested == "best":
+        if eval_split == selection_split:
+            raise ConfigError(f"checkpoint 'best' was chosen on split {selection_split!r}: evaluating it there "
+                              "would report the number that selected it; use checkpoint 'ema' or 'auto'")
+        return "best", f"{selection_split} (lowest validation MPJPE)"
+    if requested == "ema":
+        return "ema", "none (final EMA weights)"
+    if requested == "model":
+        return "model", "none (final raw weights)"
+    raise ConfigError(f"unknown checkpoint {requested!r}; use auto, best, ema or model")
+
+
+def paper_comparison_hypotheses(numbers: Iterable[int], paper_n: int = 10) -> int:
+    """The N of ours to put beside the paper's N=`paper_n` rows: `paper_n` itself when we
+    evaluated it, else the closest N we have (the caption then says so)."""
+    numbers = sorted({int(n) for n in numbers})
+    if not numbers:
+        raise ConfigError("no numbers of hypotheses to compare")
+    return min(numbers, key=lambda n: (abs(n - paper_n), n))
 
 
 def _action_label(action: str) -> str:
@@ -264,14 +428,22 @@ def evaluation_table(results: dict[int, Any], metric: str = "MPJPE") -> tuple[li
     return rows, ["method", *[(a, _action_label(a)) for a in actions], "Average"], caption
 
 
-def table_card(card: dict[str, Any]) -> dict[str, Any]:
-    """The protocol-card fields shown under a table (the full card is in metrics.json)."""
+def table_card(card: dict[str, Any], checkpoint_selected_on: str | None = None) -> dict[str, Any]:
+    """The protocol-card fields shown under a table (the full card is in metrics.json):
+    which weights (and on which split they were chosen: `checkpoint_selected_on`, from the card
+    or given) and the count of samples with a non-finite prediction when the card has it."""
     keys = ("dataset", "split", "keypoints_2d_source", "num_samples", "num_hypotheses", "aggregation", "flip",
             "sampler", "num_steps", "protocol", "oracle", "seed", "device")
     out = {k: card[k] for k in keys if k in card}
     ckpt = card.get("checkpoint")
     if isinstance(ckpt, dict):
-        out["checkpoint"] = f"{ckpt.get('checkpoint')} @ {Path(str(ckpt.get('path'))).name}"
+        which = ckpt.get("checkpoint")
+        out["checkpoint"] = f"{which} @ {Path(str(ckpt.get('path'))).name}"
+    selected = checkpoint_selected_on or card.get("checkpoint_selected_on")
+    if selected:
+        out["checkpoint_selected_on"] = selected
+    if card.get("num_nan_samples") is not None:
+        out["num_nan_samples"] = card["num_nan_samples"]
     return out
 
 
@@ -309,22 +481,79 @@ class NotebookFailed(Exception):
         self.cell_index = cell_index
 
 
+_ENGINE = "diffupose_progress"
+
+
+def _register_progress_engine() -> None:
+    """A papermill engine that calls `cell_hook(cell, index, nb)` when a cell starts."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if _ENGINE in papermill_engines._engines:
+        return
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, cell_hook=None, **kwargs):
+            if cell_hook is not None:
+                start = nb_man.cell_start
+
+                def cell_start(cell, cell_index=None, **kw):
+                    try:
+                        cell_hook(cell, cell_index, nb_man.nb)
+                    except Exception as e:  # progress must never fail the notebook
+                        log.debug("cell hook: %s", e)
+                    return start(cell, cell_index, **kw)
+
+                nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(_ENGINE, ProgressEngine)
+
+
+def _first_line(source: str, width: int = 60) -> str:
+    for line in source.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line if len(line) <= width else line[: width - 1] + "…"
+    return ""
+
+
 def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any], *,
-                     cwd: str | Path | None = None, kernel: str = "python3") -> None:
+                     cwd: str | Path | None = None, kernel: str = "python3",
+                     on_cell=None, progress_file: str | Path | None = None) -> None:
     """Execute `src` with papermill into `dst` (atomic: written beside it and renamed, also when
     a cell fails, so the partial executed notebook is kept). Only the parameters the notebook
-    declares are passed. A failing cell raises NotebookFailed with `ename: evalue`."""
+    declares are passed. A failing cell raises NotebookFailed with `ename: evalue`.
+
+    on_cell(code_index, num_code_cells, source): called when each code cell starts (terminal
+    progress). progress_file: given to the kernel as DIFFUPOSE_PROGRESS_FILE (the kernel's
+    training progress and `diffupose` log records are appended there as JSON lines)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    from .progress import PROGRESS_ENV
 
     src, dst = Path(src), Path(dst)
     declared = _declared_parameters(src)
     params = {k: v for k, v in parameters.items() if k in declared}
     tmp = dst.with_name(f".{dst.stem}.running.ipynb")
+    hook = None
+    if on_cell is not None:
+        def hook(cell, index, nb):
+            if cell.get("cell_type") != "code":
+                return
+            code = [i for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"]
+            injected = "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+            on_cell(code.index(index) + 1, len(code),
+                    "(parameters from the profile)" if injected else _first_line(cell.get("source", "")))
+    _register_progress_engine()
+    previous = os.environ.get(PROGRESS_ENV)
+    if progress_file is not None:
+        os.environ[PROGRESS_ENV] = str(progress_file)   # the kernel inherits it
     try:
         papermill.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel,
                                    cwd=str(cwd or src.parent), progress_bar=False,
-                                   log_output=False, report_mode=False)
+                                   log_output=False, report_mode=False, engine_name=_ENGINE, cell_hook=hook)
     except PapermillExecutionError as e:
         if tmp.exists():
             os.replace(tmp, dst)
@@ -334,35 +563,68 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any
         if tmp.exists():
             os.replace(tmp, dst)
         raise
+    finally:
+        if progress_file is not None:
+            if previous is None:
+                os.environ.pop(PROGRESS_ENV, None)
+            else:
+                os.environ[PROGRESS_ENV] = previous
     os.replace(tmp, dst)
 
 
+# The report pages: JupyterLab's look, no require.js / MathJax / mermaid / widget-manager loaders
+# (all CDN scripts), and the report's one local plotly.js in the head.
 _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_requirejs -%}<script charset="utf-8" src="plotly.min.js"></script>{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script>", re.IGNORECASE)
+# Code or styles fetched from the network: <script src=http..>, <link href=http..>, <iframe/img src=//..>,
+# @import url(http..), also JSON-escaped (<\/script>, \") inside embedded state.
+_REMOTE_CODE = re.compile(
+    r"<(?:script|link|iframe|embed)\b[^>]*?\b(?:src|href)\s*=\s*\\?[\"']?(?:https?:)?//[^\s\"'>\\]+"
+    r"|@import\s+(?:url\()?[\"']?(?:https?:)?//[^\s\"')]+"
+    r"|\brequire(?:js)?\.config\([^)]*https?://[^\s\"')]+",
+    re.IGNORECASE)
 
 
 def strip_remote_scripts(text: str) -> str:
     """Remove `<script src="http(s)://...">` tags (MathJax/CDN loaders) so a page never fetches
-    code from the network; inline scripts (the embedded plotly.js) are kept."""
+    code from the network; inline scripts are kept."""
     return _REMOTE_SCRIPT.sub("", text)
 
 
+def remote_code_references(text: str) -> list[str]:
+    """Every place in an HTML text that would load code or styles from the network (script,
+    link, iframe sources, @import, require.config paths), also inside escaped JSON."""
+    return [m.group(0) for m in _REMOTE_CODE.finditer(text)]
+
+
+def _without_widget_state(nb) -> None:
+    """Drop the saved ipywidgets state (no widget manager runs in a static page; it also
+    carried CDN script tags inside plotly outputs): widget outputs fall back to their HTML."""
+    nb.metadata.pop("widgets", None)
+
+
 def notebook_to_html(ipynb: str | Path, out_html: str | Path) -> Path:
-    """Executed notebook -> standalone HTML (lab template without require.js/MathJax/mermaid
-    loaders; plotly.js is inline in the notebook's outputs). Atomic write."""
+    """Executed notebook -> standalone HTML beside the report's plotly.min.js (lab template
+    without require.js/MathJax/mermaid/widget loaders; no widget state; remote script tags
+    removed). Writes plotly.min.js into the page's folder when it is not there. Atomic write."""
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
+    from .viz.curves import write_plotly_js
+
     nb = nbformat.read(str(ipynb), as_version=4)
+    _without_widget_state(nb)
     exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"diffupose_offline.html.j2": _OFFLINE_TEMPLATE})],
                             template_file="diffupose_offline.html.j2")
     body, _ = exporter.from_notebook_node(nb)
+    write_plotly_js(Path(out_html).parent)
     _write_text(out_html, strip_remote_scripts(body))
     return Path(out_html)
 
@@ -430,6 +692,9 @@ def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
              f"Started {esc(str(info.get('started', '')))}; total wall time {_fmt_seconds(info.get('total_wall_time_s'))}.</p>"]
     if info.get("error"):
         lines.append(f"<div class='error'><b>Failure</b>: {esc(info['error'])}</div>")
+    lines.append(f"<p>Static figures (PNG/SVG under <code>figures/</code>): {esc(_static_export_text(info))}. "
+                 "Pages and interactive figures load plotly.js from this folder "
+                 "(<code>plotly.min.js</code>); nothing is fetched from the network.</p>")
 
     lines.append("<h2>Notebooks</h2><table class='dp-table'><thead><tr><th>notebook</th><th>status</th>"
                  "<th>wall time</th><th>HTML</th><th>executed notebook</th></tr></thead><tbody>")
@@ -490,6 +755,21 @@ def write_index(report_dir: str | Path, info: dict[str, Any]) -> Path:
     return path
 
 
+def _static_export_text(info: dict[str, Any]) -> str:
+    """The renderer(s) the notebooks' kernels used for static figures, in words."""
+    used = info.get("static_export") or []
+    if not used:
+        return "none written yet"
+    parts = []
+    for item in used:
+        if item.get("renderer") == "kaleido":
+            parts.append(f"rendered by plotly/kaleido ({item.get('reason')})")
+        else:
+            parts.append(f"matplotlib re-render of the plotly figures, with an interactive HTML copy "
+                         f"beside each ({item.get('reason')})")
+    return "; ".join(parts)
+
+
 def _run_config(params: dict[str, Any]) -> dict[str, Any] | None:
     """The training run's config.json if the run exists, else None."""
     path = Path(params.get("run_dir", "")) / "config.json"
@@ -520,54 +800,142 @@ def _select_notebooks(notebooks: Iterable[str] | None, directory: Path) -> list[
     return out
 
 
+def _validate_overrides(profile: str, params: dict[str, dict[str, Any]], overrides, paths: list[Path],
+                        nb_dir: Path) -> None:
+    """Before any notebook runs: every `--set` key is a parameter some notebook declares or a
+    key of the config tree with a value of the right type (checked against the profile's presets)."""
+    from .config import apply_overrides, preset
+    from .profiles import CONFIG_SECTIONS, parse_set
+
+    given = parse_set(overrides)
+    if not given:
+        return
+    declared: set[str] = set()
+    for nb in sorted(nb_dir.glob("*.ipynb")) + list(paths):
+        declared |= _declared_parameters(nb)
+    for key in given:
+        if "." in key and key.split(".", 1)[0] in CONFIG_SECTIONS:
+            continue
+        if key not in declared:
+            raise ConfigError(f"--set {key}: no notebook in {nb_dir} declares a parameter {key!r} "
+                              f"(declared: {', '.join(sorted(declared))})")
+    shared = next(iter(params.values()), {})
+    config_overrides = {k: v for k, v in given.items() if "." in k and k.split(".", 1)[0] in CONFIG_SECTIONS}
+    if config_overrides:
+        for name in dict.fromkeys([shared.get("preset"), shared.get("ablation_preset")]):
+            if name:
+                apply_overrides(preset(name), config_overrides)
+
+
+def _pickle_hint(error: str, profile: str) -> str:
+    """The runner's wording for a loader's 'pass --allow-pickle' error."""
+    if "allow-pickle" not in error and "allow_pickle" not in error:
+        return error
+    return (f"{error} — reports read pickled files only when told to: rerun with "
+            f"`diffupose report --profile {profile} --allow-pickle` (or `--set allow_pickle=true`), "
+            "only for files you trust")
+
+
 def run_report(profile: str, name: str | None = None, overrides: list[str] | dict[str, Any] | None = None,
                out_root: str | Path = "reports", notebooks: Iterable[str] | None = None,
-               kernel: str = "python3", notebooks_dir: str | Path | None = None) -> Path:
+               kernel: str = "python3", notebooks_dir: str | Path | None = None,
+               progress_interval_s: float = 10.0) -> Path:
     """Execute the notebooks of one report in order and return the report folder.
 
     profile: a name of diffupose.profiles.PROFILES; name: folder under out_root (default: the
     profile); overrides: `--set` items (`data_dir=...`, `train.lr=...`); notebooks: names or
     prefixes (`"01"`, `"02_train"`) or paths, default all of notebooks/ in order.
-    Writes out_root/name/{NN_x.ipynb, NN_x.html, figures/, metrics.json, index.html, report.json}.
-    A failing notebook stops the run: its partial executed notebook and HTML are kept, index.html
-    marks the failure, and ReportError names the notebook and the failing cell's error.
+    Every override is checked before the first notebook runs (unknown keys, wrong types, a
+    missing data folder). Writes out_root/name/{NN_x.ipynb, NN_x.html, plotly.min.js, figures/,
+    metrics.json, index.html, report.json}. The terminal shows each code cell as it starts and
+    the kernels' training progress (every `progress_interval_s` at most). A failing notebook stops
+    the run: its partial executed notebook and HTML are kept, index.html marks the failure, and
+    ReportError names the notebook and the failing cell's error.
     """
+    from .profiles import check_inputs
+    from .progress import ProgressTail, format_duration
+    from .viz.curves import write_plotly_js
+
     spec = get_profile(profile)
     check_kernel(kernel)
     name = name or profile
-    report_dir = (Path(out_root) / name).resolve()
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "figures").mkdir(exist_ok=True)
     nb_dir = Path(notebooks_dir) if notebooks_dir else notebook_dir()
     paths = _select_notebooks(notebooks, nb_dir)
+    report_dir = (Path(out_root) / name).resolve()
     params = resolve_parameters(profile, report_dir, overrides, notebooks=[p.stem for p in paths])
+    _validate_overrides(profile, params, overrides, paths, nb_dir)
     shared = params[paths[0].stem] if paths else {}
+    check_inputs(shared, [p.stem for p in paths])
+    if shared.get("allow_pickle"):
+        log.warning("allow_pickle is on: pickled dataset files are unpickled (this runs code stored in "
+                    "them; use it only for files you trust)")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "figures").mkdir(exist_ok=True)
+    write_plotly_js(report_dir)
     info: dict[str, Any] = {
         "profile": profile, "name": name, "description": spec.get("description", ""),
         "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seed": shared.get("seed"), "parameters": shared, "overrides": overrides or [],
-        "environment": environment_info(), "config": None,
+        "environment": environment_info(), "config": None, "static_export": [],
         "notebooks": [{"name": p.stem, "status": "pending", "wall_time_s": None, "html": None, "ipynb": None}
                       for p in paths],
         "total_wall_time_s": 0.0,
     }
     write_index(report_dir, info)
+    progress_path = report_dir / ".progress.jsonl"
+    # our own per-cell lines replace papermill's "Input/Output Notebook, Executing" chatter
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)   # nbconvert's alt-text notes on every figure
+    warned: set[str] = set()
     start = time.perf_counter()
-    for entry, path in zip(info["notebooks"], paths):
+    for number, (entry, path) in enumerate(zip(info["notebooks"], paths), start=1):
         dst = report_dir / f"{path.stem}.ipynb"
         entry["status"] = "running"
         write_index(report_dir, info)
-        log.info("report %s: running %s", name, path.stem)
+        tag = f"[{path.stem} {number}/{len(paths)}]"
+        log.info("report %s %s: started (report %s)", name, tag, format_duration(time.perf_counter() - start))
         t0 = time.perf_counter()
+        current = {"cell": "starting the kernel"}
+
+        def on_cell(i, n, source, tag=tag, t0=t0):
+            current["cell"] = f"cell {i}/{n}"
+            log.info("%s cell %d/%d · %s in notebook · %s · %s", tag, i, n, format_duration(time.perf_counter() - t0),
+                     format_duration(time.perf_counter() - start), source)
+
+        def on_event(event, line, tag=tag):
+            if event.get("kind") == "static_export":
+                item = {k: event.get(k) for k in ("renderer", "reason")}
+                if item in info["static_export"]:
+                    return                          # each kernel decides; say it once per report
+                info["static_export"].append(item)
+            if event.get("kind") == "log" and event.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+                if line in warned:
+                    return
+                warned.add(line)
+                log.warning("%s %s", tag, line)
+            else:
+                log.info("%s %s", tag, line)
+
+        def heartbeat(idle, tag=tag, t0=t0):
+            log.info("%s still running %s · %s in notebook", tag, current["cell"],
+                     format_duration(time.perf_counter() - t0))
+
+        progress_path.unlink(missing_ok=True)
         error: str | None = None
+        tail = ProgressTail(progress_path, on_event, min_interval_s=progress_interval_s, heartbeat=heartbeat)
         try:
-            execute_notebook(path, dst, params[path.stem], cwd=nb_dir, kernel=kernel)
+            with tail:
+                execute_notebook(path, dst, params[path.stem], cwd=nb_dir, kernel=kernel, on_cell=on_cell,
+                                 progress_file=progress_path)
         except NotebookFailed as e:
             cell = f" (cell {e.cell_index})" if e.cell_index is not None else ""
-            error = f"notebook {path.stem} failed{cell}: {e}"
+            error = _pickle_hint(f"notebook {path.stem} failed{cell}: {e}", profile)
         except Exception as e:  # kernel died, papermill could not start, ...
             error = f"notebook {path.stem} failed: {type(e).__name__}: {e}"
+        progress_path.unlink(missing_ok=True)
         entry["wall_time_s"] = round(time.perf_counter() - t0, 2)
+        log.info("report %s %s: %s in %s", name, tag, "failed" if error else "done",
+                 format_duration(entry["wall_time_s"]))
         if dst.exists():
             entry["ipynb"] = dst.name
             try:
@@ -601,4 +969,5 @@ def _record_report_section(report_dir: Path, info: dict[str, Any]) -> None:
         "total_wall_time_s": info["total_wall_time_s"],
         "notebook_wall_time_s": {nb["name"]: nb["wall_time_s"] for nb in info["notebooks"]},
         "git_commit": info["environment"].get("git_commit"), "seed": info.get("seed"),
+        "static_export": info.get("static_export"),
     })

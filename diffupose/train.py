@@ -559,14 +559,19 @@ def _save(run: _Run, which: str) -> None:
 
 def _loss(run: _Run, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """The diffusion loss (eqs. 8-10) of one micro-batch under autocast: the one place the
-    training loss is computed. Returns (loss, detached parts)."""
+    training loss is computed. With train.joint_dropout / limb_dropout, a random keypoint
+    mask (True = present) hides joints from the denoiser. Returns (loss, detached parts)."""
     from .diffusion import diffusion_loss
+    from .masking import random_joint_mask
 
-    cfg = run.cfg
+    cfg, tc = run.cfg, run.cfg.train
+    keypoint_mask = (random_joint_mask(len(poses_3d), run.data.skeleton, joint_prob=tc.joint_dropout,
+                                       limb_prob=tc.limb_dropout, generator=run.noise_gen, device=run.device)
+                     if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
-                              return_parts=False)
+                              return_parts=False, keypoint_mask=keypoint_mask)
 
 
 def _first_compiled_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:

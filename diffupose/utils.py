@@ -10,7 +10,18 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["resolve_device", "atomic_path", "atomic_write_text", "check_output_file", "environment_info", "git_commit"]
+import numpy as np
+
+__all__ = ["as_numpy", "resolve_device", "atomic_path", "atomic_write_text", "check_output_file",
+           "environment_info", "git_commit"]
+
+
+def as_numpy(x, dtype=np.float64) -> np.ndarray:
+    """numpy array, torch tensor (any device, detached) or nested list -> numpy array of `dtype`
+    (float64 by default; `dtype=None` keeps the input's). The one to-numpy helper of the package."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
 
 
 def resolve_device(name: str = "auto"):

@@ -6,8 +6,16 @@ aggregate), the 2D input, the per-joint spread and the denoising trajectory (wit
 slider) update in place. Callbacks are plain methods (`on_change`), so tests drive them by
 setting `explorer.controls[name].value` in-process, no browser needed.
 
-Plotly's `FigureWidget` needs the `anywidget` package; without it the explorer falls back to
-plain figures redrawn into `ipywidgets.Output` areas (same controls, same methods).
+Plotly's `FigureWidget` needs the `anywidget` package; without it (or with
+`use_figure_widget=False`) the explorer draws plain figures into `ipywidgets.Output` areas (same
+controls, same methods). Saved notebooks: the Output areas keep their figures as plotly JSON in
+the widget state, which JupyterLab restores after a save-and-reload; FigureWidgets do not come
+back (anywidget cannot re-initialise them from saved state). Either way the cell's first output
+is a plain line, saved with the notebook, saying to re-run the cell for the live explorer, and
+a static page (nbconvert) shows that line and a short note instead of an empty widget.
+
+Sizes are fixed (SIZES, pixels): the 3D view is exactly as tall as the 2D input and the spread
+stacked beside it, and every view sits in a box of its figure's size, so nothing is cut off.
 
 `static_gallery` computes the same figures for a fixed selection of samples, for executed
 reports where no live kernel answers the widgets.
@@ -33,9 +41,21 @@ from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
 from .viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
 
 __all__ = ["HypothesisExplorer", "GalleryItem", "static_gallery", "gallery_figure",
-           "figure_widget_available", "replace_figure"]
+           "figure_widget_available", "replace_figure", "SIZES", "RERUN_NOTE", "explorer_placeholder"]
 
 log = logging.getLogger(__name__)
+
+# (width, height) in pixels of each view; width None = the row's remaining width.
+SIZES: dict[str, tuple[int | None, int]] = {
+    "input_2d": (380, 380),
+    "spread": (380, 360),
+    "hypotheses_3d": (600, 740),     # = input_2d + spread heights: the row's height
+    "trajectory": (None, 480),
+}
+RERUN_NOTE = ("Live explorer: it needs this notebook's running kernel. After reopening a saved notebook "
+              "(or when the controls below do nothing), re-run this cell for the live explorer.")
+STATIC_NOTE = ("(The live explorer's controls and figures appear here when the notebook runs in "
+               "JupyterLab; a static page cannot run them — the gallery below shows the same figures.)")
 
 
 def figure_widget_available() -> bool:
@@ -125,14 +145,14 @@ class HypothesisExplorer:
         self.sample_info = widgets.HTML()
         self.step_info = widgets.HTML()
 
-        empty = self._make_empty_figures()
+        empty = {k: self._sized(k, f) for k, f in self._make_empty_figures().items()}
         if self.live:
             self.figures = {k: go.FigureWidget(f) for k, f in empty.items()}
             self.outputs = {}
-            views = dict(self.figures)
+            views = {k: self._box(k, f) for k, f in self.figures.items()}
         else:
             self.figures = empty
-            self.outputs = {k: widgets.Output() for k in empty}
+            self.outputs = {k: widgets.Output(layout=self._box_layout(k)) for k in empty}
             views = dict(self.outputs)
 
         for control in self.controls.values():
@@ -143,14 +163,44 @@ class HypothesisExplorer:
                              self.controls["num_steps"], self.controls["seed"], self.controls["flip"]])
         self.widget = widgets.VBox([
             row1, row2, self.sample_info,
-            widgets.HBox([views["hypotheses_3d"], widgets.VBox([views["input_2d"], views["spread"]])]),
+            widgets.HBox([views["hypotheses_3d"], widgets.VBox([views["input_2d"], views["spread"]])],
+                         layout=widgets.Layout(align_items="flex-start", overflow="visible")),
             widgets.HBox([self.controls["step"], self.step_info]), views["trajectory"],
-        ])
+        ], layout=widgets.Layout(overflow="visible"))
         self.recompute()
 
     # -- display ------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget view, plus an HTML fallback for static pages (no widget state there)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle = dict(bundle or {})
+        bundle["text/html"] = f"<p><i>{STATIC_NOTE}</i></p>"
+        return bundle
+
+    def _ipython_display_(self):
+        """Two outputs: the re-run line (a plain output, saved with the notebook, shown whatever
+        becomes of the widget state) and the explorer itself."""
+        from IPython.display import HTML, display
+
+        display(HTML(f"<p><b>↻</b> {RERUN_NOTE}</p>"))
+        display(self._repr_mimebundle_(), raw=True)
+
+    @staticmethod
+    def _box_layout(name: str):
+        width, height = SIZES[name]
+        return widgets.Layout(width=f"{width + 10}px" if width else "auto", min_height=f"{height + 10}px",
+                              overflow="visible")
+
+    def _box(self, name: str, view):
+        return widgets.Box([view], layout=self._box_layout(name))
+
+    @staticmethod
+    def _sized(name: str, fig: go.Figure) -> go.Figure:
+        width, height = SIZES[name]
+        fig.update_layout(height=height, autosize=width is None, **({"width": width} if width else {}))
+        return fig
 
     def _make_empty_figures(self) -> dict[str, go.Figure]:
         zeros3 = np.zeros((self.skeleton.num_joints, 3))
@@ -261,7 +311,7 @@ class HypothesisExplorer:
         if self.live:
             replace_figure(self.figures[name], fig)
             return
-        self.figures[name] = fig if name != "trajectory" else self._with_scene(fig)
+        self.figures[name] = self._sized(name, fig if name != "trajectory" else self._with_scene(fig))
         out = self.outputs[name]
         from IPython.display import display
 
@@ -271,8 +321,17 @@ class HypothesisExplorer:
 
     def _with_scene(self, fig: go.Figure) -> go.Figure:
         ranges = equal_ranges(self.result.trajectory, self.result.gt)
-        fig.update_layout(scene=scene_layout(ranges=ranges), height=480, margin=dict(l=0, r=0, t=40, b=0))
+        fig.update_layout(scene=scene_layout(ranges=ranges), margin=dict(l=0, r=0, t=40, b=0))
         return fig
+
+
+def explorer_placeholder():
+    """What a report shows instead of the live explorer (reports do not build it: a static page
+    cannot run it, and executing Output widgets headless is slow): one line saying how to get it."""
+    from IPython.display import HTML
+
+    return HTML(f"<p><b>↻</b> Live explorer: open this notebook in JupyterLab and re-run this cell for the live "
+                f"explorer (it needs a running kernel). {STATIC_NOTE[1:-1]}</p>")
 
 
 @dataclass

@@ -6,6 +6,7 @@ Uses Chromium's own command line (`--dump-dom`, `--screenshot`, console on stder
 when no chromium binary is installed (`apt-get install chromium`)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -65,6 +66,12 @@ def test_page_renders_offline(report, tmp_path, page, min_plots, needs_webgl):
         assert 'class="main-svg"' in dom, f"{page}: plotly drew no SVG"
         if needs_webgl:
             assert "gl-container" in dom and "<canvas" in dom, f"{page}: no WebGL canvas for the 3D figures"
+    if page == "index.html":
+        from diffupose.viz import find_export_browser
+
+        info = json.loads((report / "report.json").read_text())
+        if find_export_browser() is not None:       # a browser kaleido can drive: real static export
+            assert info["static_export"][0]["renderer"] == "kaleido", info["static_export"]
     shot = tmp_path / f"{Path(page).stem}.png"
     result = _chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 5000, result.stderr[-2000:]

@@ -134,3 +134,108 @@ def test_subject_tables():
     assert cells["Walking"] == {"S1": 2.0, "S2": 5.0, "Average": 3.5}
     assert cells["Jog"] == {"S1": 2.0, "S2": 7.0, "Average": 4.5}
     assert cells["Average"]["Average"] == pytest.approx((2 + 5 + 2 + 7) / 4)
+
+
+# --- Non-finite samples are counted, never dropped silently ----------------------------------------
+
+def test_action_table_counts_nan_samples_and_can_refuse_them(caplog):
+    from diffupose.errors import DataError
+
+    errors = np.array([1.0, np.nan, 3.0, np.inf, 5.0])
+    actions = np.array(["A", "A", "A", "B", "B"])
+    with caplog.at_level("WARNING", logger="diffupose.metrics"):
+        table, nans = metrics.action_table(errors, actions, return_nan=True)
+    assert table == {"A": 2.0, "B": 5.0, "Average": 3.5}
+    assert nans == {"A": 1, "B": 1, "Average": 2}
+    assert "2 of 5 samples" in caplog.text
+    assert metrics.action_table(errors, actions) == table            # default: exclude, same numbers
+    with pytest.raises(DataError, match="2 of 5 samples have non-finite errors"):
+        metrics.action_table(errors, actions, nan_policy="raise")
+    with pytest.raises(DataError):
+        metrics.subject_table(errors, actions, nan_policy="raise")
+    cells, counts = metrics.subject_action_table(errors, np.array(["S1"] * 5), actions, return_nan=True)
+    assert counts["Average"] == 2 and cells["A"]["S1"] == 2.0
+    clean, none = metrics.action_table(np.ones(3), ["A", "B", "B"], return_nan=True)
+    assert none == {"A": 0, "B": 0, "Average": 0}
+
+
+# --- Probabilistic metrics -------------------------------------------------------------------------
+
+def _gaussian_set(scale_hyps, num=3000, num_h=50, seed=0):
+    """Ground truth and hypotheses drawn around the same (unknown) centre; hypotheses with
+    `scale_hyps` times the ground truth's spread (1 = calibrated, < 1 = over-confident)."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(size=(num, 17, 3))
+    sigma = rng.uniform(0.02, 0.1, size=(num, 17, 1))
+    gt = centre + rng.normal(size=centre.shape) * sigma
+    hyps = centre[:, None] + rng.normal(size=(num, num_h, 17, 3)) * sigma[:, None] * scale_hyps
+    return hyps, gt
+
+
+def test_calibrated_sampler_has_near_zero_calibration_error_overconfident_does_not():
+    hyps, gt = _gaussian_set(1.0)
+    cal = metrics.quantile_calibration(hyps, gt, actions=np.where(np.arange(3000) % 2, "A", "B"))
+    # Sampling noise: 3000 x 17 indicators per level; the median fitted to the hypotheses adds
+    # a small O(1/H) bias.
+    assert cal["error"] < 0.03
+    np.testing.assert_allclose(cal["fraction"], metrics.CALIBRATION_QUANTILES, atol=0.04)
+    assert set(cal["per_action"]) == {"A", "B", "Average"} and cal["per_action"]["Average"] < 0.04
+    over = metrics.quantile_calibration(*_gaussian_set(0.5))
+    assert over["error"] > 0.15 and over["error"] > 5 * cal["error"]
+    assert all(f < q for f, q in zip(over["fraction"], over["quantiles"]))       # over-confident
+    under = metrics.quantile_calibration(*_gaussian_set(2.0))
+    assert all(f > q for f, q in zip(under["fraction"][1:], under["quantiles"][1:]))  # under-confident
+
+
+def test_calibration_skips_the_root_and_counts_nan():
+    hyps, gt = _gaussian_set(1.0, num=200, num_h=20)
+    hyps[:, :, 0] = 0.0
+    gt[:, 0] = 0.0
+    hyps[3, 4] = np.nan
+    cal = metrics.quantile_calibration(hyps, gt, joint_names=[f"j{i}" for i in range(17)])
+    assert "j0" not in cal["error_per_joint"] and len(cal["error_per_joint"]) == 16
+    assert cal["num_nan_samples"] == 1 and cal["num_samples"] == 200
+
+
+def test_rank_correlation_known_cases():
+    np.testing.assert_allclose(metrics.rankdata([3, 1, 2, 2]), [4, 1, 2.5, 2.5])
+    assert metrics.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)      # 1 - 6*2/(4*15)
+    # Ties averaged: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4) -> 4.5 / sqrt(4.5 * 5)
+    assert metrics.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(22.5))
+    assert metrics.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert np.isnan(metrics.spearman([1, 1, 1], [1, 2, 3]))
+    x = np.random.default_rng(0).normal(size=(5, 9))
+    np.testing.assert_allclose(metrics.spearman(x, np.exp(x), axis=1), 1.0)    # monotone map
+    np.testing.assert_allclose(metrics.spearman(x, np.exp(x), axis=0), 1.0)
+
+
+def test_spread_error_spearman_per_sample_and_per_joint():
+    rng = np.random.default_rng(1)
+    spread = rng.uniform(0.01, 0.1, size=(40, 17))
+    spread[:, 0] = 0.0
+    errors = spread ** 2                                  # monotone in the spread: the model knows
+    errors[:, 0] = 0.0
+    out = metrics.spread_error_spearman(spread, errors, actions=["A"] * 20 + ["B"] * 20)
+    assert out["per_sample"] == pytest.approx(1.0) and out["per_joint_mean"] == pytest.approx(1.0)
+    assert out["pooled"] == pytest.approx(1.0) and "0" not in out["per_joint"]
+    assert out["per_action"]["A"] == pytest.approx(1.0)
+    anti = metrics.spread_error_spearman(spread, -errors)
+    assert anti["per_sample"] == pytest.approx(-1.0)
+    noise = metrics.spread_error_spearman(spread, rng.uniform(size=spread.shape))
+    assert abs(noise["per_joint_mean"]) < 0.2
+
+
+def test_pck_and_correct_poses_score_hand_computed():
+    gt = np.zeros((2, 4, 3))
+    pred = np.zeros((2, 4, 3))
+    pred[0, :, 0] = [0.0, 0.1, 0.2, 0.05]   # errors 0, 100, 200, 50 mm: max 200 mm
+    pred[1, :, 1] = [0.4, 0.0, 0.0, 0.0]    # max 400 mm: never a correct pose under 300 mm
+    np.testing.assert_allclose(metrics.pck(pred, gt), [0.75, 0.75])
+    np.testing.assert_allclose(metrics.per_joint_pck(pred, gt), [0.5, 1.0, 0.5, 1.0])
+    np.testing.assert_allclose(metrics.correct_poses_score(pred, gt), [0.1, 0.0])
+    # Area under the correct-poses curve, numerically: mean(CPS) = 50 mm.
+    t = np.linspace(0, 0.3, 30001)
+    worst = metrics.per_joint_errors(pred, gt).max(axis=1)
+    curve = (worst[None] < t[:, None]).mean(axis=1)
+    area = ((curve[1:] + curve[:-1]) / 2 * np.diff(t)).sum()
+    assert area == pytest.approx(metrics.correct_poses_score(pred, gt).mean(), abs=1e-4)

@@ -130,3 +130,63 @@ def test_inference_bn_folding_matches_eval_forward():
         folded, _ = model(x, y, t)
     plain, _ = model(x, y, t)  # grad enabled: no folding
     assert torch.allclose(folded, plain, atol=1e-4)
+
+
+# ---------------------------------------------------------------- missing joints (model.missing_joints)
+
+def _mask(rows: int, missing: list[int]) -> torch.Tensor:
+    mask = torch.ones(rows, J, dtype=torch.bool)
+    mask[:, missing] = False
+    return mask
+
+
+@pytest.mark.parametrize("kind", ["gcn", "unet"])
+def test_missing_joints_off_is_the_released_network(kind):
+    """Default: same parameter count as before; a mask of all-present joints changes nothing."""
+    torch.manual_seed(0)
+    plain = build_denoiser(ModelConfig(denoiser=kind, dim=32, num_blocks=1), H36M17).eval()
+    with_flag = build_denoiser(ModelConfig(denoiser=kind, dim=32, num_blocks=1, missing_joints=True), H36M17)
+    first_in = {"gcn": 2 * 32, "unet": 3 * 16}[kind]  # one more input row of the first layer
+    assert count_parameters(with_flag) == count_parameters(plain) + first_in
+    x, y, t = torch.randn(4, J, 3), torch.randn(4, J, 2), torch.randint(0, 100, (4,))
+    assert torch.equal(plain(x, y, t)[0], plain(x, y, t, keypoint_mask=_mask(4, []))[0])
+
+
+def test_parameter_count_default_unchanged_by_the_flag():
+    assert ModelConfig().missing_joints is False
+    assert count_parameters(build_denoiser(ModelConfig(dim=256), H36M17)) == 1_387_812
+
+
+@pytest.mark.parametrize("kind", ["gcn", "unet"])
+def test_missing_joints_without_support_raise(kind):
+    model = build_denoiser(ModelConfig(denoiser=kind, dim=32, num_blocks=1), H36M17)
+    x, y, t = torch.randn(2, J, 3), torch.randn(2, J, 2), torch.randint(0, 100, (2,))
+    with pytest.raises(ConfigError, match="missing_joints"):
+        model(x, y, t, keypoint_mask=_mask(2, [13]))
+
+
+@pytest.mark.parametrize("kind", ["gcn", "unet"])
+def test_missing_joint_input_is_ignored_and_the_mask_is_seen(kind):
+    torch.manual_seed(0)
+    model = build_denoiser(ModelConfig(denoiser=kind, dim=32, num_blocks=1, missing_joints=True), H36M17).eval()
+    x, y, t = torch.randn(3, J, 3), torch.randn(3, J, 2), torch.randint(0, 100, (3,))
+    mask = _mask(3, [3, 13])
+    e_none, _ = model(x, y, t)
+    assert torch.equal(e_none, model(x, y, t, keypoint_mask=_mask(3, []))[0])
+    e1, _ = model(x, y, t, keypoint_mask=mask)
+    y_other = y.clone()
+    y_other[:, [3, 13]] = float("nan")  # what a missing joint's 2D may hold
+    e2, _ = model(x, y_other, t, keypoint_mask=mask)
+    assert torch.isfinite(e2).all() and torch.allclose(e1, e2)
+    assert not torch.allclose(e1, e_none)
+    with pytest.raises(ValueError, match="keypoint_mask"):
+        model(x, y, t, keypoint_mask=torch.ones(3, J - 1, dtype=torch.bool))
+
+
+def test_missing_joint_mask_gets_gradient():
+    model = build_denoiser(ModelConfig(dim=32, num_blocks=1, missing_joints=True), H36M17)
+    x, y, t = torch.randn(8, J, 3), torch.randn(8, J, 2), torch.randint(0, 100, (8,))
+    eps, _ = model(x, y, t, keypoint_mask=_mask(8, [6]))
+    eps.square().mean().backward()
+    w = model.input_block.gconv.W.grad
+    assert w.shape[1] == 6 and w[:, 5].abs().sum() > 0   # the missing-indicator row learns

@@ -11,10 +11,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from diffupose.errors import ConfigError, DiffuPoseError
-from diffupose.profiles import NOTEBOOKS, PROFILES, get_profile, parse_set, repo_root, resolve_parameters
-from diffupose.reports import (ReportError, card_html, check_kernel, resolve_split, run_report,
-                               strip_remote_scripts, table_html)
+from diffupose.errors import ConfigError, DataError, DiffuPoseError
+from diffupose.profiles import (NOTEBOOKS, PROFILES, check_inputs, get_profile, parse_set, repo_root,
+                                resolve_parameters)
+from diffupose.reports import (ReportError, card_html, check_kernel, evaluation_checkpoint,
+                               paper_comparison_hypotheses, remote_code_references, resolve_inputs,
+                               resolve_split, run_report, strip_remote_scripts, table_card, table_html)
 
 
 # ------------------------------------------------------------------------------------ profiles
@@ -38,25 +40,47 @@ def test_profile_choices_match_the_brief(tmp_path):
     assert tiny["ablation_steps"] <= 50
     assert get_profile("demo")["params"]["preset"] == "demo"
     he = resolve_parameters("humaneva", tmp_path)["01_data_prep"]
-    assert he["allow_pickle"] is True and he["preset"] == "humaneva_cpu"
+    assert he["allow_pickle"] is False and he["preset"] == "humaneva_cpu"
     assert Path(he["data_dir"]) == (repo_root().parent / "shared" / "data" / "humaneva").resolve()
     h36m = resolve_parameters("h36m", tmp_path)["03_evaluate"]
     assert h36m["val_subjects"] == ["S8"] and h36m["keypoints"] == "gt" and h36m["preset"] == "h36m_cpu"
     assert h36m["split"] == "auto"
 
 
-def test_set_overrides_are_typed_and_config_keys_go_to_overrides(tmp_path):
-    params = resolve_parameters("tiny", tmp_path, ["train.lr=0.01", "hypotheses=1,3,7", "flip=false",
+def test_no_profile_reads_pickles_unless_told(tmp_path):
+    for name in PROFILES:
+        assert resolve_parameters(name, tmp_path)["01_data_prep"]["allow_pickle"] is False, name
+    he = resolve_parameters("humaneva", tmp_path, ["allow_pickle=true"])["01_data_prep"]
+    assert he["allow_pickle"] is True
+
+
+def test_one_name_for_the_hypothesis_counts(tmp_path):
+    for name in PROFILES:
+        p = resolve_parameters(name, tmp_path)["03_evaluate"]
+        assert "hypotheses" not in p, name                        # the old, ambiguous name
+        assert isinstance(p["hypothesis_counts"], list) and all(isinstance(n, int) for n in p["hypothesis_counts"])
+        assert isinstance(p["num_hypotheses"], int)
+    import papermill
+
+    from diffupose.reports import notebook_dir
+    assert "hypothesis_counts" in papermill.inspect_notebook(str(notebook_dir() / "03_evaluate.ipynb"))
+    assert "num_hypotheses" in papermill.inspect_notebook(str(notebook_dir() / "05_hypotheses.ipynb"))
+
+
+def test_set_overrides_are_typed_and_config_keys_go_to_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = resolve_parameters("tiny", tmp_path, ["train.lr=0.01", "hypothesis_counts=1,3,7", "flip=false",
                                                    "ablation_steps=12", "data_dir=some/where",
                                                    "val_subjects=[\"S1\"]", "model.dim=48"])
     p = params["02_train"]
     assert p["overrides"]["train.lr"] == "0.01" and p["overrides"]["model.dim"] == "48"
     assert p["overrides"]["train.max_steps"] == 40          # the profile's own overrides are kept
-    assert p["hypotheses"] == [1, 3, 7]
+    assert p["hypothesis_counts"] == [1, 3, 7]
     assert p["flip"] is False
     assert p["ablation_steps"] == 12
     assert p["val_subjects"] == ["S1"]
-    assert Path(p["data_dir"]) == (repo_root() / "some" / "where").resolve()
+    # a relative --set path is taken from the current directory, not the repository
+    assert Path(p["data_dir"]) == (tmp_path / "some" / "where").resolve()
     # the notebook applies the overrides with the config's own parser: types come out right
     from diffupose.config import apply_overrides, preset
     cfg = apply_overrides(preset(p["preset"]), p["overrides"])
@@ -74,6 +98,17 @@ def test_set_rejects_unknown_keys_and_bad_values(tmp_path):
         resolve_parameters("nope", tmp_path)
     with pytest.raises(ConfigError, match="key=value"):
         parse_set(["novalue"])
+
+
+def test_missing_data_dir_names_the_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = resolve_parameters("humaneva", tmp_path / "r", ["data_dir=not/there"])["01_data_prep"]
+    with pytest.raises(ConfigError) as err:
+        check_inputs(p, ["01_data_prep", "02_train"])
+    message = str(err.value)
+    assert str((tmp_path / "not" / "there").resolve()) in message and "current directory" in message
+    check_inputs(p, ["03_evaluate"])                            # 01 does not run: the folder is not read
+    check_inputs(resolve_parameters("tiny", tmp_path / "t")["01_data_prep"], ["01_data_prep"])   # synthetic
 
 
 def test_run_dir_override_reuses_an_existing_run(tmp_path):
@@ -107,6 +142,60 @@ def test_resolve_split_prefers_test_then_val():
         resolve_split({"train": 10, "val": 3}, "test")
     with pytest.raises(ConfigError):
         resolve_split({"train": 10})
+
+
+def test_evaluation_checkpoint_never_reports_on_its_selection_split():
+    assert evaluation_checkpoint("auto", "test") == ("best", "val (lowest validation MPJPE)")
+    assert evaluation_checkpoint("auto", "val") == ("ema", "none (final EMA weights)")
+    assert evaluation_checkpoint("model", "val")[0] == "model"
+    with pytest.raises(ConfigError, match="chosen on split 'val'"):
+        evaluation_checkpoint("best", "val")
+    with pytest.raises(ConfigError):
+        evaluation_checkpoint("latest", "test")
+    card = table_card({"dataset": "h36m", "split": "val", "checkpoint": {"path": "/r/run", "checkpoint": "ema"},
+                       "num_nan_samples": 3}, "none (final EMA weights)")
+    assert card["checkpoint"] == "ema @ run" and card["checkpoint_selected_on"] == "none (final EMA weights)"
+    assert card["num_nan_samples"] == 3
+
+
+def test_paper_comparison_uses_our_n_10():
+    assert paper_comparison_hypotheses([1, 5, 10, 30]) == 10       # not the largest N
+    assert paper_comparison_hypotheses([1, 5, 10, 20]) == 10
+    assert paper_comparison_hypotheses([1, 2, 4]) == 4             # nearest when 10 is missing
+    assert paper_comparison_hypotheses([20, 5]) == 5
+
+
+def test_resolve_inputs_falls_back_to_the_demo_report(tmp_path, monkeypatch, capsys):
+    from diffupose import reports
+
+    monkeypatch.setattr(reports, "repo_root", lambda: tmp_path)
+    own_data = tmp_path / "runs" / "notebooks" / "data" / "prepared.npz"
+    own_run = tmp_path / "runs" / "notebooks" / "run"
+    with pytest.raises(DataError) as err:                           # nothing anywhere: what to run first
+        resolve_inputs(data_path=own_data, run_dir=own_run)
+    assert "01_data_prep" in str(err.value) and "make demo" in str(err.value)
+    demo = tmp_path / "reports" / "demo"
+    (demo / "data").mkdir(parents=True)
+    (demo / "data" / "prepared.npz").write_bytes(b"x")
+    (demo / "run").mkdir()
+    (demo / "run" / "config.json").write_text("{}")
+    data_path, run_dir = resolve_inputs(data_path=own_data, run_dir=own_run)
+    assert (data_path, run_dir) == (str(demo / "data" / "prepared.npz"), str(demo / "run"))
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "demo report" in out[0]
+    own_run.mkdir(parents=True)                                     # the notebook's own run wins
+    (own_run / "config.json").write_text("{}")
+    assert resolve_inputs(run_dir=own_run) == (None, str(own_run))
+    elsewhere = tmp_path / "my" / "run"                             # a path given on purpose is never replaced
+    with pytest.raises(DataError, match="check the run_dir parameter"):
+        resolve_inputs(run_dir=elsewhere)
+
+
+def test_remote_code_references_finds_escaped_and_plain_loaders():
+    assert remote_code_references('<script src="https://cdn.x/a.js"></script>')
+    assert remote_code_references('{"t": "<script src=\\"https://cdnjs.cloudflare.com/m.js\\"><\\/script>"}')
+    assert remote_code_references("<link rel=stylesheet href='//fonts.example/f.css'>")
+    assert not remote_code_references('<script src="plotly.min.js"></script><a href="https://arxiv.org">paper</a>')
 
 
 def test_strip_remote_scripts_keeps_inline_code():
@@ -157,6 +246,22 @@ def fake_notebooks(tmp_path_factory) -> Path:
         ("code", "print('never')"),
     ])
     _notebook(d / "03_after.ipynb", [("params", "seed = 0"), ("code", "print('after')")])
+    _notebook(d / "04_progress.ipynb", [
+        ("code", "import logging\nfrom diffupose import reports\nfrom diffupose.config import preset\n"
+                 "reports.setup_notebook()"),
+        ("params", "seed = 0"),
+        ("code", "live = reports.TrainingCurveDisplay(every=10, cfg=preset('tiny'))\n"
+                 "for step in range(5, 205, 5):\n"
+                 "    logging.getLogger('diffupose.train').info('step %d loss %.4f', step, 1 / step)\n"
+                 "    live({'step': step, 'epoch': step / 12, 'loss': 1 / step,\n"
+                 "          'val_mpjpe': 50.0 if step % 100 == 0 else None})"),
+    ])
+    _notebook(d / "05_pickle.ipynb", [
+        ("params", "allow_pickle = False"),
+        ("code", "from diffupose.errors import DataError\nif not allow_pickle:\n"
+                 "    raise DataError('data_3d.npz: key positions_3d holds pickled objects; pass --allow-pickle "
+                 "(allow_pickle=True) if you trust this file')"),
+    ])
     return d
 
 
@@ -176,11 +281,17 @@ def test_run_report_writes_index_html_and_metrics(fake_notebooks, tmp_path):
     assert "01_ok.html" in index and "status-ok" in index
     page = (out / "01_ok.html").read_text()
     assert "js-plotly-plot" in page or "plotly-graph-div" in page
-    assert re.search(r"plotly\.js v\d", page), "plotly.js is not embedded"
-    assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page), "the page loads a remote script"
+    # offline and small: the page loads the report's one plotly.js, embeds none, fetches nothing
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in page
+    assert not re.search(r"plotly\.js v\d", page) and len(page) < 1_000_000
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert remote_code_references(page) == [], "the page loads code from the network"
+    executed = (out / "01_ok.ipynb").read_text()
+    assert not re.search(r"plotly\.js v\d", executed) and "cdnjs" not in executed
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "ok" and report["seed"] == 3
     assert report["notebooks"][0]["wall_time_s"] > 0
+    assert "Static figures" in index
 
 
 def test_failing_notebook_raises_keeps_partial_and_marks_index(fake_notebooks, tmp_path):
@@ -199,6 +310,60 @@ def test_failing_notebook_raises_keeps_partial_and_marks_index(fake_notebooks, t
     index = (out / "index.html").read_text()
     assert "status-failed" in index and "deliberate failure 42" in index and "skipped" in index
     assert json.loads((out / "report.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.bogus=1", "unknown config key 'train.bogus'"),
+    ("train.lr=fast", "train.lr"),
+    ("model.dim=1.5", "model.dim"),
+    ("num_examples=3", "no notebook"),                     # a profile parameter no notebook declares
+])
+def test_bad_overrides_fail_before_any_notebook_runs(fake_notebooks, tmp_path, override, match):
+    with pytest.raises(ConfigError, match=match):
+        run_report("tiny", name="bad", overrides=[override], out_root=tmp_path, notebooks_dir=fake_notebooks)
+    assert not (tmp_path / "bad").exists()                 # nothing ran, nothing written
+
+
+def test_pickle_error_says_how_to_opt_in_and_the_opt_in_is_announced(fake_notebooks, tmp_path, caplog):
+    with pytest.raises(ReportError) as err:
+        run_report("tiny", name="nopickle", out_root=tmp_path, notebooks=["05_pickle"], notebooks_dir=fake_notebooks)
+    assert "diffupose report --profile tiny --allow-pickle" in str(err.value)
+    assert "--set allow_pickle=true" in str(err.value)
+    caplog.set_level("WARNING", logger="diffupose.reports")
+    run_report("tiny", name="pickle", overrides=["allow_pickle=true"], out_root=tmp_path,
+               notebooks=["05_pickle"], notebooks_dir=fake_notebooks)
+    assert any("allow_pickle is on" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_report_allow_pickle_flag(monkeypatch, capsys):
+    from diffupose import cli, reports
+
+    seen = {}
+    monkeypatch.setattr(reports, "run_report", lambda profile, **kw: seen.update(kw) or Path("/x"))
+    assert cli.main(["report", "--profile", "humaneva", "--allow-pickle", "--set", "seed=1"]) == 0
+    assert seen["overrides"] == ["seed=1", "allow_pickle=true"]
+    assert cli.main(["report", "--profile", "humaneva"]) == 0
+    assert seen["overrides"] == []
+
+
+def test_terminal_shows_cells_and_training_progress_not_the_notebook(fake_notebooks, tmp_path, caplog):
+    caplog.set_level("INFO", logger="diffupose.reports")
+    out = run_report("tiny", name="progress", out_root=tmp_path, notebooks=["04_progress"],
+                     notebooks_dir=fake_notebooks, progress_interval_s=3600)
+    lines = [r.getMessage() for r in caplog.records if r.name == "diffupose.reports"]
+    assert any("[04_progress 1/1] cell 3/4" in line for line in lines), lines
+    training = [line for line in lines if "training: step" in line]
+    # throttled: the first row, the validation rows (100, 200) and nothing in between
+    assert any("step 100/200 (50%)" in line and "val MPJPE 50.0 mm" in line and "ETA" in line for line in training)
+    assert any("step 200/200" in line for line in training) and len(training) <= 4, training
+    assert not any("step 55 " in line for line in lines)
+    nb = nbformat.read(str(out / "04_progress.ipynb"), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = json.dumps(outputs)
+    assert text.count("loss 0.") <= 2, "the training log went into the notebook"
+    assert len(outputs) <= 4                                   # one status line + one curve (+ injected cell)
+    assert "dp-progress" in text and "step 200/200" in text
+    assert not (out / ".progress.jsonl").exists()
 
 
 def test_unknown_notebook_is_a_report_error(fake_notebooks, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -111,9 +112,30 @@ def test_affinity_heatmaps_labelled_with_joint_names(rng):
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(visible) == 3
     assert "adjacency" in visible[0].get_title() and "block0.gconv1" in visible[2].get_title()
+    # labelled with what is plotted: A + Q symmetrised (no mask P exists in the released model)
+    assert all("(A+Q)" in ax.get_title() and "P" not in ax.get_title() for ax in visible[1:])
     for ax in visible:
         assert [t.get_text() for t in ax.get_xticklabels()] == list(SK.joint_names)
         assert [t.get_text() for t in ax.get_yticklabels()] == list(SK.joint_names)
+
+
+def test_model_affinities_are_the_symmetrised_adjacency_plus_q():
+    import torch
+
+    from diffupose.config import ModelConfig
+    from diffupose.model import build_denoiser
+    from diffupose.viz import model_affinities
+
+    torch.manual_seed(0)
+    model = build_denoiser(ModelConfig(dim=32, num_blocks=1), SK)
+    layers = [m for m in model.modules() if hasattr(m, "Q") and hasattr(m, "adjacency")]
+    with torch.no_grad():
+        for layer in layers:
+            layer.Q.normal_()
+    names, affinities = model_affinities(model)
+    assert len(affinities) == len(layers) == len(names)
+    a_plus_q = (layers[0].adjacency + layers[0].Q).detach().numpy()
+    np.testing.assert_allclose(affinities[0], (a_plus_q + a_plus_q.T) / 2, rtol=1e-6)
 
 
 def test_affinity_figure_hover_names(rng):
@@ -186,6 +208,66 @@ def test_save_plotly_figure_without_kaleido(tmp_path, rng, monkeypatch):
     assert (tmp_path / "plotly.min.js").stat().st_size > 100_000
     curves_fig = error_vs_hypotheses_figure([(1, 60.0), (10, 50.0)], [("x", 2, 55.0)])
     assert len(save_figure(curves_fig, "curve", tmp_path, formats=("png",))) == 2
+
+
+@pytest.mark.timeout(60)
+def test_static_export_without_a_browser_returns_at_once(tmp_path, rng, monkeypatch):
+    """No browser findable (as on a bare server / CI image): no probe starts, save_figure of a
+    plotly figure returns within seconds with the matplotlib PNG/SVG and an HTML copy."""
+    import time
+
+    from diffupose.viz import curves
+
+    monkeypatch.setenv("DIFFUPOSE_NO_BROWSER", "1")
+    monkeypatch.setattr(curves, "_KALEIDO_OK", None)         # decide again in this process
+    monkeypatch.setattr(curves, "_probe_export", lambda timeout_s: pytest.fail("probe started without a browser"))
+    tic = time.perf_counter()
+    paths = save_figure(error_vs_hypotheses_figure([(1, 60.0), (10, 50.0)]), "curve", tmp_path)
+    elapsed = time.perf_counter() - tic
+    assert elapsed < 20, f"static export took {elapsed:.1f} s without a browser"
+    assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "curve.svg").read_bytes()[:2000]
+    info = curves.static_export_info()
+    assert info["renderer"] == "matplotlib" and "DIFFUPOSE_NO_BROWSER" in info["reason"]
+
+
+@pytest.mark.timeout(60)
+def test_a_hanging_export_probe_is_abandoned(tmp_path, rng, monkeypatch):
+    """A browser is found but kaleido never answers (the bug of issue 9): the probe is given up
+    after its timeout and the export falls back to matplotlib."""
+    import threading
+    import time
+
+    from diffupose.viz import curves
+
+    release = threading.Event()
+    monkeypatch.delenv("DIFFUPOSE_NO_BROWSER", raising=False)
+    monkeypatch.setattr(curves, "_KALEIDO_OK", None)
+    monkeypatch.setattr(curves, "PROBE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(curves, "find_export_browser", lambda: "/opt/fake/chrome")
+    monkeypatch.setattr(curves, "_start_kaleido_server", lambda: release.wait(30))   # hangs
+    try:
+        tic = time.perf_counter()
+        assert curves.kaleido_available() is False
+        assert time.perf_counter() - tic < 10
+        assert "did not finish" in curves.static_export_info()["reason"]
+        paths = save_figure(spread_figure(np.ones(J) * 0.01, SK), "spread", tmp_path)
+        assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
+    finally:
+        release.set()
+
+
+def test_figure_html_uses_the_reports_one_plotly_js(tmp_path, rng, monkeypatch):
+    from diffupose.viz import curves
+
+    monkeypatch.setattr(curves, "_KALEIDO_OK", False)
+    curves.write_plotly_js(tmp_path)                        # the report folder's copy
+    save_figure(hypotheses_3d_figure(rng.normal(size=(2, J, 3)), SK), "hyps", tmp_path / "figures")
+    page = (tmp_path / "figures" / "hyps.html").read_text()
+    assert 'src="../plotly.min.js"' in page
+    assert not (tmp_path / "figures" / "plotly.min.js").exists()
+    assert "https://" not in "".join(re.findall(r"<script[^>]*>", page))
 
 
 def test_save_plotly_figure_with_kaleido(tmp_path, rng):

@@ -118,6 +118,41 @@ def test_explorer_fallback_without_figure_widget(model, data):
     assert set(ex.outputs) == {"hypotheses_3d", "input_2d", "spread", "trajectory"}
 
 
+@pytest.mark.parametrize("use_figure_widget", [False, True])
+def test_explorer_fits_its_rows_and_says_how_to_get_it_back(model, data, use_figure_widget):
+    from diffupose.widgets import RERUN_NOTE, SIZES, HypothesisExplorer
+
+    ex = HypothesisExplorer(model, data, num_hypotheses=2, num_steps=2, use_figure_widget=use_figure_widget)
+    ex.controls["frame"].value = 1                          # sizes survive a redraw
+    heights = {k: ex.figures[k].layout.height for k in SIZES}
+    assert heights == {k: h for k, (_, h) in SIZES.items()}
+    # the 3D view is exactly as tall as the 2D input and the spread stacked beside it
+    assert heights["hypotheses_3d"] == heights["input_2d"] + heights["spread"]
+    row = ex.widget.children[3]
+    boxes = [row.children[0], *row.children[1].children]
+    for box, name in zip(boxes, ("hypotheses_3d", "input_2d", "spread")):
+        assert int(box.layout.min_height.rstrip("px")) >= SIZES[name][1]     # its box holds it
+        assert box.layout.overflow == "visible"
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "JupyterLab" in bundle["text/html"]              # what a static page shows instead
+    assert "re-run this cell for the live explorer" in RERUN_NOTE
+
+
+def test_explorer_display_starts_with_the_rerun_line(model, data, monkeypatch):
+    import IPython.display
+
+    from diffupose.widgets import HypothesisExplorer
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    ex = HypothesisExplorer(model, data, num_hypotheses=2, num_steps=2, use_figure_widget=False)
+    shown.clear()                                           # (the Output areas' own redraws)
+    ex._ipython_display_()
+    assert "re-run this cell for the live explorer" in shown[0][0].data
+    assert "application/vnd.jupyter.widget-view+json" in shown[1][0] and shown[1][1] == {"raw": True}
+
+
 def test_static_gallery(model, data):
     from diffupose.widgets import gallery_figure, static_gallery
 

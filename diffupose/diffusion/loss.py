@@ -40,13 +40,18 @@ def weighted_pose_loss(eps_hat: torch.Tensor, noise: torch.Tensor, y_hat: torch.
 def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, *,
                    joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
                    generator: torch.Generator | None = None, t: torch.Tensor | None = None,
-                   noise: torch.Tensor | None = None, return_parts: bool = True):
+                   noise: torch.Tensor | None = None, return_parts: bool = True,
+                   keypoint_mask: torch.Tensor | None = None):
     """One training loss: t ~ U{0..T-1}, ε ~ N(0, I), x_t by eq. 2, then eqs. 8-10.
 
     x0: (B, J, 3) metres, root-relative, camera frame; y: (B, J, 2) normalised 2D keypoints.
     `t`/`noise` may be given (tests); otherwise drawn with `generator` (on x0's device).
     Returns (loss scalar, parts) with parts = {"loss", "loss_eps", "loss_2d"} as floats, or
     as detached tensors when `return_parts=False` (no host sync; for accelerator loops).
+    `keypoint_mask` (B, J) bool, True = present, goes to the denoiser (missing-joint training).
+    The 2D term still targets the true 2D of a missing joint: the network learns to impute it.
+    Flip augmentation mirrors whole training rows before batching (train.load_training_data),
+    so each row's mask is drawn after mirroring and needs no flipping here.
     """
     B = x0.shape[0]
     if t is None:
@@ -54,7 +59,10 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, y: torch
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(schedule, x0, t, noise)
-    eps_hat, y_hat = denoiser(x_t, y, t)
+    if keypoint_mask is None:
+        eps_hat, y_hat = denoiser(x_t, y, t)
+    else:
+        eps_hat, y_hat = denoiser(x_t, y, t, keypoint_mask=keypoint_mask)
     loss, part_eps, part_y = weighted_pose_loss(eps_hat, noise, y_hat, y, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_eps.detach(), "loss_2d": part_y.detach()}

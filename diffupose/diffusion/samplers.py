@@ -136,7 +136,7 @@ def _validate_condition(y, num_joints: int | None) -> torch.Tensor:
 def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sampler: str = "ddim",
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
-           autocast_dtype: torch.dtype | None = None):
+           autocast_dtype: torch.dtype | None = None, keypoint_mask=None):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
     y: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
@@ -146,6 +146,8 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
     All B·H(·2) chains go through the denoiser in one forward per step; the denoiser runs in
     eval mode under inference mode (its training flag is restored afterwards).
     `autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast; the chain stays fp32.
+    `keypoint_mask` (B, J) bool, True = present: passed to the denoiser (mirrored with the flipped
+    view); missing joints' 2D may be NaN. None = all present.
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
@@ -153,6 +155,12 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
+    if keypoint_mask is not None:
+        y = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+        keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=y.device)
+        if keypoint_mask.shape != y.shape[:2]:
+            raise ValueError(f"sample: keypoint_mask must have shape {tuple(y.shape[:2])}, got {tuple(keypoint_mask.shape)}")
+        y = torch.where(keypoint_mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype, device=y.device))
     y = _validate_condition(y, getattr(denoiser, "num_joints", None))
     step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0)
 
@@ -170,6 +178,11 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
             # rows ordered (view, B, H): one batch for every chain
             cond = torch.stack(views).unsqueeze(2).expand(num_views, B, H, J, 2).reshape(-1, J, 2)
             rows = cond.shape[0]
+            mask = None
+            if keypoint_mask is not None:
+                m = keypoint_mask.to(device)
+                m_views = [m, m[:, skeleton.flip_permutation]] if flip else [m]
+                mask = torch.stack(m_views).unsqueeze(2).expand(num_views, B, H, J).reshape(-1, J)
             x = torch.randn((rows, J, 3), generator=generator, device=device, dtype=torch.float32)
             trajectory = [x] if return_trajectory else None
             amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
@@ -179,7 +192,8 @@ def sample(denoiser, schedule: NoiseSchedule, y, *, num_hypotheses: int = 1, sam
                 if t not in t_full:
                     t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
                 with amp:
-                    eps_hat, _ = denoiser(x, cond, t_full[t])
+                    eps_hat, _ = (denoiser(x, cond, t_full[t]) if mask is None
+                                  else denoiser(x, cond, t_full[t], keypoint_mask=mask))
                 x = step_runner.step(eps_hat.float(), t, t_prev, x, generator)
                 if return_trajectory:
                     trajectory.append(x)

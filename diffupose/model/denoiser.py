@@ -3,6 +3,16 @@
 Input block (5 -> d), `num_blocks` residual blocks of two modulated graph convs, a time FiLM
 block, a non-local block over the joints, a second time FiLM block and the output graph conv
 d -> 5 (3 = predicted noise, 2 = reconstructed 2D) — the released network.
+
+Missing joints (`model.missing_joints=True`): the 2D input of a missing joint is replaced by
+zero and a sixth input channel carries the missing indicator (1 = missing). Through the first
+modulated graph conv that channel is a *learned missing-joint embedding*: joint i gets
+`M_i ∘ W0[6]` added when it is missing itself and `a_ij M_i ∘ W1[6]` for each missing neighbour
+j — joint-specific vectors in feature space, for 2 x dim extra parameters. An all-present mask
+makes the channel zero, so the network then computes exactly what the 5-channel one would.
+With `missing_joints=False` (default) the network, its parameter count and its outputs are the
+released ones; a mask that marks joints missing is then a ConfigError (fill them first, e.g.
+`diffupose.masking.fill_missing_joints`).
 """
 from __future__ import annotations
 
@@ -14,21 +24,46 @@ from ..skeleton import Skeleton
 from .gcn import (GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock,
                   SinusoidalTimeEmbedding, TimeFiLM)
 
-__all__ = ["GCNDenoiser", "build_denoiser", "count_parameters"]
+__all__ = ["GCNDenoiser", "build_denoiser", "count_parameters", "condition_channels"]
+
+
+def condition_channels(y: torch.Tensor, keypoint_mask: torch.Tensor | None, missing_joints: bool,
+                       dtype: torch.dtype) -> torch.Tensor:
+    """The per-joint condition the denoiser reads: y (B, J, 2) normalised keypoints and
+    keypoint_mask (B, J) bool, True = present (None = all present) -> (B, J, 2), or (B, J, 3)
+    with the missing indicator when `missing_joints`. Missing joints' 2D (NaN allowed) become 0.
+    A model without missing-joint support given a mask with missing joints raises ConfigError."""
+    if keypoint_mask is not None and keypoint_mask.shape != y.shape[:2]:
+        raise ValueError(f"keypoint_mask must have shape {tuple(y.shape[:2])} (B, J), got {tuple(keypoint_mask.shape)}")
+    if not missing_joints:
+        if keypoint_mask is not None and not bool(keypoint_mask.all()):
+            raise ConfigError("missing joints given to a model without missing-joint support "
+                              "(model.missing_joints=false): train with model.missing_joints=true, or fill "
+                              "them first (diffupose.masking.fill_missing_joints)")
+        return y.to(dtype)
+    if keypoint_mask is None:
+        return torch.cat((y.to(dtype), y.new_zeros(y.shape[:2] + (1,), dtype=dtype)), dim=-1)
+    present = keypoint_mask.to(device=y.device, dtype=torch.bool).unsqueeze(-1)
+    y = torch.where(present, y, torch.zeros((), dtype=y.dtype, device=y.device)).to(dtype)
+    return torch.cat((y, (~present).to(dtype)), dim=-1)
 
 
 class GCNDenoiser(nn.Module):
     """Modulated-GCN noise predictor.
 
-    forward(x_t: (B, J, 3) noisy pose, y: (B, J, 2) 2D keypoints, t: (B,) int64 steps)
-    -> (eps_hat: (B, J, 3), y_hat: (B, J, 2)).
+    forward(x_t: (B, J, 3) noisy pose, y: (B, J, 2) 2D keypoints, t: (B,) int64 steps,
+            keypoint_mask: (B, J) bool, True = present, or None) -> (eps_hat: (B, J, 3), y_hat: (B, J, 2)).
+    `missing_joints` adds the missing-indicator input channel (see the module docstring).
     `released_unused_film` builds the third FiLM block the released code constructs but never
     calls (only so the parameter count matches the paper's 1.45 M / 3.22 M).
     """
 
     def __init__(self, adjacency, dim: int = 256, num_blocks: int = 4, nonlocal_block: bool = True,
-                 released_unused_film: bool = False, in_channels: int = 5, out_channels: int = 5) -> None:
+                 released_unused_film: bool = False, in_channels: int = 5, out_channels: int = 5,
+                 missing_joints: bool = False) -> None:
         super().__init__()
+        self.missing_joints = missing_joints
+        in_channels += int(missing_joints)
         if dim % 16:
             raise ConfigError(f"model.dim must be a multiple of 16, got {dim}")
         self.num_joints = int(adjacency.shape[0])
@@ -46,9 +81,11 @@ class GCNDenoiser(nn.Module):
         self.film3 = TimeFiLM(dim, time_dim) if released_unused_film else None  # never called
         self.output_conv = ModulatedGraphConv(dim, out_channels, adjacency)
 
-    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         t_emb = self.time_mlp(t)                                         # (B, d/2)
-        h = torch.cat((x_t, y.to(x_t.dtype)), dim=-1).transpose(0, 1).contiguous()  # (J, B, 5)
+        cond = condition_channels(y, keypoint_mask, self.missing_joints, x_t.dtype)
+        h = torch.cat((x_t, cond), dim=-1).transpose(0, 1).contiguous()  # (J, B, 5 or 6)
         h = self.input_block(h)
         for block in self.blocks:
             h = block(h)
@@ -77,10 +114,12 @@ def build_denoiser(model_cfg, skeleton: Skeleton) -> nn.Module:
     if kind == "gcn":
         return GCNDenoiser(skeleton.normalized_adjacency(), dim=model_cfg.dim, num_blocks=model_cfg.num_blocks,
                            nonlocal_block=model_cfg.nonlocal_block,
-                           released_unused_film=model_cfg.released_unused_film)
+                           released_unused_film=model_cfg.released_unused_film,
+                           missing_joints=getattr(model_cfg, "missing_joints", False))
     if kind == "unet":
         from .unet import UNetDenoiser
-        return UNetDenoiser(skeleton.num_joints, dim=model_cfg.dim)
+        return UNetDenoiser(skeleton.num_joints, dim=model_cfg.dim,
+                            missing_joints=getattr(model_cfg, "missing_joints", False))
     raise ConfigError(f"unknown model.denoiser {kind!r}; known: ['gcn', 'unet']")
 
 

@@ -40,12 +40,16 @@ class ResBlock1d(nn.Module):
 class UNetDenoiser(nn.Module):
     """1D U-Net noise predictor over joints (Table IV baseline).
 
-    forward(x_t: (B, J, 3), y: (B, J, 2), t: (B,) int64) -> (eps_hat (B, J, 3), y_hat (B, J, 2)).
+    forward(x_t: (B, J, 3), y: (B, J, 2), t: (B,) int64, keypoint_mask: (B, J) bool or None)
+    -> (eps_hat (B, J, 3), y_hat (B, J, 2)).
     Channels per level: dim/2 (J), dim (J/2), dim (J/4, with two middle blocks).
     """
 
-    def __init__(self, num_joints: int, dim: int = 256, in_channels: int = 5, out_channels: int = 5) -> None:
+    def __init__(self, num_joints: int, dim: int = 256, in_channels: int = 5, out_channels: int = 5,
+                 missing_joints: bool = False) -> None:
         super().__init__()
+        self.missing_joints = missing_joints    # + 1 input channel, the missing indicator (as the GCN)
+        in_channels += int(missing_joints)
         self.num_joints = num_joints
         self.padded = -(-num_joints // 4) * 4
         time_dim = dim // 2
@@ -68,9 +72,12 @@ class UNetDenoiser(nn.Module):
         self.out_norm = _norm(c1)
         self.output_conv = nn.Conv1d(c1, out_channels, 3, padding=1)
 
-    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
+                keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        from .denoiser import condition_channels
         t_emb = self.time_mlp(t)
-        h = torch.cat((x_t, y.to(x_t.dtype)), dim=-1).transpose(1, 2)        # (B, 5, J)
+        cond = condition_channels(y, keypoint_mask, self.missing_joints, x_t.dtype)
+        h = torch.cat((x_t, cond), dim=-1).transpose(1, 2)                  # (B, 5 or 6, J)
         h = F.pad(h, (0, self.padded - self.num_joints))
         s1 = self.enc1(self.input_conv(h), t_emb)                              # (B, c1, L)
         s2 = self.enc2(self.down1(s1), t_emb)                                  # (B, c2, L/2)

@@ -24,7 +24,7 @@ from .skeleton3d import as_numpy
 __all__ = [
     "read_history", "training_curves_figure", "error_vs_hypotheses_figure", "bone_length_histograms",
     "save_figure", "kaleido_available", "plotly_to_matplotlib", "find_export_browser",
-    "static_export_renderer",
+    "static_export_renderer", "static_export_info", "PLOTLY_JS_NAME", "write_plotly_js",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ def bone_length_histograms(poses_3d, skeleton: Skeleton, unit: str = "mm", ncols
 # ---------------------------------------------------------------------------------------------
 
 _KALEIDO_OK: bool | None = None
+_EXPORT_INFO: dict[str, str | None] = {}
 # Seconds the one-off export probe may take (browser start + a 50 px PNG; ~2 s on a 2-core box).
 PROBE_TIMEOUT_S = 30.0
 # Set to 1 to never look for a browser (static export then always uses the matplotlib re-render).
@@ -178,18 +179,36 @@ def static_export_renderer() -> str:
     return "kaleido" if kaleido_available() else "matplotlib"
 
 
+def static_export_info() -> dict[str, str | None]:
+    """{renderer: kaleido | matplotlib, reason: why, browser: path or None} for this process
+    (decides it first, see kaleido_available)."""
+    renderer = static_export_renderer()
+    return {"renderer": renderer, "reason": _EXPORT_INFO.get("reason"), "browser": _EXPORT_INFO.get("browser")}
+
+
 def kaleido_available() -> bool:
     """Whether plotly can render static images here (kaleido >= 1 needs a Chrome/Chromium).
     Decided once per process and bounded in time: without a browser on disk it is False at
-    once; otherwise a probe export must finish within PROBE_TIMEOUT_S."""
+    once; otherwise a probe export must finish within PROBE_TIMEOUT_S. Inside a report the
+    decision is also sent to the runner (progress event `static_export`), which records it in
+    the report index."""
     global _KALEIDO_OK
     if _KALEIDO_OK is None:
+        from ..progress import emit
+
+        no_browser = os.environ.get(NO_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         browser = find_export_browser()
-        reason = "no Chrome/Chromium found" if browser is None else _probe_export(PROBE_TIMEOUT_S)
+        if browser is None:
+            reason = f"{NO_BROWSER_ENV}=1" if no_browser else "no Chrome/Chromium found"
+        else:
+            reason = _probe_export(PROBE_TIMEOUT_S)
         _KALEIDO_OK = reason is None
+        _EXPORT_INFO.update(browser=browser, reason=reason or f"kaleido with {browser}")
         if reason is not None:
             log.warning("plotly static export unavailable (%s); PNG/SVG of plotly figures are "
                         "re-rendered with matplotlib and an HTML copy is written", reason)
+        emit("static_export", renderer="kaleido" if _KALEIDO_OK else "matplotlib",
+             reason=_EXPORT_INFO["reason"], browser=browser)
     return _KALEIDO_OK
 
 
@@ -264,7 +283,7 @@ def plotly_to_matplotlib(fig: go.Figure):
             elif tr.type == "scatter":
                 ls = "--" if tr.line.dash not in (None, "solid") else "-"
                 marker = "o" if tr.mode and "markers" in tr.mode else None
-                ax.plot(_nan_list(tr.x), _nan_list(tr.y), ls if "lines" in (tr.mode or "lines") else "",
+                ax.plot(_nan_list(tr.x), _nan_list(tr.y), linestyle=ls if "lines" in (tr.mode or "lines") else "none",
                         marker=marker, color=color, alpha=alpha, label=tr.name)
             elif tr.type == "bar":
                 ax.bar([str(v) for v in tr.x], _nan_list(tr.y), color=tr.marker.color if isinstance(tr.marker.color, str) else None)
@@ -304,14 +323,35 @@ def plotly_to_matplotlib(fig: go.Figure):
     return mpl
 
 
-def _write_html(fig: go.Figure, path: Path) -> Path:
-    """Interactive standalone HTML; plotly.js written once beside it (offline, no CDN)."""
-    with atomic_path(path) as tmp:
-        fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
-    if not (path.parent / "plotly.min.js").exists():  # the HTML references it by name
+PLOTLY_JS_NAME = "plotly.min.js"
+
+
+def write_plotly_js(folder) -> Path:
+    """Write plotly.js (the installed plotly's bundle) as folder/plotly.min.js unless it is there."""
+    path = Path(folder) / PLOTLY_JS_NAME
+    if not path.exists():
         import plotly.offline as po
 
-        atomic_write_text(path.parent / "plotly.min.js", po.get_plotlyjs())
+        atomic_write_text(path, po.get_plotlyjs())
+    return path
+
+
+def local_plotly_js(html_path) -> str:
+    """The `src` an HTML page at `html_path` loads plotly.js from (offline, no CDN): the report's
+    one copy when the folder above has it (reports/<name>/plotly.min.js for figures/ and lift/),
+    else a copy written beside the page."""
+    html_path = Path(html_path)
+    if (html_path.parent.parent / PLOTLY_JS_NAME).is_file():
+        return f"../{PLOTLY_JS_NAME}"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    return write_plotly_js(html_path.parent).name
+
+
+def _write_html(fig: go.Figure, path: Path) -> Path:
+    """Interactive standalone HTML referencing a local plotly.js (see local_plotly_js)."""
+    src = local_plotly_js(path)
+    with atomic_path(path) as tmp:
+        fig.write_html(str(tmp), include_plotlyjs=src, include_mathjax=False, full_html=True)
     return path
 
 

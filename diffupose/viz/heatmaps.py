@@ -1,4 +1,11 @@
-"""Seaborn heatmaps of the skeleton adjacency and the learned modulated affinities (Fig. 5)."""
+"""Seaborn heatmaps of the skeleton adjacency and the learned affinities (Fig. 5).
+
+What is plotted, per graph-conv layer, is the affinity the layer mixes joints with, as in the
+released code: Â = ((A + Q) + (A + Q)ᵀ) / 2 — the skeleton adjacency A plus the learned
+additive matrix Q, symmetrised (`diffupose.model.gcn.modulated_affinity`). There is no
+multiplicative mask P (the paper's A ⊙ P); the learned per-joint modulation M scales features,
+not the affinity, and is not shown. AFFINITY_LABEL names it in figure titles.
+"""
 from __future__ import annotations
 
 import math
@@ -9,12 +16,16 @@ import numpy as np
 from ..errors import ConfigError
 from .skeleton3d import as_numpy
 
-__all__ = ["model_affinities", "affinity_heatmaps", "affinity_figure", "strongest_nonskeletal_links"]
+__all__ = ["model_affinities", "affinity_heatmaps", "affinity_figure", "strongest_nonskeletal_links",
+           "AFFINITY_LABEL"]
+
+AFFINITY_LABEL = "((A+Q) + (A+Q)ᵀ)/2"
 
 
 def model_affinities(denoiser) -> tuple[list[str], list[np.ndarray]]:
-    """The GCN denoiser's modulated affinities, one (J, J) array per graph-conv layer
-    (A ⊙ P + Q symmetrised), with the layer names. Models without them raise ConfigError."""
+    """The GCN denoiser's affinities, one (J, J) array per graph-conv layer
+    (((A + Q) + (A + Q)ᵀ) / 2, see the module docstring), with the layer names. Models without
+    them raise ConfigError."""
     if not hasattr(denoiser, "modulated_affinities"):
         raise ConfigError(f"{type(denoiser).__name__} has no modulated graph convolutions "
                           "(affinities exist only for the gcn denoiser)")
@@ -28,8 +39,8 @@ def model_affinities(denoiser) -> tuple[list[str], list[np.ndarray]]:
 def affinity_heatmaps(adjacency, affinities: Sequence, joint_names: Sequence[str],
                       layer_names: Sequence[str] | None = None, ncols: int = 3,
                       panel_size: float = 4.2):
-    """adjacency: (J, J) skeleton adjacency; affinities: list of (J, J) learned modulated
-    affinities, one per layer -> matplotlib Figure: the adjacency first, then one heatmap per
+    """adjacency: (J, J) skeleton adjacency A; affinities: list of (J, J) learned affinities
+    ((A+Q) + (A+Q)ᵀ)/2, one per layer -> matplotlib Figure: the adjacency first, then one heatmap per
     layer, every panel labelled with the joint names (Fig. 5). Affinities use a diverging
     colour map centred at 0 (learned non-skeletal links can be negative)."""
     import matplotlib.pyplot as plt
@@ -43,7 +54,7 @@ def affinity_heatmaps(adjacency, affinities: Sequence, joint_names: Sequence[str
             raise ValueError(f"affinity_heatmaps: expected ({len(names)}, {len(names)}) matrices, got {m.shape}")
     labels = list(layer_names) if layer_names is not None else [f"layer {i}" for i in range(len(mats))]
     panels = [("skeleton adjacency", adj, "Greys", None)] + [
-        (f"{label}: modulated affinity", m, "RdBu_r", 0.0) for label, m in zip(labels, mats)]
+        (f"{label}: {AFFINITY_LABEL}", m, "RdBu_r", 0.0) for label, m in zip(labels, mats)]
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)

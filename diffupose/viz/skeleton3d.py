@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..skeleton import Skeleton
+from ..utils import as_numpy
 
 __all__ = [
     "COLORS", "as_numpy", "to_plot_frame", "bone_polyline", "pose_2d_figure", "pose_3d_trace",
@@ -30,13 +31,6 @@ COLORS = {
     "center": "#444444",
     "spread": "#4c72b0",
 }
-
-
-def as_numpy(x) -> np.ndarray:
-    """numpy view of a numpy array, torch tensor (any device) or nested list, as float64."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 def to_plot_frame(poses) -> np.ndarray:
