@@ -32,7 +32,7 @@ from .utils import atomic_path, atomic_write_text
 __all__ = [
     "FORMAT_VERSION", "CHECKPOINT_DIR", "LATEST", "BEST", "WEIGHT_FILES",
     "save_checkpoint", "load_model", "load_training_state", "resolve_checkpoint",
-    "read_metadata", "unwrap",
+    "read_metadata", "read_training_state", "unwrap", "recover_interrupted_saves", "has_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,14 @@ CONFIG_FILE = "config.json"
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The plain denoiser inside DistributedDataParallel and/or torch.compile wrappers."""
+    """The plain denoiser inside DistributedDataParallel, torch.compile and/or AveragedModel
+    (the EMA) wrappers: checkpoints hold plain denoiser state dicts."""
+    from torch.optim.swa_utils import AveragedModel
+
     while True:
         if hasattr(module, "_orig_mod"):          # torch.compile
             module = module._orig_mod
-        elif isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        elif isinstance(module, (torch.nn.parallel.DistributedDataParallel, AveragedModel)):
             module = module.module
         else:
             return module
@@ -72,7 +75,9 @@ def _metadata(config: Config, skeleton: Skeleton, which: str, step: int) -> dict
 
 
 def _swap_in(tmp_dir: Path, final_dir: Path) -> None:
-    """Replace `final_dir` by `tmp_dir` (two renames; the old copy is removed afterwards)."""
+    """Replace `final_dir` by `tmp_dir` (two renames; the old copy is removed afterwards). A
+    crash in between leaves `.NAME.old-*/NAME` (and maybe `.NAME.tmp-*`) behind, which
+    `recover_interrupted_saves` repairs on the next start."""
     if final_dir.exists():
         old = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.old-"))
         os.replace(final_dir, old / final_dir.name)
@@ -80,6 +85,32 @@ def _swap_in(tmp_dir: Path, final_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp_dir, final_dir)
+
+
+def has_checkpoint(ckpt_root: str | os.PathLike) -> bool:
+    """Whether `run_dir/checkpoint` holds a `latest` or `best` checkpoint."""
+    return any((Path(ckpt_root) / name).is_dir() for name in (LATEST, BEST))
+
+
+def recover_interrupted_saves(ckpt_root: str | os.PathLike) -> list[str]:
+    """Repair what a killed `save_checkpoint` left in `run_dir/checkpoint`: a checkpoint moved
+    aside by an interrupted swap (`.best.old-*/best` with no `best`) is moved back; then every
+    `.NAME.old-*` and `.NAME.tmp-*` folder is removed. Call before training writes anything
+    (a concurrent writer to the same run is not supported). Returns what was done, one line each."""
+    root = Path(ckpt_root)
+    if not root.is_dir():
+        return []
+    done = []
+    for name in (LATEST, BEST):
+        olds = sorted(root.glob(f".{name}.old-*/{name}"), key=lambda p: p.stat().st_mtime)
+        if olds and not (root / name).exists():
+            os.replace(olds[-1], root / name)
+            done.append(f"restored {root / name} from an interrupted save")
+    for stale in sorted(root.glob(".*.old-*")) + sorted(root.glob(".*.tmp-*")):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            done.append(f"removed stale {stale}")
+    return done
 
 
 def save_checkpoint(
@@ -102,6 +133,7 @@ def save_checkpoint(
     `rng_state` / `extra`: tensors, numbers, strings, lists and dicts of those (they go into
     `state.pt`, which must load with `torch.load(weights_only=True)`). `scheduler` (a torch LR
     scheduler) and `scaler` (an AMP GradScaler) are anything with `state_dict()`, or None.
+    Weights holding NaN/inf are refused (CheckpointError) and nothing is written.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +143,13 @@ def save_checkpoint(
 
         weights = {"model": model, "ema": ema_model if ema_model is not None else model}
         for which, module in weights.items():
+            tensors = _tensors_for_saving(module)
+            bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise CheckpointError(f"{ckpt_dir}: not saved: the {which} weights hold NaN/inf "
+                                      f"(e.g. {bad[0]!r}) at step {step}")
             with atomic_path(tmp_dir / WEIGHT_FILES[which]) as tmp:
-                save_file(_tensors_for_saving(module), str(tmp), metadata=_metadata(config, skeleton, which, step))
+                save_file(tensors, str(tmp), metadata=_metadata(config, skeleton, which, step))
         state = {
             "format_version": FORMAT_VERSION,
             "step": int(step),
@@ -208,8 +245,8 @@ def _read_config(ckpt_dir: Path) -> Config:
         raise CheckpointError(f"{file}: checkpoint config not found")
     try:
         return Config.from_json(file)
-    except ConfigError as e:
-        raise CheckpointError(f"{file}: bad checkpoint config ({_one_line(e)})") from None
+    except ConfigError as e:   # the message starts with the file name
+        raise CheckpointError(f"bad checkpoint config: {_one_line(e)}") from None
 
 
 def load_model(
@@ -256,6 +293,21 @@ def load_model(
     return denoiser.to(device).eval(), cfg, skeleton
 
 
+def read_training_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
+    """The plain contents of a checkpoint's `state.pt` (loaded with weights_only; one-line
+    CheckpointError when missing, unreadable or foreign)."""
+    file = Path(ckpt_dir) / STATE_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{file}: training state not found")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{file}: unreadable training state ({_one_line(e)})") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{file}: not a DiffuPose training state (format {FORMAT_VERSION})")
+    return state
+
+
 def load_training_state(
     ckpt_dir: str | os.PathLike,
     *,
@@ -271,15 +323,8 @@ def load_training_state(
     _load_weights_into(model, ckpt_dir / WEIGHT_FILES["model"])
     if ema_model is not None:
         _load_weights_into(ema_model, ckpt_dir / WEIGHT_FILES["ema"])
+    state = read_training_state(ckpt_dir)
     file = ckpt_dir / STATE_FILE
-    if not file.is_file():
-        raise CheckpointError(f"{file}: training state not found")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{file}: unreadable training state ({_one_line(e)})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{file}: not a DiffuPose training state (format {FORMAT_VERSION})")
     try:
         if optimizer is not None and state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])

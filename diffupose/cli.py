@@ -60,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a denoiser on a prepared .npz")
     p.add_argument("--data", required=True, help="prepared .npz")
-    p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
+    p.add_argument("--out", required=True,
+                   help="run directory (an existing run is resumed when its data and config match)")
     p.add_argument("--preset", default="default", help="config preset: default, tiny, demo, paper, humaneva, humaneva_cpu, h36m_cpu")
     p.add_argument("--config", default=None, help="config JSON (replaces the preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
-    p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start a new run; refuses when --out already holds one (unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out: deletes its checkpoints and history, then starts over")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-progress", action="store_true")
 
@@ -165,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .train import train
 
     cfg = _train_config(args)
-    result = train(cfg, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    result = train(cfg, args.out, resume=not args.no_resume, overwrite=args.overwrite, progress=not args.no_progress)
     print(json.dumps({"run_dir": str(result.run_dir), "steps": result.steps,
                       "best_val_mpjpe_mm": result.best_val_mpjpe, "wall_time_s": result.wall_time_s}))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,58 @@ from .errors import ConfigError
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
     "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
+    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS",
 ]
+
+LR_SCHEDULES = ("constant", "exponential", "cosine")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_AUTO_MIN_STEPS = 2000      # train.compile=auto compiles runs at least this long
+DENOISERS = ("gcn", "unet")
+_TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _checked_types(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
+    """`values` with each known field's type checked (ints accepted for floats and converted;
+    floats must be finite; a bool is not an int). Raises one-line ConfigErrors."""
+    out = dict(values)
+    for f in fields(cls):
+        if f.name not in values or f.type not in _TYPES:
+            continue
+        v = values[f.name]
+        if not isinstance(v, _TYPES[f.type]) or (f.type != "bool" and isinstance(v, bool)):
+            raise ConfigError(f"{section}.{f.name} must be {_TYPE_NAMES[f.type]}, got {v!r} ({type(v).__name__})")
+        if f.type == "float":
+            v = float(v)
+            if not math.isfinite(v):
+                raise ConfigError(f"{section}.{f.name} must be a finite number, got {v}")
+        out[f.name] = v
+    return out
+
+
+def _validate(obj: Any, section: str, rules: dict[str, tuple[Any, str]]) -> None:
+    """Type-check a frozen dataclass in place (ints -> floats), then check `rules`:
+    {field: (predicate(value) -> bool, "what it must be")}."""
+    values = _checked_types(type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}, section)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    for name, (ok, rule) in rules.items():
+        value = getattr(obj, name)
+        if not ok(value):
+            raise ConfigError(f"{section}.{name} must be {rule}, got {value!r}")
+
+
+def _positive(v) -> bool:
+    return v > 0
+
+
+def _non_negative(v) -> bool:
+    return v >= 0
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[Any, str]:
+    return (lambda v: v in choices), f"one of {', '.join(choices)}"
 
 
 @dataclass(frozen=True)
@@ -27,7 +79,13 @@ class DataConfig:
     val_split: str = "val"         # held-out training data: model selection only
     test_split: str = "test"
     flip_augment: bool = True      # train on every frame plain and mirrored
-    max_val_samples: int = 4096    # subsample the val split for periodic validation
+    max_val_samples: int = 4096    # subsample the val split for periodic validation (0 = all)
+
+    def __post_init__(self) -> None:
+        _validate(self, "data", {
+            "train_split": (bool, "a split name"), "val_split": (bool, "a split name"),
+            "max_val_samples": (_non_negative, ">= 0"),
+        })
 
 
 @dataclass(frozen=True)
@@ -37,7 +95,14 @@ class ModelConfig:
     num_blocks: int = 4            # residual blocks of two modulated graph convs
     nonlocal_block: bool = True
     released_unused_film: bool = False  # build the third FiLM block the released code never uses
-    missing_joints: bool = False
+    missing_joints: bool = False   # condition on a keypoint mask (missing-joint support)
+
+    def __post_init__(self) -> None:
+        _validate(self, "model", {
+            "denoiser": _one_of(DENOISERS),
+            "dim": (lambda v: v >= 32 and v % 16 == 0, "a multiple of 16, at least 32"),
+            "num_blocks": (_non_negative, ">= 0"),
+        })
 
 
 @dataclass(frozen=True)
@@ -53,6 +118,11 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Training settings. Length of training: `max_steps` optimiser steps when > 0 (then
+    `epochs` is ignored); `max_steps = 0` means "train for `epochs` passes over the
+    (flip-doubled) train split", and both 0 is a ConfigError (nothing to train).
+    `max_minutes` caps the wall clock of one call on top (checkpoints, then stops)."""
+
     batch_size: int = 1024
     grad_accum: int = 1
     lr: float = 4e-5
@@ -62,23 +132,44 @@ class TrainConfig:
     min_lr_ratio: float = 0.05     # floor of the cosine schedule, as a fraction of lr
     weight_decay: float = 0.0
     grad_clip: float = 0.0         # 0 = off
-    epochs: int = 200
-    max_steps: int = 0             # optimiser steps; 0 = from epochs
+    epochs: int = 200              # used only when max_steps = 0
+    max_steps: int = 0             # optimiser steps; 0 = train for `epochs` epochs (both 0: error)
     max_minutes: float = 0.0       # wall-clock budget; 0 = none
     ema_decay: float = 0.995
     ema_every: int = 10
-    amp: str = "auto"              # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"              # auto (bf16 on CUDA and on CPUs with native bf16, else off) | bf16 | fp16 | off
     device: str = "auto"           # auto | cpu | cuda | cuda:N
-    compile: bool = False
+    compile: str = "auto"          # auto (runs of >= 2,000 steps, where a compiler is available) | on | off
     seed: int = 0
-    log_every: int = 50
-    val_every: int = 500           # optimiser steps between validations
+    log_every: int = 50            # optimiser steps between history rows
+    val_every: int = 500           # optimiser steps between validations (0 = none)
     checkpoint_every: int = 1000
     val_hypotheses: int = 1
     val_sampler: str = "ddim"
     val_steps: int = 5
-    joint_dropout: float = 0.0
-    limb_dropout: float = 0.0
+    joint_dropout: float = 0.0     # probability of masking each joint during training (missing joints)
+    limb_dropout: float = 0.0      # probability of masking a whole limb during training
+
+    def __post_init__(self) -> None:
+        probability = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+        _validate(self, "train", {
+            "batch_size": (_positive, ">= 1"), "grad_accum": (_positive, ">= 1"),
+            "lr": (_positive, "a positive number (try 1e-3 on CPU presets)"),
+            "lr_schedule": _one_of(LR_SCHEDULES), "lr_decay": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+            "warmup_steps": (_non_negative, ">= 0"), "min_lr_ratio": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+            "weight_decay": (_non_negative, ">= 0"), "grad_clip": (_non_negative, ">= 0 (0 = off)"),
+            "epochs": (_non_negative, ">= 0"), "max_steps": (_non_negative, ">= 0 (0 = use train.epochs)"),
+            "max_minutes": (_non_negative, ">= 0 (0 = no limit)"),
+            "ema_decay": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"), "ema_every": (_positive, ">= 1"),
+            "amp": _one_of(AMP_MODES), "compile": _one_of(COMPILE_MODES), "device": (bool, "a device name (auto, cpu, cuda, cuda:N)"),
+            "seed": (_non_negative, ">= 0"), "log_every": (_positive, ">= 1"),
+            "val_every": (_non_negative, ">= 0 (0 = no validation)"), "checkpoint_every": (_positive, ">= 1"),
+            "val_hypotheses": (_positive, ">= 1"), "val_sampler": _one_of(("ddim", "ddpm")),
+            "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
+        })
+        if self.max_steps == 0 and self.epochs == 0:
+            raise ConfigError("train.max_steps = 0 means 'train for train.epochs epochs', but train.epochs is 0 "
+                              "too: set train.max_steps (optimiser steps) or train.epochs")
 
 
 @dataclass(frozen=True)
@@ -118,11 +209,13 @@ class Config:
             if not isinstance(sub, dict):
                 raise ConfigError(f"config section {f.name!r} must be a mapping, got {sub!r}")
             sub_cls = type(getattr(cls(), f.name))
+            if f.name == "train" and isinstance(sub.get("compile"), bool):   # configs written before auto|on|off
+                sub = {**sub, "compile": "on" if sub["compile"] else "off"}
             known = {sf.name for sf in fields(sub_cls)}
             unknown = set(sub) - known
             if unknown:
                 raise ConfigError(f"unknown key(s) in config section {f.name!r}: {sorted(unknown)}")
-            kwargs[f.name] = sub_cls(**sub)
+            kwargs[f.name] = sub_cls(**_checked_types(sub_cls, sub, f.name))
         extra = set(d) - {f.name for f in fields(cls)}
         if extra:
             raise ConfigError(f"unknown config section(s): {sorted(extra)}")
@@ -137,7 +230,14 @@ class Config:
             raise ConfigError(f"{path}: config file not found") from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
-        return cls.from_dict(d)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the config ({e})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: a config must be a JSON object, got {type(d).__name__}")
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def replace(self, **sections: Any) -> "Config":
         return replace(self, **sections)
@@ -193,15 +293,17 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
 
 
 def _preset_overrides() -> dict[str, dict[str, Any]]:
+    """Named presets as override tables (data, not logic: long only because there are seven)."""
     return {
         "default": {},
         # Tests and the smoke path: seconds on a CPU.
         "tiny": {
             "model.dim": 64, "model.num_blocks": 1,
             "train.batch_size": 64, "train.lr": 3e-3, "train.lr_schedule": "cosine",
-            "train.warmup_steps": 10, "train.epochs": 1000, "train.max_steps": 200,
+            "train.warmup_steps": 10, "train.epochs": 0, "train.max_steps": 200,
             "train.val_every": 30, "train.checkpoint_every": 30, "train.log_every": 10,
             "train.ema_decay": 0.9, "train.ema_every": 1,
+            "train.amp": "off",  # fp32: tests give the same numbers on every CPU (bf16 is slower at width 64)
             "eval.num_hypotheses": 2, "eval.batch_size": 512, "eval.max_samples": 256,
             "data.max_val_samples": 256,
         },
@@ -209,9 +311,10 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "demo": {
             "model.dim": 96, "model.num_blocks": 2,
             "train.batch_size": 256, "train.lr": 2e-3, "train.lr_schedule": "cosine",
-            "train.warmup_steps": 50, "train.epochs": 100, "train.max_steps": 1500,
+            "train.warmup_steps": 50, "train.epochs": 0, "train.max_steps": 1500,
             "train.val_every": 250, "train.checkpoint_every": 500, "train.log_every": 50,
             "train.ema_decay": 0.99, "train.ema_every": 1,
+            "train.amp": "off",  # fp32: the demo's numbers stay the same on every CPU (bf16 gain at width 96: 0.98-2.25x, noise-bound)
             "eval.num_hypotheses": 10, "eval.max_samples": 2000,
         },
         # The paper's H36M settings (GPU): dim 384, batch 1024 x 2, lr 4e-5, ~200 epochs.
@@ -230,7 +333,7 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # cosine decay instead of the released constant 4e-5 (which needs ~300k steps).
         "h36m_gpu": {
             "model.dim": 384, "train.batch_size": 4096, "train.lr": 6e-4,
-            "train.lr_schedule": "cosine", "train.warmup_steps": 300, "train.epochs": 1000,
+            "train.lr_schedule": "cosine", "train.warmup_steps": 300, "train.epochs": 0,
             "train.max_steps": 6000, "train.max_minutes": 30.0,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 500, "train.checkpoint_every": 1000, "train.log_every": 100,
@@ -242,14 +345,14 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "humaneva_cpu": {
             "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 1000, "train.max_minutes": 45.0, "train.max_steps": 16000,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 16000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
         "h36m_cpu": {
             "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 100, "train.max_minutes": 45.0, "train.max_steps": 20000,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 20000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },

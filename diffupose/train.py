@@ -1,8 +1,18 @@
 """Training loop: single process or torchrun DDP, EMA, AMP, exact resume.
 
-Read `train` top to bottom: data -> model/EMA/optimiser -> resume -> the step loop
-(learning rate, grad-accumulated diffusion loss, optimiser step, EMA, log, validate,
-checkpoint). Everything random comes from explicit generators:
+Read `train` top to bottom; each line is one named step below it:
+
+1. `_open_run`: decide before any work whether `out_dir` is resumed, started or refused
+   (an existing run is never replaced without `overwrite`; a resumed run must have been
+   trained on the same data file and config), and repair checkpoints a crash left half-swapped;
+2. `load_training_data`: the train split (flip-doubled) and a fixed val subsample, on the device;
+3. `_build`: denoiser, EMA (`AveragedModel`), Adam, AMP scaler, noise schedule;
+4. `_restore`: weights, optimiser, EMA count and RNG streams of the checkpoint (on resume);
+5. `build_lr_scheduler`: the learning-rate schedule (`LambdaLR`) positioned at the current step;
+6. `_loop`: `_train_step` (grad-accumulated `_loss`, optimiser, schedule, EMA), then
+   `_after_step` (history row, validation, best/latest checkpoints, stop conditions).
+
+Everything random comes from explicit generators:
 
 - model initialisation: `torch.manual_seed(cfg.train.seed)` inside a forked RNG;
 - the shuffle of epoch e: a CPU generator seeded from (`cfg.train.seed`, e) (so the position
@@ -12,10 +22,14 @@ checkpoint). Everything random comes from explicit generators:
   the model).
 
 So a run stopped after k steps and resumed is bit-identical to an uninterrupted one (CPU),
-and the same seed gives the same weights.
+and the same seed gives the same weights. A non-finite loss stops training with
+`TrainingDiverged`; no checkpoint is written after it.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -30,22 +44,33 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .checkpoint import BEST, CHECKPOINT_DIR, LATEST, load_training_state, save_checkpoint
-from .config import Config, TrainConfig
-from .ema import ema_decay, ema_update, make_ema
-from .errors import ConfigError, DataError
+from .checkpoint import (BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, load_training_state, read_training_state,
+                         recover_interrupted_saves, save_checkpoint)
+from .config import COMPILE_AUTO_MIN_STEPS, LR_SCHEDULES, Config, TrainConfig
+from .ema import make_ema, set_num_updates
+from .errors import CheckpointError, ConfigError, DataError, DiffuPoseError
 from .skeleton import Skeleton, flip_horizontal
 from .utils import atomic_write_text, environment_info, resolve_device
 
-__all__ = ["TrainResult", "train", "read_history", "learning_rate", "epoch_indices", "amp_dtype",
-           "LR_SCHEDULES", "HISTORY_FILE"]
+__all__ = ["TrainResult", "TrainingDiverged", "train", "validate", "read_history", "lr_factor",
+           "build_lr_scheduler", "epoch_indices", "amp_dtype", "cpu_has_native_bf16", "data_identity",
+           "load_training_data", "LR_SCHEDULES", "HISTORY_FILE", "HISTORY_KEYS", "RESUMABLE_CHANGES"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)      # "diffupose.train": the periodic progress line
 
-LR_SCHEDULES = ("constant", "exponential", "cosine")
 HISTORY_FILE = "history.jsonl"
 HISTORY_KEYS = ("step", "epoch", "loss", "loss_eps", "loss_2d", "lr", "samples_per_s",
                 "val_mpjpe", "val_loss", "time_s")
+PROGRESS_EVERY_S = 10.0                # seconds between progress log lines
+# Config keys a resumed run may change: budget, logging cadence, execution and evaluation
+# settings. Anything else differing from the run's config refuses the resume.
+RESUMABLE_CHANGES = ("train.max_steps", "train.epochs", "train.max_minutes", "train.log_every",
+                     "train.val_every", "train.checkpoint_every", "train.device", "train.amp",
+                     "train.compile", "data.path", "eval.")
+
+
+class TrainingDiverged(DiffuPoseError):
+    """The loss became NaN/inf: training stopped, the last finite checkpoint is kept."""
 
 
 @dataclass
@@ -73,31 +98,83 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------------------- schedules, data
+# ---------------------------------------------------------------------------- precision
 
 
-def learning_rate(tc: TrainConfig, step: int, epoch: int, total_steps: int) -> float:
-    """Learning rate of optimiser step `step` (0-based), which lies in epoch `epoch`.
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX-BF16; Arm BF16), read
+    from /proc/cpuinfo; elsewhere bf16 autocast is emulated and slower than fp32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
-    constant (released): lr. exponential (paper): lr * lr_decay ** epoch. cosine: from lr down
-    to lr * min_lr_ratio at `total_steps`. All three start with a linear warm-up of
-    `warmup_steps` steps (0 = none).
+
+def amp_dtype(mode: str, device: torch.device | str) -> torch.dtype | None:
+    """Autocast dtype for an `amp` setting (train.amp; the one place it is decided, for training
+    and sampling): auto = bf16 on CUDA when supported (else fp16) and on CPUs with native bf16
+    (else off); bf16; fp16 (CUDA only); off = None (fp32)."""
+    device = torch.device(device)
+    if mode == "off":
+        return None
+    if mode == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
+        return torch.float16
+    raise ConfigError(f"unknown train.amp {mode!r}; known: auto, bf16, fp16, off")
+
+
+# ---------------------------------------------------------------------------- schedule, data
+
+
+def lr_factor(tc: TrainConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    """The multiplier of `tc.lr` at optimiser step `step` (0-based), for `LambdaLR`.
+
+    constant (released): 1. exponential (paper): lr_decay ** epoch. cosine: from 1 down to
+    min_lr_ratio at `total_steps`. All three start with a linear warm-up of `warmup_steps`
+    steps (0 = none). A closed form of the step (rather than LinearLR + CosineAnnealingLR in
+    a SequentialLR) because the horizon may grow on resume (a larger max_steps), which those
+    schedulers' stored, recursively updated state cannot follow.
     """
-    if tc.warmup_steps > 0 and step < tc.warmup_steps:
-        warm = (step + 1) / tc.warmup_steps
-    else:
-        warm = 1.0
-    if tc.lr_schedule == "constant":
-        return tc.lr * warm
-    if tc.lr_schedule == "exponential":
-        return tc.lr * warm * tc.lr_decay ** epoch
-    if tc.lr_schedule == "cosine":
+    warmup, schedule = tc.warmup_steps, tc.lr_schedule
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"unknown train.lr_schedule {schedule!r}; known: {list(LR_SCHEDULES)}")
+
+    def factor(step: int) -> float:
+        warm = (step + 1) / warmup if warmup > 0 and step < warmup else 1.0
+        if schedule == "constant":
+            return warm
+        if schedule == "exponential":
+            return warm * tc.lr_decay ** (step // steps_per_epoch)
         if warm < 1.0:
-            return tc.lr * warm
-        progress = (step - tc.warmup_steps) / max(1, total_steps - tc.warmup_steps)
-        progress = min(max(progress, 0.0), 1.0)
-        return tc.lr * (tc.min_lr_ratio + (1.0 - tc.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
-    raise ConfigError(f"unknown train.lr_schedule {tc.lr_schedule!r}; known: {list(LR_SCHEDULES)}")
+            return warm
+        progress = min(max((step - warmup) / max(1, total_steps - warmup), 0.0), 1.0)
+        return tc.min_lr_ratio + (1.0 - tc.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int,
+                       total_steps: int, start_step: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """`LambdaLR` over `lr_factor`, positioned so the next optimiser step (number `start_step`)
+    uses lr * factor(start_step); call `.step()` after each optimiser step. Nothing of it needs
+    saving: on resume it is rebuilt from the step count."""
+    for group in optimizer.param_groups:
+        group["initial_lr"] = tc.lr
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(tc, steps_per_epoch, total_steps),
+                                             last_epoch=start_step - 1)
 
 
 def epoch_indices(num_samples: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
@@ -113,23 +190,6 @@ def epoch_indices(num_samples: int, epoch: int, seed: int, rank: int = 0, world_
     return perm[rank::world_size]
 
 
-def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for train.amp: auto = bf16 on CUDA if supported else fp16, off on CPU."""
-    if mode == "off":
-        return None
-    if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "bf16":
-        return torch.bfloat16
-    if mode == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("train.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
-        return torch.float16
-    raise ConfigError(f"unknown train.amp {mode!r}; known: auto, bf16, fp16, off")
-
-
 @dataclass
 class TrainingData:
     poses_3d: torch.Tensor       # (N, J, 3) metres, root-relative, camera frame (flip-doubled)
@@ -141,7 +201,8 @@ class TrainingData:
 
 def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
     """Train split (doubled with mirrored copies when flip_augment, as released) and a
-    fixed-seed subsample of the val split, as tensors on `device`."""
+    fixed-seed subsample of the val split, as tensors on `device` (indexed there each step:
+    no host-side input pipeline in the loop)."""
     from .data.prepared import load_prepared
 
     data = load_prepared(cfg.data.path)
@@ -160,6 +221,38 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
         torch.from_numpy(np.ascontiguousarray(val.keypoints_2d, dtype=np.float32)).to(device),
         data.skeleton,
     )
+
+
+def data_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """A cheap identity of a prepared data file, stored with every checkpoint: absolute path,
+    size in bytes and the sha256 of its first and last MiB (milliseconds, even for 1 GB)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data file not found (train.data.path / --data)")
+    size, mib = path.stat().st_size, 1 << 20
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(mib))
+        if size > mib:
+            f.seek(max(mib, size - mib))
+            digest.update(f.read())
+    return {"path": str(path.resolve()), "size": size, "sha256_head_tail": digest.hexdigest()}
+
+
+@dataclass(frozen=True)
+class _Budget:
+    micro: int              # samples per micro-batch per rank
+    steps_per_epoch: int    # optimiser steps
+    total_steps: int
+
+
+def _budget(tc: TrainConfig, num_samples: int, world_size: int) -> _Budget:
+    """Micro-batches per rank and optimiser steps per epoch; max_steps, or epochs when it is 0."""
+    per_rank = math.ceil(num_samples / world_size)
+    micro = min(tc.batch_size, max(1, per_rank // tc.grad_accum))
+    steps_per_epoch = max(1, per_rank // (micro * tc.grad_accum))
+    total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
+    return _Budget(micro, steps_per_epoch, total_steps)
 
 
 # ---------------------------------------------------------------------------- distributed
@@ -205,9 +298,19 @@ class _Dist:
             torch.distributed.barrier()
 
 
+def _resolve_train_device(name: str) -> torch.device:
+    try:
+        device = resolve_device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"train.device {name!r} is not a device name ({' '.join(str(e).split())[:120]})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device {name!r}: no CUDA device is available; use auto or cpu")
+    return device
+
+
 def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
     """torchrun (WORLD_SIZE > 1): one process per device; nccl on CUDA, gloo on the CPU."""
-    device = resolve_device(device_name)
+    device = _resolve_train_device(device_name)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return _Dist(), device
@@ -222,9 +325,6 @@ def _setup_distributed(device_name: str) -> tuple[_Dist, torch.device]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     comm_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return _Dist(rank=rank, world_size=world_size, owns_group=owns, comm_device=comm_device), device
-
-
-# ---------------------------------------------------------------------------- helpers
 
 
 def _rng_state(noise_gen: torch.Generator, dist: _Dist) -> dict[str, Any]:
@@ -244,6 +344,275 @@ def _set_rng_state(state: dict[str, Any], noise_gen: torch.Generator, dist: _Dis
     else:
         log.warning("resuming with %d ranks from a checkpoint of %d: noise generators re-seeded",
                     dist.world_size, len(noise_states))
+
+
+# ---------------------------------------------------------------------------- the run directory
+
+
+def _open_run(run_dir: Path, cfg: Config, identity: dict, *, resume: bool, overwrite: bool,
+              dist: _Dist) -> Path | None:
+    """The checkpoint to resume from, or None to start a fresh run; decided before any work.
+
+    Repairs what a killed checkpoint swap left behind, then: no run yet, or `overwrite` ->
+    fresh (an existing run's checkpoints and history are removed only with `overwrite`);
+    an existing run and not `resume` -> ConfigError; otherwise resume from `latest` (or
+    `best` when the run was stopped before its first `latest`) after checking that data
+    and config match the run.
+    """
+    root = run_dir / CHECKPOINT_DIR
+    if dist.is_main:
+        for line in recover_interrupted_saves(root):
+            log.warning("%s", line)
+    dist.barrier()
+    if not has_checkpoint(root):
+        return None
+    if overwrite:
+        if dist.is_main:
+            log.warning("%s: replacing the existing run (overwrite): removing its checkpoints and history", run_dir)
+            _remove_run(run_dir)
+        dist.barrier()
+        return None
+    ckpt = root / LATEST if (root / LATEST).is_dir() else root / BEST
+    step = read_training_state(ckpt)["step"]
+    if not resume:
+        raise ConfigError(f"{run_dir}: already holds a run (checkpoint at step {step}); pass --overwrite "
+                          f"(overwrite=True) to replace it, or resume it (drop --no-resume)")
+    _check_resumable(run_dir, ckpt, cfg, identity)
+    return ckpt
+
+
+def _remove_run(run_dir: Path) -> None:
+    """Delete a run's checkpoints and history (renamed aside first, so a crash cannot leave a
+    half-deleted checkpoint that looks resumable)."""
+    doomed = run_dir / f".{CHECKPOINT_DIR}.removed-{os.getpid()}"
+    os.replace(run_dir / CHECKPOINT_DIR, doomed)
+    (run_dir / HISTORY_FILE).unlink(missing_ok=True)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _flatten(cfg: Config) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in cfg.to_dict().items() for key, value in values.items()}
+
+
+def _check_resumable(run_dir: Path, ckpt: Path, cfg: Config, identity: dict) -> None:
+    """ConfigError naming what differs when `cfg` or the data file are not those of the run
+    (keys in RESUMABLE_CHANGES may differ; a moved but identical data file is accepted)."""
+    try:
+        stored = Config.from_json(ckpt / "config.json")
+    except ConfigError as e:
+        raise CheckpointError(f"cannot resume {run_dir}: {e}") from None
+    old, new = _flatten(stored), _flatten(cfg)
+    differences = [f"{key} is {old.get(key)!r} in the run, {new[key]!r} now" for key in sorted(new)
+                   if not key.startswith(RESUMABLE_CHANGES) and old.get(key) != new[key]]
+    stored_data = read_training_state(ckpt)["extra"].get("data")
+    if stored_data is None:
+        log.warning("%s: the run does not record its data file (older version): cannot check that %s is the same",
+                    run_dir, identity["path"])
+    elif (stored_data.get("size"), stored_data.get("sha256_head_tail")) != (identity["size"], identity["sha256_head_tail"]):
+        differences.insert(0, f"data {identity['path']} ({identity['size']} bytes) is not the file the run was "
+                              f"trained on ({stored_data.get('path')}, {stored_data.get('size')} bytes)")
+    elif stored_data.get("path") != identity["path"]:
+        log.info("%s: data file moved from %s (same size and fingerprint)", run_dir, stored_data.get("path"))
+    if differences:
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise ConfigError(f"{run_dir}: refusing to resume: {'; '.join(differences[:3])}{more}; resume with the "
+                          f"run's data and config, pass --overwrite to start over, or choose another --out")
+
+
+def _prepare_run_dir(run_dir: Path, cfg: Config, resumed_step: int | None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    atomic_write_text(run_dir / "environment.json", json.dumps(environment_info(), indent=2))
+    # Rows logged after the checkpoint we resume from would appear twice: drop them.
+    rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
+    atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _append_history(run_dir: Path, row: dict) -> None:
+    with open(run_dir / HISTORY_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+# ---------------------------------------------------------------------------- model and state
+
+
+@dataclass
+class _Run:
+    """Everything one call of `train` works with; `step`, `best_val` and `time_before` change."""
+    cfg: Config
+    run_dir: Path
+    dist: _Dist
+    device: torch.device
+    data: TrainingData
+    identity: dict
+    budget: _Budget
+    denoiser: torch.nn.Module          # the plain module (weights, saved as model.safetensors)
+    model: torch.nn.Module             # what the loss calls: DDP- and/or torch.compile-wrapped
+    ddp_model: torch.nn.Module         # the DDP wrapper (for no_sync), or the denoiser
+    ema: torch.optim.swa_utils.AveragedModel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    schedule: Any                      # diffusion NoiseSchedule
+    joint_weights: torch.Tensor | None
+    noise_gen: torch.Generator
+    autocast_dtype: torch.dtype | None
+    t_call: float
+    compiled: bool = False             # run.model is torch.compile'd (until a compile failure)
+    scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+    step: int = 0
+    best_val: float = math.inf
+    time_before: float = 0.0           # training seconds of earlier calls (resumed runs)
+
+    def elapsed(self) -> float:
+        return self.time_before + time.perf_counter() - self.t_call
+
+
+def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist: _Dist, device: torch.device,
+           t_call: float) -> _Run:
+    """Denoiser (seeded), its EMA, Adam, the AMP scaler, the noise schedule and the per-rank
+    noise generator; DDP / torch.compile wrappers around the denoiser when asked for."""
+    from .diffusion import NoiseSchedule
+    from .model import build_denoiser
+
+    tc = cfg.train
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tc.seed)
+        denoiser = build_denoiser(cfg.model, data.skeleton).to(device)
+    model = ddp_model = denoiser
+    if dist.world_size > 1:
+        model = ddp_model = torch.nn.parallel.DistributedDataParallel(
+            denoiser, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.model.released_unused_film)
+    budget = _budget(tc, len(data.poses_3d), dist.world_size)
+    compiled = _should_compile(tc, device, budget.total_steps)
+    if compiled:
+        if device.type == "cpu":   # in-process compilation: the worker pool stalled for minutes on 2 busy cores
+            import torch._inductor.config as inductor_config
+            inductor_config.compile_threads = 1
+        model = torch.compile(model)
+        log.info("torch.compile (train.compile=%s): the first step compiles (minutes on a CPU; cached afterwards)",
+                 tc.compile)
+    autocast_dtype = amp_dtype(tc.amp, device)
+    joint_weights = (torch.tensor(data.skeleton.loss_weights, dtype=torch.float32, device=device)
+                     if cfg.diffusion.joint_weights else None)
+    return _Run(
+        cfg=cfg, run_dir=run_dir, dist=dist, device=device, data=data, identity=identity,
+        budget=budget, compiled=compiled,
+        denoiser=denoiser, model=model, ddp_model=ddp_model, ema=make_ema(denoiser, tc.ema_decay),
+        optimizer=torch.optim.Adam(denoiser.parameters(), lr=tc.lr, weight_decay=tc.weight_decay),
+        scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16),
+        schedule=NoiseSchedule.from_config(cfg.diffusion).to(device), joint_weights=joint_weights,
+        noise_gen=torch.Generator(device=device).manual_seed(tc.seed + 1_000_003 * (dist.rank + 1)),
+        autocast_dtype=autocast_dtype, t_call=t_call,
+    )
+
+
+def _should_compile(tc: TrainConfig, device: torch.device, total_steps: int) -> bool:
+    """train.compile: on / off; auto = on for runs of at least COMPILE_AUTO_MIN_STEPS steps where
+    torch.compile has a backend (CUDA with triton; a CPU with a C++ compiler). At the h36m_cpu
+    preset a cold compile costs ~100 CPU-seconds and then trains 1.3-1.8x faster
+    (benchmarks/throughput.py --compile-table): it pays back within ~7 minutes of a one-hour
+    run; short runs (tests, demo) stay eager."""
+    if tc.compile != "auto":
+        return tc.compile == "on"
+    if total_steps < COMPILE_AUTO_MIN_STEPS:
+        return False
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return device.type == "cpu" and any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+def _restore(run: _Run, ckpt: Path) -> None:
+    """Load weights, EMA (and its update count), optimiser, scaler, RNG streams, step and best
+    val of `ckpt` into `run`."""
+    state = load_training_state(ckpt, model=run.denoiser, ema_model=run.ema, optimizer=run.optimizer,
+                                scaler=run.scaler)
+    run.step = state["step"]
+    set_num_updates(run.ema, run.step // run.cfg.train.ema_every)
+    _set_rng_state(state["rng"], run.noise_gen, run.dist)
+    extra = state["extra"]
+    run.best_val = extra.get("best_val_mpjpe", math.inf)
+    run.time_before = extra.get("time_s", 0.0)
+    stored = extra.get("data") or {}
+    if stored.get("train_samples", run.identity["train_samples"]) != run.identity["train_samples"]:
+        raise ConfigError(f"{run.run_dir}: refusing to resume: {stored['train_samples']} training samples in the "
+                          f"run, {run.identity['train_samples']} now")
+    log.info("resuming %s at step %d", ckpt, run.step)
+
+
+def _save(run: _Run, which: str) -> None:
+    """Checkpoint `which` (latest | best). Collective: every rank contributes its RNG state;
+    rank 0 writes. save_checkpoint refuses non-finite weights."""
+    rng = _rng_state(run.noise_gen, run.dist)
+    if run.dist.is_main:
+        save_checkpoint(run.run_dir / CHECKPOINT_DIR / which, model=run.denoiser, ema_model=run.ema,
+                        optimizer=run.optimizer, scaler=run.scaler, step=run.step,
+                        epoch=run.step // run.budget.steps_per_epoch, config=run.cfg, skeleton=run.data.skeleton,
+                        rng_state=rng, extra={"best_val_mpjpe": run.best_val, "time_s": run.elapsed(),
+                                              "steps_per_epoch": run.budget.steps_per_epoch,
+                                              "world_size": run.dist.world_size, "data": run.identity})
+    run.dist.barrier()
+
+
+# ---------------------------------------------------------------------------- one step
+
+
+def _loss(run: _Run, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The diffusion loss (eqs. 8-10) of one micro-batch under autocast: the one place the
+    training loss is computed. With train.joint_dropout / limb_dropout, a random keypoint
+    mask (True = present) hides joints from the denoiser. Returns (loss, detached parts)."""
+    from .diffusion import diffusion_loss
+    from .masking import random_joint_mask
+
+    cfg, tc = run.cfg, run.cfg.train
+    keypoint_mask = (random_joint_mask(len(poses_3d), run.data.skeleton, joint_prob=tc.joint_dropout,
+                                       limb_prob=tc.limb_dropout, generator=run.noise_gen, device=run.device)
+                     if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
+    with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
+        return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
+                              lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
+                              return_parts=False, keypoint_mask=keypoint_mask)
+
+
+def _first_compiled_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:
+    """The first step of a compiled run, where torch.compile builds its kernels. If that fails
+    (no working compiler, an unsupported op, ...), one warning and the run continues eagerly
+    (the failed step's gradients are dropped; its noise draws are not repeated)."""
+    try:
+        return _train_step(run, perm, window)
+    except Exception as e:  # torch.compile raises backend-specific types (BackendCompilerFailed, InductorError, ...)
+        log.warning("torch.compile failed (%s); training continues without it", " ".join(str(e).split())[:200])
+        run.optimizer.zero_grad(set_to_none=True)
+        run.model, run.compiled = run.ddp_model, False
+        return _train_step(run, perm, window)
+
+
+def _train_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:
+    """One optimiser step = grad_accum micro-batches (DDP syncs gradients on the last), then
+    Adam, the LR schedule and the EMA. Returns the last micro-batch's loss (detached)."""
+    tc, budget = run.cfg.train, run.budget
+    batch_in_epoch = run.step % budget.steps_per_epoch
+    run.model.train()
+    for k in range(tc.grad_accum):
+        start = (batch_in_epoch * tc.grad_accum + k) * budget.micro
+        idx = perm[start:start + budget.micro]
+        last = k == tc.grad_accum - 1
+        with nullcontext() if last or run.dist.world_size == 1 else run.ddp_model.no_sync():
+            loss, parts = _loss(run, run.data.poses_3d[idx], run.data.keypoints_2d[idx])
+            run.scaler.scale(loss / tc.grad_accum).backward()
+        window.add(parts, len(idx))
+    if tc.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.denoiser.parameters(), tc.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    run.step += 1
+    run.dist.sync_buffers(run.denoiser)
+    if run.step % tc.ema_every == 0:
+        run.ema.update_parameters(run.denoiser)
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -275,6 +644,9 @@ def validate(ema: torch.nn.Module, schedule, data: TrainingData, cfg: Config,
     return 1000.0 * float(np.concatenate(errors).mean()), loss_sum / n
 
 
+# ---------------------------------------------------------------------------- progress
+
+
 class _Window:
     """Sample-weighted running sums of the loss parts between two history rows (kept as
     device tensors, so logging costs no host sync per step)."""
@@ -297,195 +669,163 @@ class _Window:
         return self.n * world_size / max(time.perf_counter() - self.t0, 1e-9)
 
 
-def _check_train_config(tc: TrainConfig) -> None:
-    for name in ("batch_size", "grad_accum", "ema_every", "log_every", "checkpoint_every"):
-        if getattr(tc, name) < 1:
-            raise ConfigError(f"train.{name} must be >= 1, got {getattr(tc, name)}")
-    if tc.max_steps <= 0 and tc.epochs <= 0:
-        raise ConfigError("set train.max_steps or train.epochs to a positive number")
-    if not 0.0 <= tc.ema_decay <= 1.0:
-        raise ConfigError(f"train.ema_decay must lie in [0, 1], got {tc.ema_decay}")
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _prepare_run_dir(run_dir: Path, cfg: Config, resumed_step: int | None) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resumed_step is None and (run_dir / CHECKPOINT_DIR).exists():
-        log.warning("%s: starting over (resume=False); removing its old checkpoints", run_dir)
-        shutil.rmtree(run_dir / CHECKPOINT_DIR)
-    atomic_write_text(run_dir / "config.json", cfg.to_json())
-    atomic_write_text(run_dir / "environment.json", json.dumps(environment_info(), indent=2))
-    # Rows logged after the checkpoint we resume from would appear twice: drop them.
-    rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
-    atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+class _Progress:
+    """What a person watching sees (rank 0): a tqdm bar with loss / lr / val in its postfix,
+    and every PROGRESS_EVERY_S seconds (and at each validation) one `diffupose.train` log line:
+    step, loss, lr, steps/s, val MPJPE, elapsed and ETA (the log line is what reports relay)."""
 
+    def __init__(self, run: _Run, bar: bool) -> None:
+        from tqdm.auto import tqdm
 
-def _append_history(run_dir: Path, row: dict) -> None:
-    with open(run_dir / HISTORY_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        self.run, self.enabled = run, run.dist.is_main
+        self.bar = tqdm(total=run.budget.total_steps, initial=run.step, desc="train", dynamic_ncols=True,
+                        disable=not (bar and self.enabled))
+        self.last: dict[str, Any] = {}
+        self.t_line, self.step_line = time.perf_counter(), run.step
+        self.start_step = run.step
+
+    def update(self, row: dict | None, lr: float) -> None:
+        """After each optimiser step (taken with `lr`); `row` is its history row, if any."""
+        self.bar.update(1)
+        if not self.enabled:
+            return
+        if row is not None:
+            self.last.update({k: v for k, v in row.items() if v is not None})
+            self.bar.set_postfix(loss=f"{self.last['loss']:.4f}", lr=f"{self.last['lr']:.2e}",
+                                 val=f"{self.last['val_mpjpe']:.1f}mm" if "val_mpjpe" in self.last else "-",
+                                 refresh=False)
+        now = time.perf_counter()
+        if now - self.t_line >= PROGRESS_EVERY_S or (row is not None and row["val_mpjpe"] is not None):
+            self._line(now, lr)
+
+    def _line(self, now: float, lr: float) -> None:
+        run, last = self.run, self.last
+        rate = (run.step - self.step_line) / max(now - self.t_line, 1e-9)
+        remaining = (run.budget.total_steps - run.step) / max(rate, 1e-9)
+        if run.cfg.train.max_minutes > 0:
+            remaining = min(remaining, 60 * run.cfg.train.max_minutes - (now - run.t_call))
+        best = "" if math.isinf(run.best_val) else f" (best {run.best_val:.1f})"
+        val = f"{last['val_mpjpe']:.1f} mm{best}" if "val_mpjpe" in last else "-"
+        loss = f"{last['loss']:.4f}" if "loss" in last else "-"
+        log.info("step %d/%d | loss %s | lr %.2e | %.1f steps/s | val MPJPE %s | %s elapsed | ETA %s",
+                 run.step, run.budget.total_steps, loss, lr, rate, val, _clock(run.elapsed()), _clock(remaining))
+        self.t_line, self.step_line = now, run.step
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 # ---------------------------------------------------------------------------- the loop
 
 
-def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
-          callback: Callable[[dict], Any] | None = None) -> TrainResult:
+def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, overwrite: bool = False,
+          progress: bool = True, callback: Callable[[dict], Any] | None = None) -> TrainResult:
     """Train a denoiser on `cfg.data.path`; write the run to `out_dir`.
 
-    Resumes exactly from `out_dir/checkpoint/latest` when present (and `resume`). Stops at
-    `max_steps` (or `epochs`), after `max_minutes` of wall clock in this call, or when
+    An existing run in `out_dir` is resumed exactly (`resume`, the default) when its data and
+    config match; `resume=False` refuses an existing run unless `overwrite`, which replaces it.
+    Stops at `max_steps` (or `epochs`), after `max_minutes` of wall clock in this call, or when
     `callback(row)` returns a true value; `callback` sees every history row (rank 0).
     Under torchrun the per-rank batch is `batch_size`; rank 0 logs, validates and saves.
+    `progress`: the tqdm bar (the periodic `diffupose.train` log line is always on).
     """
-    from tqdm.auto import tqdm
-
-    from .diffusion import NoiseSchedule, diffusion_loss
-    from .masking import random_joint_mask
-    from .model import build_denoiser
-
     t_call = time.perf_counter()
-    tc = cfg.train
-    _check_train_config(tc)
-    amp_dtype(tc.amp, resolve_device(tc.device))      # refuse a bad AMP setting before any work
     run_dir = Path(out_dir)
-    dist, device = _setup_distributed(tc.device)
+    dist, device = _setup_distributed(cfg.train.device)
     try:
-        # --- data, model, EMA, optimiser
+        amp_dtype(cfg.train.amp, device)                      # refuse a bad AMP setting before any work
+        identity = data_identity(cfg.data.path)
+        resume_from = _open_run(run_dir, cfg, identity, resume=resume, overwrite=overwrite, dist=dist)
         data = load_training_data(cfg, device)
-        skeleton = data.skeleton
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(tc.seed)
-            denoiser = build_denoiser(cfg.model, skeleton).to(device)
-        ema = make_ema(denoiser)
-        optimizer = torch.optim.Adam(denoiser.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        autocast_dtype = amp_dtype(tc.amp, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
-        schedule = NoiseSchedule.from_config(cfg.diffusion).to(device)
-        joint_weights = (torch.tensor(skeleton.loss_weights, dtype=torch.float32, device=device)
-                         if cfg.diffusion.joint_weights else None)
-        noise_gen = torch.Generator(device=device).manual_seed(tc.seed + 1_000_003 * (dist.rank + 1))
-
-        # --- resume
-        step, best_val, time_before = 0, math.inf, 0.0
-        latest_dir = run_dir / CHECKPOINT_DIR / LATEST
-        resumed = resume and latest_dir.is_dir()
-        if resumed:
-            state = load_training_state(latest_dir, model=denoiser, ema_model=ema, optimizer=optimizer,
-                                        scaler=scaler)
-            step = state["step"]
-            best_val = state["extra"].get("best_val_mpjpe", math.inf)
-            time_before = state["extra"].get("time_s", 0.0)
-            _set_rng_state(state["rng"], noise_gen, dist)
-            log.info("resuming %s at step %d", latest_dir, step)
+        identity = {**identity, "train_samples": len(data.poses_3d), "val_samples": len(data.val_poses_3d)}
+        run = _build(cfg, run_dir, data, identity, dist, device, t_call)
+        if resume_from is not None:
+            _restore(run, resume_from)
+        run.scheduler = build_lr_scheduler(run.optimizer, cfg.train, run.budget.steps_per_epoch,
+                                           run.budget.total_steps, start_step=run.step)
         if dist.is_main:
-            _prepare_run_dir(run_dir, cfg, step if resumed else None)
+            _prepare_run_dir(run_dir, cfg, run.step if resume_from is not None else None)
         dist.barrier()
-
-        model = denoiser
-        if dist.world_size > 1:
-            model = torch.nn.parallel.DistributedDataParallel(
-                denoiser, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=cfg.model.released_unused_film)
-        ddp_model = model
-        if tc.compile:
-            model = torch.compile(model)
-
-        # --- budget: micro-batches per rank, optimiser steps per epoch
-        num_samples = len(data.poses_3d)
-        per_rank = math.ceil(num_samples / dist.world_size)
-        micro = min(tc.batch_size, max(1, per_rank // tc.grad_accum))
-        steps_per_epoch = max(1, per_rank // (micro * tc.grad_accum))
-        total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
-        has_val = len(data.val_poses_3d) > 0 and tc.val_every > 0
-        if not has_val:
-            log.warning("no validation (empty %r split or val_every=0): no best checkpoint", cfg.data.val_split)
-
-        def save(which: str) -> None:  # collective: every rank contributes its RNG state
-            rng = _rng_state(noise_gen, dist)
-            if dist.is_main:
-                save_checkpoint(run_dir / CHECKPOINT_DIR / which, model=denoiser, ema_model=ema,
-                                optimizer=optimizer, scaler=scaler, step=step, epoch=step // steps_per_epoch,
-                                config=cfg, skeleton=skeleton, rng_state=rng,
-                                extra={"best_val_mpjpe": best_val, "time_s": time_before + time.perf_counter() - t_call,
-                                       "steps_per_epoch": steps_per_epoch, "world_size": dist.world_size})
-            dist.barrier()
-
-        bar = tqdm(total=total_steps, initial=step, desc="train", disable=not (progress and dist.is_main),
-                   dynamic_ncols=True)
-        window = _Window()
-        perm, perm_epoch = None, -1
-        while step < total_steps:
-            epoch, batch_in_epoch = divmod(step, steps_per_epoch)
-            if epoch != perm_epoch:
-                perm = epoch_indices(num_samples, epoch, tc.seed, dist.rank, dist.world_size).to(device)
-                perm_epoch = epoch
-            lr = learning_rate(tc, step, epoch, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            # one optimiser step = grad_accum micro-batches (DDP syncs gradients on the last)
-            model.train()
-            for k in range(tc.grad_accum):
-                start = (batch_in_epoch * tc.grad_accum + k) * micro
-                idx = perm[start:start + micro]
-                last = k == tc.grad_accum - 1
-                with nullcontext() if last or dist.world_size == 1 else ddp_model.no_sync():
-                    keypoint_mask = (random_joint_mask(len(idx), skeleton, joint_prob=tc.joint_dropout,
-                                                       limb_prob=tc.limb_dropout, generator=noise_gen, device=device)
-                                     if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
-                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                        loss, parts = diffusion_loss(model, schedule, data.poses_3d[idx], data.keypoints_2d[idx],
-                                                     joint_weights=joint_weights, lambda_2d=cfg.diffusion.lambda_2d,
-                                                     kind=cfg.diffusion.loss, generator=noise_gen,
-                                                     return_parts=False, keypoint_mask=keypoint_mask)
-                    scaler.scale(loss / tc.grad_accum).backward()
-                window.add(parts, len(idx))
-            if tc.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(denoiser.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            dist.sync_buffers(denoiser)
-            if step % tc.ema_every == 0:
-                ema_update(ema, denoiser, ema_decay(tc.ema_decay, step // tc.ema_every - 1))
-            bar.update(1)
-
-            # --- log, validate, checkpoint, stop
-            out_of_time = tc.max_minutes > 0 and time.perf_counter() - t_call > 60 * tc.max_minutes
-            final = dist.agree(step >= total_steps or out_of_time) if tc.max_minutes > 0 else step >= total_steps
-            do_val = has_val and (step % tc.val_every == 0 or final)
-            row = None
-            if step % tc.log_every == 0 or final or do_val:
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 4), **window.means(), "lr": lr,
-                       "samples_per_s": window.samples_per_s(dist.world_size), "val_mpjpe": None, "val_loss": None}
-            improved = False
-            if do_val and dist.is_main:
-                row["val_mpjpe"], row["val_loss"] = validate(ema, schedule, data, cfg, joint_weights)
-                improved = row["val_mpjpe"] < best_val
-                best_val = min(best_val, row["val_mpjpe"])
-            if do_val and dist.agree(improved):
-                save(BEST)
-            stop = False
-            if row is not None and dist.is_main:
-                row["time_s"] = time_before + time.perf_counter() - t_call
-                _append_history(run_dir, row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}")
-                log.info("step %d loss %.4f lr %.2e val_mpjpe %s", step, row["loss"], lr, row["val_mpjpe"])
-                stop = bool(callback(row)) if callback is not None else False
-            if callback is not None and row is not None:
-                stop = dist.agree(stop)
-            if final or stop or step % tc.checkpoint_every == 0:
-                save(LATEST)
-            if row is not None:
-                window = _Window()
-            if final or stop:
-                break
-        bar.close()
-        history = read_history(run_dir) if dist.is_main else []
-        return TrainResult(run_dir=run_dir, steps=step, best_val_mpjpe=None if math.isinf(best_val) else best_val,
-                           history=history, wall_time_s=time.perf_counter() - t_call,
-                           model=denoiser.eval(), ema_model=ema)
+        _loop(run, progress, callback)
+        return TrainResult(run_dir=run_dir, steps=run.step,
+                           best_val_mpjpe=None if math.isinf(run.best_val) else run.best_val,
+                           history=read_history(run_dir) if dist.is_main else [],
+                           wall_time_s=time.perf_counter() - t_call, model=run.denoiser.eval(), ema_model=run.ema.module)
     finally:
         if dist.owns_group:
             torch.distributed.destroy_process_group()
+
+
+def _loop(run: _Run, progress: bool, callback: Callable[[dict], Any] | None) -> None:
+    """Steps until the budget, the wall clock or the callback says stop."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if len(run.data.val_poses_3d) == 0 or run.cfg.train.val_every == 0:
+        log.warning("no validation (empty %r split or val_every=0): no best checkpoint", run.cfg.data.val_split)
+    bar = _Progress(run, bar=progress)
+    window, perm, perm_epoch, start_step = _Window(), None, -1, run.step
+    with logging_redirect_tqdm() if not bar.bar.disable else nullcontext():
+        while run.step < run.budget.total_steps:
+            epoch = run.step // run.budget.steps_per_epoch
+            if epoch != perm_epoch:            # one device-side permutation per epoch; batches index it
+                perm = epoch_indices(len(run.data.poses_3d), epoch, run.cfg.train.seed, run.dist.rank,
+                                     run.dist.world_size).to(run.device)
+                perm_epoch = epoch
+            lr = run.optimizer.param_groups[0]["lr"]
+            first_compiled = run.compiled and run.step == start_step
+            loss = (_first_compiled_step if first_compiled else _train_step)(run, perm, window)
+            if run.device.type == "cpu":       # free on the CPU; accelerators check once per history row
+                _check_finite(run, float(loss), lr)
+            row, stop = _after_step(run, window, lr, callback)
+            bar.update(row, lr)
+            if row is not None:
+                window = _Window()
+            if stop:
+                break
+    bar.close()
+
+
+def _check_finite(run: _Run, loss: float, lr: float) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged at step {run.step}: loss {loss}; nothing was saved after "
+                               f"it (the last checkpoint in {run.run_dir / CHECKPOINT_DIR} is finite); lower "
+                               f"train.lr (now {lr:.3g}) or set train.grad_clip")
+
+
+def _after_step(run: _Run, window: _Window, lr: float,
+                callback: Callable[[dict], Any] | None) -> tuple[dict | None, bool]:
+    """History row, validation and the best checkpoint, the latest checkpoint, stop decision.
+    Returns (this step's history row or None, stop)."""
+    tc, dist, step = run.cfg.train, run.dist, run.step
+    out_of_time = tc.max_minutes > 0 and time.perf_counter() - run.t_call > 60 * tc.max_minutes
+    final = dist.agree(step >= run.budget.total_steps or out_of_time) if tc.max_minutes > 0 \
+        else step >= run.budget.total_steps
+    do_val = len(run.data.val_poses_3d) > 0 and tc.val_every > 0 and (step % tc.val_every == 0 or final)
+    row = None
+    if step % tc.log_every == 0 or final or do_val:
+        row = {"step": step, "epoch": round(step / run.budget.steps_per_epoch, 4), **window.means(), "lr": lr,
+               "samples_per_s": window.samples_per_s(dist.world_size), "val_mpjpe": None, "val_loss": None}
+        _check_finite(run, row["loss"], lr)
+    improved = False
+    if do_val and dist.is_main:
+        row["val_mpjpe"], row["val_loss"] = validate(run.ema.module, run.schedule, run.data, run.cfg,
+                                                     run.joint_weights)
+        improved = row["val_mpjpe"] < run.best_val
+        run.best_val = min(run.best_val, row["val_mpjpe"])
+    if do_val and dist.agree(improved):
+        _save(run, BEST)
+    stop = False
+    if row is not None and dist.is_main:
+        row["time_s"] = run.elapsed()
+        _append_history(run.run_dir, row)
+        stop = bool(callback(row)) if callback is not None else False
+    if callback is not None and row is not None:
+        stop = dist.agree(stop)
+    if final or stop or step % tc.checkpoint_every == 0:
+        _save(run, LATEST)
+    return row, final or stop

@@ -10,7 +10,7 @@ from diffupose import checkpoint as ckpt
 from diffupose.checkpoint import (BEST, CHECKPOINT_DIR, LATEST, load_model, load_training_state,
                                   read_metadata, resolve_checkpoint, save_checkpoint)
 from diffupose.config import apply_overrides, preset
-from diffupose.ema import ema_update, make_ema
+from diffupose.ema import make_ema
 from diffupose.errors import CheckpointError
 from diffupose.model import build_denoiser
 from diffupose.skeleton import H36M17, HUMANEVA15
@@ -26,7 +26,7 @@ def _tiny(dim=32, skeleton=H36M17, seed=0):
 def _trained_pieces(dim=32, skeleton=H36M17):
     """A model after two Adam steps, its EMA (different), the optimiser."""
     cfg, model = _tiny(dim, skeleton)
-    ema = make_ema(model)
+    ema = make_ema(model, decay=0.5)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     J = skeleton.num_joints
     g = torch.Generator().manual_seed(0)
@@ -36,7 +36,7 @@ def _trained_pieces(dim=32, skeleton=H36M17):
         (eps.square().mean() + y.square().mean()).backward()
         opt.step()
         opt.zero_grad()
-        ema_update(ema, model, 0.5)
+        ema.update_parameters(model)
     return cfg, model, ema, opt
 
 
@@ -63,21 +63,21 @@ def test_round_trip_model_ema_and_state(tmp_path):
     assert meta["skeleton"] == "h36m17" and meta["dim"] == "32" and meta["denoiser"] == "gcn"
     assert meta["weights"] == "ema" and meta["format_version"] == ckpt.FORMAT_VERSION
 
-    for which, ref in (("ema", ema), ("model", model)):
+    for which, ref in (("ema", ema.module), ("model", model)):
         loaded, cfg2, skel = load_model(tmp_path / "run", which=which)
         assert cfg2 == cfg and skel is H36M17 and not loaded.training
         ref_sd = ref.state_dict()
         for k, v in loaded.state_dict().items():
             assert torch.equal(v, ref_sd[k]), (which, k)
     # EMA and raw weights really differ (so the test above can tell them apart)
-    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.state_dict().values()))
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.module.state_dict().values()))
 
     # state.pt holds only plain data: loadable without unpickling code
     state = torch.load(d / "state.pt", weights_only=True)
     assert state["step"] == 7 and state["epoch"] == 1 and state["extra"]["best_val_mpjpe"] == 12.5
 
     cfg3, model3 = _tiny(seed=1)
-    ema3 = make_ema(model3)
+    ema3 = make_ema(model3, decay=0.5)
     opt3 = torch.optim.Adam(model3.parameters(), lr=1e-2)
     restored = load_training_state(d, model=model3, ema_model=ema3, optimizer=opt3)
     assert restored["step"] == 7
@@ -217,3 +217,65 @@ def test_state_pt_never_unpickles_code(tmp_path):
     with pytest.raises(CheckpointError) as e:
         load_training_state(d, model=model, ema_model=ema, optimizer=opt)
     _assert_one_line(e, "state.pt")
+
+
+# ---------------------------------------------------------------- interrupted saves, NaN, old EMA files
+
+def _fake_interrupted_swap(root, name, step_dir):
+    """What a SIGKILL between _swap_in's two renames leaves: the old copy moved aside, a
+    complete new copy under its temporary name, and no `name` folder."""
+    import os
+    old = root / f".{name}.old-abc123"
+    old.mkdir()
+    os.replace(root / name, old / name)
+    (root / f".{name}.tmp-def456").mkdir()
+    return old
+
+
+def test_stale_swap_folders_are_repaired(tmp_path):
+    cfg, model, ema, opt = _trained_pieces()
+    root = tmp_path / "run" / CHECKPOINT_DIR
+    _save(root / LATEST, cfg, model, ema, opt, step=9)
+    _save(root / BEST, cfg, model, ema, opt, step=6)
+    _fake_interrupted_swap(root, BEST, 6)                             # best only exists moved aside
+    (root / f".{LATEST}.old-zzz").mkdir()                            # an empty leftover next to a good latest
+    assert not ckpt.has_checkpoint(root / "nothing")
+    done = ckpt.recover_interrupted_saves(root)
+    assert sorted(p.name for p in root.iterdir()) == [BEST, LATEST]  # no dot-folders left
+    assert any("restored" in line for line in done) and len(done) == 4
+    assert torch.load(root / BEST / "state.pt", weights_only=True)["step"] == 6
+    assert ckpt.recover_interrupted_saves(root) == []               # idempotent
+    load_model(tmp_path / "run", select=BEST)
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    cfg, model, ema, opt = _trained_pieces()
+    d = _save(tmp_path / "c", cfg, model, ema, opt, step=1)
+    with torch.no_grad():
+        next(ema.module.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(CheckpointError) as e:
+        _save(d, cfg, model, ema, opt, step=2)
+    _assert_one_line(e, "NaN")
+    assert torch.load(d / "state.pt", weights_only=True)["step"] == 1    # the finite one is kept
+    assert [p.name for p in d.parent.iterdir()] == ["c"]
+
+
+def test_checkpoint_with_a_plain_module_ema_loads_into_averaged_model(tmp_path):
+    """Checkpoints written before the EMA became an AveragedModel stored a plain copy of the
+    denoiser: the same tensor names, so they load unchanged (load_model and resume)."""
+    import copy
+
+    from safetensors.torch import load_file
+
+    cfg, model, ema, opt = _trained_pieces()
+    plain = copy.deepcopy(ema.module)                                 # what the old code saved
+    d = _save(tmp_path / "old", cfg, model, plain, opt)
+    assert set(load_file(d / "ema.safetensors")) == set(model.state_dict())   # no "module." / n_averaged
+    loaded, _, _ = load_model(d, which="ema")
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, plain.state_dict()[k])
+    cfg2, model2 = _tiny(seed=3)
+    ema2 = make_ema(model2, decay=0.5)
+    load_training_state(d, model=model2, ema_model=ema2, optimizer=None)
+    for k, v in ema2.module.state_dict().items():
+        assert torch.equal(v, plain.state_dict()[k])

@@ -12,12 +12,12 @@ from diffupose.checkpoint import BEST, CHECKPOINT_DIR, LATEST, load_model
 from diffupose.config import apply_overrides, preset
 from diffupose.data.prepared import load_prepared
 from diffupose.diffusion import NoiseSchedule, sample
-from diffupose.ema import ema_decay, ema_update, make_ema
+from diffupose.ema import ema_decay, make_ema
 from diffupose.errors import ConfigError
 from diffupose.metrics import mpjpe
 from diffupose.model import build_denoiser
-from diffupose.train import (HISTORY_KEYS, epoch_indices, learning_rate, load_training_data, read_history, train,
-                             validate)
+from diffupose.train import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, load_training_data, lr_factor,
+                             read_history, train, validate)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -174,31 +174,49 @@ def test_same_seed_same_weights_other_seed_differs(synthetic_npz, straight, tmp_
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("model."))
 
 
-def test_resume_false_starts_over(synthetic_npz, straight, tmp_path):
+def test_no_resume_refuses_an_existing_run_unless_overwrite(synthetic_npz, tmp_path):
     cfg = _small(synthetic_npz, **{"train.max_steps": 3})
     train(cfg, tmp_path, progress=False)
-    result = train(cfg, tmp_path, progress=False, resume=False)
-    assert result.steps == 3 and [r["step"] for r in read_history(tmp_path)] == [1, 2, 3]
+    before = (tmp_path / CHECKPOINT_DIR / LATEST / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="overwrite") as e:
+        train(cfg, tmp_path, progress=False, resume=False)
+    assert "\n" not in str(e.value) and "step 3" in str(e.value)
+    assert (tmp_path / CHECKPOINT_DIR / LATEST / "model.safetensors").read_bytes() == before   # nothing lost
+    assert [r["step"] for r in read_history(tmp_path)] == [1, 2, 3]
+    result = train(_small(synthetic_npz, **{"train.max_steps": 2}), tmp_path, progress=False, resume=False,
+                   overwrite=True)
+    assert result.steps == 2 and [r["step"] for r in read_history(tmp_path)] == [1, 2]
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------- schedules, budget, AMP
 
+def _lrs(tc, steps, steps_per_epoch=1000, total_steps=100, start_step=0, optimizer=None):
+    optimizer = optimizer or torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=tc.lr)
+    scheduler = build_lr_scheduler(optimizer, tc, steps_per_epoch, total_steps, start_step=start_step)
+    out = []
+    for _ in range(steps):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
 def test_learning_rate_schedules():
     tc = preset("tiny", {"train.lr": 1.0, "train.warmup_steps": 10, "train.min_lr_ratio": 0.1}).train
-    lrs = [learning_rate(tc, s, 0, 100) for s in range(100)]
+    lrs = _lrs(tc, 100)
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)      # linear warm-up
     assert all(a < b for a, b in zip(lrs[:10], lrs[1:10]))
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))                     # then decays
-    assert learning_rate(tc, 100, 0, 100) == pytest.approx(0.1)                # to the floor
+    assert lr_factor(tc, 1000, 100)(100) == pytest.approx(0.1)                 # to the floor
     assert lrs[55] == pytest.approx(0.1 + 0.9 * 0.5, rel=1e-6)                 # half way
     exp = apply_overrides(preset("tiny"), {"train.lr_schedule": "exponential", "train.warmup_steps": 0,
                                            "train.lr": 4e-5, "train.lr_decay": 0.995}).train
-    assert learning_rate(exp, 12345, 3, 0) == pytest.approx(4e-5 * 0.995 ** 3)
+    assert 4e-5 * lr_factor(exp, 10, 0)(35) == pytest.approx(4e-5 * 0.995 ** 3)
     const = apply_overrides(preset("paper"), {}).train
-    assert learning_rate(const, 0, 0, 10) == learning_rate(const, 9, 7, 10) == 4e-5
-    bad = apply_overrides(preset("tiny"), {"train.lr_schedule": "step"}).train
+    assert _lrs(const, 10) == [4e-5] * 10
     with pytest.raises(ConfigError):
-        learning_rate(bad, 0, 0, 10)
+        apply_overrides(preset("tiny"), {"train.lr_schedule": "step"})
 
 
 def test_wall_clock_budget_checkpoints_then_resume(synthetic_npz, tmp_path):
@@ -222,14 +240,16 @@ def test_ema_warm_up_and_buffers():
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
     assert ema_decay(0.995, None) == 0.995
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    ema = make_ema(model)
+    ema = make_ema(model, decay=0.75)
     assert not ema.training and not any(p.requires_grad for p in ema.parameters())
+    for _ in range(40):                                            # past the warm-up: decay 0.75
+        ema.update_parameters(model)
     model(torch.randn(16, 3) * 5)                                  # moves the BN statistics
     with torch.no_grad():
         model[0].weight.add_(1.0)
-    before = ema.state_dict()["1.running_var"].clone()
-    ema_update(ema, model, 0.75)
-    sd, ref = ema.state_dict(), model.state_dict()
+    before = ema.module.state_dict()["1.running_var"].clone()
+    ema.update_parameters(model)
+    sd, ref = ema.module.state_dict(), model.state_dict()
     assert torch.allclose(sd["1.running_var"], 0.75 * before + 0.25 * ref["1.running_var"])
     assert torch.equal(sd["1.num_batches_tracked"], ref["1.num_batches_tracked"])
     assert not torch.equal(sd["0.weight"], ref["0.weight"])
@@ -240,3 +260,226 @@ def test_epoch_indices_are_seeded_per_epoch():
     assert torch.equal(a, b) and sorted(a.tolist()) == list(range(50))
     assert not torch.equal(a, epoch_indices(50, 4, seed=0))
     assert not torch.equal(epoch_indices(50, 4, seed=0), epoch_indices(50, 3, seed=1))
+
+
+# ---------------------------------------------------------------- library schedule and EMA = the old hand-written ones
+
+def _old_learning_rate(tc, step: int, epoch: int, total_steps: int) -> float:
+    """The hand-written schedule train.py used before LambdaLR (verbatim), as the reference."""
+    if tc.warmup_steps > 0 and step < tc.warmup_steps:
+        warm = (step + 1) / tc.warmup_steps
+    else:
+        warm = 1.0
+    if tc.lr_schedule == "constant":
+        return tc.lr * warm
+    if tc.lr_schedule == "exponential":
+        return tc.lr * warm * tc.lr_decay ** epoch
+    if warm < 1.0:
+        return tc.lr * warm
+    progress = (step - tc.warmup_steps) / max(1, total_steps - tc.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    return tc.lr * (tc.min_lr_ratio + (1.0 - tc.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _old_make_ema(model):
+    import copy
+    ema = copy.deepcopy(model)
+    ema.eval().requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _old_ema_update(ema, model, decay: float) -> None:
+    model_state = model.state_dict()
+    for name, e in ema.state_dict().items():
+        m = model_state[name].detach()
+        if e.is_floating_point():
+            e.lerp_(m.to(e.dtype), 1.0 - decay)
+        else:
+            e.copy_(m)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "exponential", "cosine"])
+def test_lambda_lr_matches_the_old_schedule_across_resume(schedule):
+    tc = preset("tiny", {"train.lr": 2e-3, "train.lr_schedule": schedule, "train.warmup_steps": 25,
+                         "train.lr_decay": 0.9, "train.min_lr_ratio": 0.05}).train
+    spe, total, cut, longer = 37, 300, 137, 400
+    param = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([param], lr=tc.lr)
+    first = _lrs(tc, cut, spe, total, optimizer=opt)
+    # resume: a fresh optimiser loads the saved state; the horizon grows to `longer` steps
+    opt2 = torch.optim.Adam([torch.nn.Parameter(torch.zeros(3))], lr=tc.lr)
+    opt2.load_state_dict(opt.state_dict())
+    second = _lrs(tc, longer - cut, spe, longer, start_step=cut, optimizer=opt2)
+    old = [_old_learning_rate(tc, s, s // spe, total) for s in range(cut)]
+    old += [_old_learning_rate(tc, s, s // spe, longer) for s in range(cut, longer)]
+    assert len(first + second) == longer
+    assert first + second == pytest.approx(old, rel=1e-12, abs=0)
+
+
+def _ema_pair_run(decay: float, every: int, steps: int, tmp_path, resume_at: int | None):
+    """The old EMA and the AveragedModel EMA over `steps` Adam steps of a small denoiser
+    (BatchNorm included); with `resume_at`, the new EMA goes through save_checkpoint /
+    load_training_state and a fresh AveragedModel half way."""
+    from diffupose.checkpoint import load_training_state, save_checkpoint
+    from diffupose.ema import set_num_updates
+    from diffupose.skeleton import H36M17
+
+    cfg = preset("tiny", {"model.dim": 32})
+    torch.manual_seed(0)
+    model = build_denoiser(cfg.model, H36M17)
+    old, new = _old_make_ema(model), make_ema(model, decay)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for step in range(1, steps + 1):
+        model.train()
+        eps, y = model(torch.randn(8, 17, 3, generator=g), torch.randn(8, 17, 2, generator=g),
+                       torch.randint(0, 100, (8,), generator=g))
+        (eps.square().mean() + y.square().mean()).backward()
+        opt.step()
+        opt.zero_grad()
+        if step % every == 0:
+            _old_ema_update(old, model, ema_decay(decay, step // every - 1))
+            new.update_parameters(model)
+        if step == resume_at:
+            d = save_checkpoint(tmp_path / "ckpt", model=model, ema_model=new, optimizer=None, step=step, epoch=0,
+                                config=cfg, skeleton=H36M17)
+            new = make_ema(build_denoiser(cfg.model, H36M17), decay)        # a fresh process
+            load_training_state(d, model=build_denoiser(cfg.model, H36M17), ema_model=new, optimizer=None)
+            set_num_updates(new, step // every)
+    return old.state_dict(), new.module.state_dict()
+
+
+@pytest.mark.parametrize("every,resume_at", [(1, None), (1, 150), (3, 151)])
+def test_averaged_model_ema_matches_the_old_ema(every, resume_at, tmp_path):
+    old, new = _ema_pair_run(0.99, every, 300, tmp_path, resume_at)
+    assert old.keys() == new.keys()
+    for k in old:
+        assert torch.allclose(old[k].float(), new[k].float(), rtol=1e-6, atol=1e-7), (k, (old[k] - new[k]).abs().max())
+
+
+# ---------------------------------------------------------------- refusals, divergence, interrupted saves
+
+def test_resume_refuses_other_data_or_config(synthetic_npz, tmp_path):
+    import shutil
+
+    from diffupose.data import prepare_dataset
+
+    cfg = _small(synthetic_npz, **{"train.max_steps": 2})
+    train(cfg, tmp_path / "run", progress=False)
+    other = prepare_dataset("synthetic", out=tmp_path / "other.npz", num_frames=12, seed=1)
+    with pytest.raises(ConfigError, match="not the file the run was trained on") as e:
+        train(_small(other, **{"train.max_steps": 4}), tmp_path / "run", progress=False)
+    assert "\n" not in str(e.value) and str(other.resolve()) in str(e.value)
+    with pytest.raises(ConfigError, match=r"train\.lr is 0\.003 in the run, 0\.001 now"):
+        train(_small(synthetic_npz, **{"train.max_steps": 4, "train.lr": 1e-3}), tmp_path / "run", progress=False)
+    assert read_history(tmp_path / "run")[-1]["step"] == 2                     # untouched
+    # the same file under another name, a longer budget and another log cadence: resumes
+    moved = shutil.copy(synthetic_npz, tmp_path / "moved.npz")
+    result = train(_small(moved, **{"train.max_steps": 4, "train.log_every": 2}), tmp_path / "run", progress=False)
+    assert result.steps == 4
+
+
+def test_divergence_stops_with_one_line_and_keeps_finite_checkpoints(synthetic_npz, tmp_path):
+    from diffupose.train import TrainingDiverged
+
+    cfg = _small(synthetic_npz, **{"train.max_steps": 50, "train.checkpoint_every": 1, "train.val_every": 1000,
+                                   "train.warmup_steps": 0, "train.lr_schedule": "constant"})
+    train(apply_overrides(cfg, {"train.max_steps": 2}), tmp_path, progress=False)
+    with pytest.raises(TrainingDiverged) as e:
+        train(apply_overrides(cfg, {"train.lr": 1e30}), tmp_path / "huge", progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "diverged at step" in msg and "train.lr" in msg and "nan" in msg.lower() + "inf"
+    rows = read_history(tmp_path / "huge")
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    for d in (tmp_path / "huge" / CHECKPOINT_DIR).glob("*"):                 # whatever was saved is finite
+        for t in load_file(d / "model.safetensors").values():
+            assert torch.isfinite(t).all()
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    ({"train.lr": -1e-3}, "train.lr must be a positive number"),
+    ({"model.dim": 0}, "model.dim must be a multiple of 16"),
+    ({"train.max_steps": 0, "train.epochs": 0}, "train.epochs"),
+    ({"train.lr": float("inf")}, "finite"),
+])
+def test_bad_config_values_are_one_line_errors(synthetic_npz, overrides, fragment):
+    with pytest.raises(ConfigError) as e:
+        _cfg(synthetic_npz, **overrides)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_max_steps_zero_means_epochs(synthetic_npz, tmp_path):
+    # 4,608 flip-doubled samples / batch 512 = 9 steps per epoch; 2 epochs = 18 steps
+    cfg = _cfg(synthetic_npz, **{"train.max_steps": 0, "train.epochs": 2, "train.batch_size": 512,
+                                 "train.val_every": 0, "train.log_every": 9})
+    result = train(cfg, tmp_path, progress=False)
+    assert result.steps == 18 and [r["epoch"] for r in result.history] == [1.0, 2.0]
+
+
+def test_start_repairs_an_interrupted_best_swap(synthetic_npz, tmp_path):
+    import os
+
+    cfg = _small(synthetic_npz, **{"train.max_steps": 5})
+    train(cfg, tmp_path, progress=False)
+    root = tmp_path / CHECKPOINT_DIR
+    stale = root / f".{BEST}.old-xyz"
+    stale.mkdir()
+    os.replace(root / BEST, stale / BEST)                                  # killed between the two renames
+    (root / f".{LATEST}.tmp-123").mkdir()
+    result = train(_small(synthetic_npz, **{"train.max_steps": 6}), tmp_path, progress=False)
+    assert result.steps == 6
+    assert sorted(p.name for p in root.iterdir()) == [BEST, LATEST]
+
+
+def test_progress_line_is_logged(synthetic_npz, tmp_path, caplog, monkeypatch):
+    import diffupose.train as train_module
+
+    monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
+    with caplog.at_level("INFO", logger="diffupose.train"):
+        train(_small(synthetic_npz, **{"train.max_steps": 5}), tmp_path, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "diffupose.train" and "steps/s" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)
+    assert "step 5/5" in lines[-1] and "val MPJPE" in lines[-1] and "ETA" in lines[-1] and "loss" in lines[-1]
+
+
+def test_cli_train_no_resume_and_overwrite(synthetic_npz, tmp_path, capsys):
+    from diffupose.cli import main
+
+    base = ["train", "--data", str(synthetic_npz), "--out", str(tmp_path / "run"), "--preset", "tiny",
+            "--no-progress", "--set", "train.max_steps=2", "--set", "train.val_every=2", "--set", "train.batch_size=32"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--no-resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--overwrite" in err and str(tmp_path / "run") in err
+    assert (tmp_path / "run" / CHECKPOINT_DIR / LATEST).is_dir()
+    assert main(base + ["--no-resume", "--overwrite"]) == 0
+    assert main(base[:-2] + ["--set", "train.lr=-1e-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train.lr must be a positive number" in err
+
+
+def test_compile_auto_off_on_and_fallback(synthetic_npz, tmp_path, monkeypatch, caplog):
+    from diffupose import train as train_module
+
+    tc = preset("tiny").train
+    cpu = torch.device("cpu")
+    assert not train_module._should_compile(tc, cpu, 200)                     # auto: short runs stay eager
+    assert not train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "off"}).train, cpu, 10**6)
+    assert train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "on"}).train, cpu, 5)
+
+    class Broken(torch.nn.Module):                      # what a failing compiler looks like at the first call
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("C++ compile error: cannot find cc1plus")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: Broken(model))
+    cfg = _small(synthetic_npz, **{"train.max_steps": 3, "train.compile": "on"})
+    with caplog.at_level("WARNING", logger="diffupose.train"):
+        result = train(cfg, tmp_path, progress=False)
+    assert result.steps == 3 and all(math.isfinite(r["loss"]) for r in result.history)
+    assert any("torch.compile failed" in r.getMessage() for r in caplog.records)
