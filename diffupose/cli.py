@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .aggregate import AGGREGATIONS
 from .errors import ConfigError, DataError, DiffuPoseError
 
 log = logging.getLogger("diffupose")
@@ -43,7 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffupose", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_prepare_parser(sub)
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_sample_parser(sub)
+    _add_lift_parser(sub)
+    _add_describe_parser(sub)
+    _add_report_parser(sub)
+    return parser
 
+
+def _add_prepare_parser(sub) -> None:
     p = sub.add_parser("prepare", help="convert a dataset into one safe prepared .npz")
     p.add_argument("--dataset", required=True, choices=("h36m", "humaneva", "synthetic"))
     p.add_argument("--data-dir", default=None, help="folder with the dataset files (not for synthetic)")
@@ -58,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
+
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a denoiser on a prepared .npz")
     p.add_argument("--data", required=True, help="prepared .npz")
     p.add_argument("--out", required=True,
@@ -73,13 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-progress", action="store_true")
 
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="per-action MPJPE / P-MPJPE of a run on a prepared split")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--data", required=True, help="prepared .npz")
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, help="write the result as JSON")
     p.add_argument("--csv", default=None, help="write tidy rows as CSV")
-    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=None)
     p.add_argument("--protocol", default=None,
                    help="gt_free (default, ground-truth free) or official_oracle (the released code's "
                         "evaluation, uses 3D ground truth)")
@@ -87,15 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, default=None)
     _add_eval_options(p)
 
+
+def _add_sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="lift 2D keypoints (.npy/.json) to H 3D hypotheses (.npz)")
     p.add_argument("--run", required=True)
     p.add_argument("--keypoints", required=True, help=".npy or .json array (N, J, 2)")
     p.add_argument("--out", required=True, help="output .npz with hypotheses (N, H, J, 3)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                    help="keypoints are pixels of a W x H image (default: already normalised)")
-    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=None)
     _add_eval_options(p)
 
+
+def _add_lift_parser(sub) -> None:
     p = sub.add_parser("lift", help="lift a 2D detector's keypoints (COCO, Halpe, OpenPose, MPII, H36M) to 3D "
                                     "hypotheses: .npz/.json, .bvh and an HTML viewer")
     p.add_argument("--run", required=True, help="run or checkpoint directory")
@@ -116,13 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "mask, or fill (interpolate in time / fit the mean pose)")
     p.add_argument("--smooth", type=float, default=0.0,
                    help="Gaussian sigma in frames for the aggregate of a track (default 0 = off)")
-    p.add_argument("--aggregate", choices=("mean", "median", "reproject"), default=None)
+    p.add_argument("--aggregate", choices=AGGREGATIONS, default=None)
     p.add_argument("--out", required=True, help="output stem or file (.npz/.json/.bvh/.html); all four are written")
     p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"],
                    choices=("npz", "json", "bvh", "html"), help="which files to write (default: all)")
     p.add_argument("--fps", type=float, default=50.0, help="frame rate written into the BVH (default 50)")
     _add_eval_options(p)
 
+
+def _add_describe_parser(sub) -> None:
     p = sub.add_parser("describe", help="print parameter count and layer summary as one JSON line")
     p.add_argument("--denoiser", choices=("gcn", "unet"), default="gcn")
     p.add_argument("--dim", type=int, default=256)
@@ -130,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--released-unused-film", action="store_true",
                    help="build the FiLM block the released code creates but never uses")
 
+
+def _add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="execute the notebooks with papermill into reports/<name>/")
     p.add_argument("--profile", default="demo", help="tiny, demo, humaneva, h36m, paper")
     p.add_argument("--name", default=None, help="report folder name (default: the profile)")
@@ -140,7 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true",
                    help="let 01_data_prep unpickle the dataset's files (HumanEva's VideoPose3D files are "
                         "pickled; runs code stored in them: only for files you trust)")
-    return parser
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
