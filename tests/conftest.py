@@ -7,11 +7,15 @@
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
+                 if shutil.which(n)), None)
 
 
 def require_file(path: Path) -> Path:
@@ -34,3 +38,24 @@ def synthetic_npz(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("synthetic") / "synthetic_tiny.npz"
     return prepare_dataset("synthetic", out=out, num_frames=12, seed=0)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """`run(url, profile_dir, *extra, window="1280,1600", timeout=120)`: headless Chromium with no
+    network at all (every host resolves to nothing, every proxy hop goes nowhere), console on
+    stderr. Skips the test when no chromium binary is installed."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary on PATH (install it with `apt-get install -y chromium`)")
+
+    def run(url: str, profile_dir: Path, *extra: str, window: str = "1280,1600",
+            timeout: int = 120) -> subprocess.CompletedProcess:
+        args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--no-first-run", "--no-default-browser-check",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--proxy-server=127.0.0.1:9",
+                f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--v=0",
+                "--virtual-time-budget=15000", f"--window-size={window}", *extra, url]
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+    return run

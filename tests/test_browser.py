@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,29 +16,12 @@ from diffupose.reports import run_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
-                 if shutil.which(n)), None)
-
-
-def _chromium(url: str, profile_dir: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--no-first-run", "--no-default-browser-check",
-            # no network at all: every host resolves to nothing, every proxy hop goes nowhere
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--proxy-server=127.0.0.1:9",
-            f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--v=0",
-            "--virtual-time-budget=15000", "--window-size=1280,1600", *extra, url]
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-
-
 def _console(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    if CHROMIUM is None:
-        pytest.skip("no chromium binary on PATH (install it with `apt-get install -y chromium`)")
+def report(tmp_path_factory, chromium) -> Path:
     return run_report("tiny", name="browser", out_root=tmp_path_factory.mktemp("reports"))
 
 
@@ -49,9 +30,9 @@ def report(tmp_path_factory) -> Path:
     ("03_evaluate.html", 1, False),
     ("05_hypotheses.html", 1, True),
 ])
-def test_page_renders_offline(report, tmp_path, page, min_plots, needs_webgl):
+def test_page_renders_offline(report, tmp_path, page, min_plots, needs_webgl, chromium):
     url = (report / page).as_uri()
-    result = _chromium(url, tmp_path / "profile-dom", "--dump-dom")
+    result = chromium(url, tmp_path / "profile-dom", "--dump-dom")
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     console = _console(result.stderr)
@@ -73,5 +54,5 @@ def test_page_renders_offline(report, tmp_path, page, min_plots, needs_webgl):
         if find_export_browser() is not None:       # a browser kaleido can drive: real static export
             assert info["static_export"][0]["renderer"] == "kaleido", info["static_export"]
     shot = tmp_path / f"{Path(page).stem}.png"
-    result = _chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
+    result = chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 5000, result.stderr[-2000:]

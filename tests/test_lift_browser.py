@@ -5,8 +5,6 @@ Skipped when no chromium binary is installed."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,27 +13,13 @@ from diffupose.cli import main
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome")
-                 if shutil.which(n)), None)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coco17_S8_walking.json"
 TINY_TRAIN = ["--preset", "tiny", "--set", "train.max_steps=12", "--set", "train.val_every=6",
               "--set", "train.checkpoint_every=6", "--set", "data.max_val_samples=64", "--no-progress"]
 
 
-def _chromium(url: str, profile_dir: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--no-first-run", "--no-default-browser-check",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost", "--proxy-server=127.0.0.1:9",
-            f"--user-data-dir={profile_dir}", "--enable-logging=stderr", "--v=0",
-            "--virtual-time-budget=15000", "--window-size=1280,1000", *extra, url]
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
-def viewer(tmp_path_factory, synthetic_npz) -> Path:
-    if CHROMIUM is None:
-        pytest.skip("no chromium binary on PATH (install it with `apt-get install -y chromium`)")
+def viewer(tmp_path_factory, synthetic_npz, chromium) -> Path:
     tmp = tmp_path_factory.mktemp("lift_browser")
     assert main(["train", "--data", str(synthetic_npz), "--out", str(tmp / "run"), *TINY_TRAIN]) == 0
     assert main(["lift", "--run", str(tmp / "run"), "--keypoints", str(EXAMPLE), "--image-size", "1000", "1002",
@@ -43,9 +27,9 @@ def viewer(tmp_path_factory, synthetic_npz) -> Path:
     return tmp / "out" / "walk.html"
 
 
-def test_viewer_renders_offline(viewer, tmp_path):
+def test_viewer_renders_offline(viewer, tmp_path, chromium):
     assert (viewer.parent / "plotly.min.js").exists()
-    result = _chromium(viewer.as_uri(), tmp_path / "profile-dom", "--dump-dom")
+    result = chromium(viewer.as_uri(), tmp_path / "profile-dom", "--dump-dom", window="1280,1000")
     assert result.returncode == 0, result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     errors = [line for line in console if "Uncaught" in line or "Failed to load resource" in line]
@@ -55,5 +39,5 @@ def test_viewer_renders_offline(viewer, tmp_path):
     assert "gl-container" in dom and "<canvas" in dom, "no WebGL canvas for the 3D scene"
     assert "slider" in dom, "no frame slider"
     shot = tmp_path / "viewer.png"
-    result = _chromium(viewer.as_uri(), tmp_path / "profile-shot", f"--screenshot={shot}")
+    result = chromium(viewer.as_uri(), tmp_path / "profile-shot", f"--screenshot={shot}", window="1280,1000")
     assert shot.exists() and shot.stat().st_size > 5000, result.stderr[-2000:]
