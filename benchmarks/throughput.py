@@ -49,25 +49,7 @@ def _compile(model, mode: str):
 def bench_train(dim: int, batch: int, device: torch.device, amp_dtype, compile_mode: str | None,
                 warmup: int, repeats: int) -> dict:
     """Forward + backward + Adam step on random data; returns samples/s."""
-    skeleton = H36M17
-    model = build_denoiser(ModelConfig(dim=dim), skeleton).to(device).train()
-    schedule = NoiseSchedule.from_config(DiffusionConfig()).to(device)
-    net = _compile(model, compile_mode) if compile_mode else model
-    fused = device.type == "cuda"
-    opt = torch.optim.Adam(model.parameters(), lr=4e-5, fused=fused) if fused else torch.optim.Adam(model.parameters(), lr=4e-5)
-    g = torch.Generator(device=device).manual_seed(0)
-    x0 = torch.randn((batch, skeleton.num_joints, 3), generator=g, device=device) * 0.2
-    y = torch.randn((batch, skeleton.num_joints, 2), generator=g, device=device) * 0.5
-    weights = torch.tensor(skeleton.loss_weights, dtype=torch.float32, device=device)
-
-    def step():
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss, _ = diffusion_loss(net, schedule, x0, y, joint_weights=weights, generator=g, return_parts=False)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = _train_stepper(ModelConfig(dim=dim), batch, device, amp_dtype, compile_mode, None)
     for _ in range(warmup):
         step()
     _sync(device)
@@ -81,8 +63,8 @@ def bench_train(dim: int, batch: int, device: torch.device, amp_dtype, compile_m
             "final_loss": float(loss.detach())}
 
 
-def _train_stepper(model_cfg: ModelConfig, batch: int, device: torch.device, amp_dtype, compiled: bool,
-                   ema_decay: float | None):
+def _train_stepper(model_cfg: ModelConfig, batch: int, device: torch.device, amp_dtype,
+                   compile_mode: str | bool | None, ema_decay: float | None):
     """A closure running one training step (forward + backward + Adam [+ EMA]) on fixed random data."""
     from diffupose.ema import make_ema
 
@@ -91,8 +73,11 @@ def _train_stepper(model_cfg: ModelConfig, batch: int, device: torch.device, amp
     model = build_denoiser(model_cfg, skeleton).to(device).train()
     ema = make_ema(model, ema_decay) if ema_decay is not None else None
     schedule = NoiseSchedule.from_config(DiffusionConfig()).to(device)
-    net = _compile(model, "default") if compiled else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if compile_mode is True:
+        compile_mode = "default"
+    net = _compile(model, compile_mode) if compile_mode else model
+    # fused Adam on CUDA (what training uses there); the learning rate does not affect the speed
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if device.type == "cuda" else {}))
     g = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn((batch, skeleton.num_joints, 3), generator=g, device=device) * 0.2
     y = torch.randn((batch, skeleton.num_joints, 2), generator=g, device=device) * 0.5
