@@ -32,7 +32,7 @@ import numpy as np
 from . import metrics
 from .config import EvalConfig
 from .errors import ConfigError, DataError
-from .inference import Lifter, SamplingSettings, check_checkpoint_choice
+from .inference import Lifter, SamplingSettings, check_checkpoint_choice, checkpoint_for_split
 from .reference import (
     H36M_ACTION_ABBREVIATIONS, H36M_ACTIONS, HUMANEVA_ACTIONS, HUMANEVA_PAPER_ACTION, HUMANEVA_SUBJECTS,
     table1_ours, table2_ours, table3_cells, table3_rows,
@@ -333,10 +333,8 @@ def _select_split(data, data_path: Path, split: str, ev: EvalConfig, lifter: Lif
     """The evaluated samples (seeded subset when ev.max_samples), checked against the model; a
     `best` checkpoint is refused on the split that chose it."""
     selected_on = lifter.checkpoint_card.get("selected_on")
-    if selected_on is not None and split == selected_on:
-        raise ConfigError(f"checkpoint 'best' was chosen on split {split!r}: evaluating it there would report "
-                          "the number that selected it; use checkpoint 'ema' (latest EMA weights) "
-                          "or evaluate another split")
+    if selected_on is not None:
+        checkpoint_for_split("best", split, selected_on)
     available = data.splits()
     data = data.select(split=split, max_samples=ev.max_samples, seed=ev.seed)
     if len(data) == 0:

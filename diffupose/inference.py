@@ -32,7 +32,8 @@ from .metrics import hypothesis_spread
 from .skeleton import Skeleton
 from .utils import resolve_device
 
-__all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice"]
+__all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice",
+           "checkpoint_for_split"]
 
 # The checkpoint choice, one name everywhere (CLI --checkpoint, EvalConfig.checkpoint, notebooks):
 #   best  - EMA weights of the checkpoint with the lowest val MPJPE (chosen on the `val` split;
@@ -48,6 +49,20 @@ def check_checkpoint_choice(checkpoint: str) -> str:
         raise ConfigError(f"unknown checkpoint {checkpoint!r}; use one of {', '.join(CHECKPOINTS)} "
                           "(best: EMA weights chosen on val; ema: latest EMA weights; model: latest raw weights)")
     return checkpoint
+
+
+def checkpoint_for_split(requested: str, eval_split: str | None, selection_split: str) -> str:
+    """The weights to evaluate on `eval_split`. `auto`: `best` unless `eval_split` is the split
+    that chose it (`selection_split`), then `ema`; an explicit `best` there is a one-line
+    ConfigError (it would report the number that selected it)."""
+    if requested == "auto":
+        return "ema" if eval_split == selection_split else "best"
+    check_checkpoint_choice(requested)
+    if requested == "best" and eval_split == selection_split:
+        raise ConfigError(f"checkpoint 'best' was chosen on split {selection_split!r}: evaluating it there would "
+                          "report the number that selected it; use checkpoint 'ema' (latest EMA weights), "
+                          "'auto', or evaluate another split")
+    return requested
 
 
 @dataclass(frozen=True)

@@ -349,18 +349,11 @@ def evaluation_checkpoint(requested: str, eval_split: str | None, selection_spli
             selection_split = config.get("data", {}).get("val_split") or selection_split
         except (json.JSONDecodeError, AttributeError):
             pass
-    if requested == "auto":
-        requested = "ema" if eval_split == selection_split else "best"
-    if requested == "best":
-        if eval_split == selection_split:
-            raise ConfigError(f"checkpoint 'best' was chosen on split {selection_split!r}: evaluating it there "
-                              "would report the number that selected it; use checkpoint 'ema' or 'auto'")
-        return "best", f"{selection_split} (lowest validation MPJPE)"
-    if requested == "ema":
-        return "ema", "none (final EMA weights)"
-    if requested == "model":
-        return "model", "none (final raw weights)"
-    raise ConfigError(f"unknown checkpoint {requested!r}; use auto, best, ema or model")
+    from .inference import checkpoint_for_split
+
+    checkpoint = checkpoint_for_split(requested, eval_split, selection_split)
+    return checkpoint, {"best": f"{selection_split} (lowest validation MPJPE)", "ema": "none (final EMA weights)",
+                        "model": "none (final raw weights)"}[checkpoint]
 
 
 def paper_comparison_hypotheses(numbers: Iterable[int], paper_n: int = 10) -> int:

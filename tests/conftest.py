@@ -59,3 +59,15 @@ def chromium():
         return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two shared cores: one intra-op thread is much faster than two fighting other jobs.
+    Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

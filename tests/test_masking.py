@@ -19,12 +19,7 @@ from diffupose.skeleton import H36M17, HUMANEVA15
 J = H36M17.num_joints
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("skeleton", [H36M17, HUMANEVA15])

@@ -20,13 +20,7 @@ from diffupose.train import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, lo
                              read_history, train, validate)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: one intra-op thread is much faster than two fighting other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(npz, **overrides):
