@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .diffusion.loss import LOSSES
+from .diffusion.schedule import PREDICTIONS, SCHEDULES
 from .errors import ConfigError
 
 __all__ = [
@@ -114,6 +116,14 @@ class DiffusionConfig:
     lambda_2d: float = 0.8         # weight of the 2D reconstruction term (eq. 10)
     joint_weights: bool = True     # per-joint loss weights on every channel
     clip_x0: float = 1.0           # clamp x0 estimate to [-clip, clip] metres (0 = off)
+    prediction: str = "eps"        # the 3D output: eps (paper, released) | x0 | v (velocity)
+
+    def __post_init__(self) -> None:
+        _validate(self, "diffusion", {
+            "num_timesteps": (_positive, ">= 1"), "schedule": _one_of(SCHEDULES), "loss": _one_of(LOSSES),
+            "prediction": _one_of(PREDICTIONS), "lambda_2d": (_non_negative, ">= 0"),
+            "clip_x0": (_non_negative, ">= 0 (0 = off)"),
+        })
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class Lifter:
                       sampler=settings.sampler, num_steps=settings.steps_for(self.config), eta=settings.eta,
                       flip=settings.flip, skeleton=self.skeleton,
                       generator=generator if generator is not None else self.generator(settings.seed),
-                      clip_x0=self.config.diffusion.clip_x0, return_trajectory=return_trajectory, **extra)
+                      clip_x0=self.config.diffusion.clip_x0, prediction=self.config.diffusion.prediction,
+                      return_trajectory=return_trajectory, **extra)
 
     def sample(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                generator: torch.Generator | None = None) -> np.ndarray:

@@ -571,7 +571,7 @@ def _loss(run: _Run, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> tupl
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
-                              return_parts=False, keypoint_mask=keypoint_mask)
+                              return_parts=False, keypoint_mask=keypoint_mask, prediction=cfg.diffusion.prediction)
 
 
 def _first_compiled_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tensor:
@@ -639,7 +639,8 @@ def validate(ema: torch.nn.Module, schedule, data: TrainingData, cfg: Config,
         hypotheses = lifter.sample_tensor(y, settings, generator=gen)
         errors.append(mpjpe(hypotheses.mean(dim=1), x0))
         loss, _ = diffusion_loss(ema, schedule, x0, y, joint_weights=joint_weights,
-                                 lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=gen)
+                                 lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=gen,
+                                 prediction=cfg.diffusion.prediction)
         loss_sum += float(loss) * len(x0)
     return 1000.0 * float(np.concatenate(errors).mean()), loss_sum / n
 

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from diffupose.config import DiffusionConfig, ModelConfig
-from diffupose.diffusion import (SAMPLERS, DDIMSampler, DDPMSampler, NoiseSchedule, cosine_betas,
-                                 diffusion_loss, linear_betas, q_posterior_mean_variance, q_sample, sample)
+from diffupose.diffusion import (PREDICTIONS, SAMPLERS, DDIMSampler, DDPMSampler, NoiseSchedule, cosine_betas,
+                                 diffusion_loss, linear_betas, predict_x0, prediction_target,
+                                 q_posterior_mean_variance, q_sample, sample)
 from diffupose.errors import ConfigError
 from diffupose.model import build_denoiser
 from diffupose.skeleton import H36M17, flip_horizontal
@@ -258,3 +259,67 @@ def test_loss_backward_through_denoiser(schedule):
                                  joint_weights=torch.tensor(H36M17.loss_weights), generator=g)
     loss.backward()
     assert math.isfinite(parts["loss"]) and model.output_conv.W.grad is not None
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+def test_prediction_target_and_x0_recovery_are_inverse(schedule, prediction):
+    g = torch.Generator().manual_seed(4)
+    x0, noise = torch.randn(8, J, 3, generator=g) * 0.2, torch.randn(8, J, 3, generator=g)
+    t = torch.tensor([0, 1, 10, 40, 70, 90, 98, 99])
+    x_t = q_sample(schedule, x0, t, noise)
+    target = prediction_target(schedule, prediction, x0, noise, t)
+    tol = 5e-2 if prediction == "eps" else 1e-5  # ε -> x0 divides by sqrt(ᾱ_99) ≈ 5e-4 at the last step
+    assert torch.allclose(predict_x0(schedule, prediction, x_t, t, target)[:-1], x0[:-1], atol=1e-4)
+    assert torch.allclose(predict_x0(schedule, prediction, x_t, t, target), x0, atol=tol)
+    # one integer step gives the same x0 as the gathered (B,) form
+    assert torch.allclose(predict_x0(schedule, prediction, x_t[3:4], 40, target[3:4]), x0[3:4], atol=1e-5)
+    with pytest.raises(ValueError, match="prediction"):
+        predict_x0(schedule, "score", x_t, t, target)
+
+
+class TargetPredictor(nn.Module):
+    """Outputs the exact `prediction` target for a known x0 = f(y): ε, x0 or v given x_t."""
+
+    def __init__(self, schedule, f, prediction):
+        super().__init__()
+        self.schedule, self.f, self.prediction = schedule, f, prediction
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.num_joints = J
+
+    def forward(self, x_t, y, t):
+        x0 = self.f(y)
+        ab = self.schedule.alphas_cumprod.float()[t].view(-1, 1, 1)
+        noise = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return prediction_target(self.schedule, self.prediction, x0, noise, t).float(), y
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS)
+@pytest.mark.parametrize("sampler,steps", [("ddim", 5), ("ddpm", 100)])
+def test_samplers_follow_the_parameterisation(schedule, prediction, sampler, steps):
+    def f(y):
+        return torch.cat((y, y[..., :1] * y[..., 1:]), dim=-1)
+
+    y = torch.rand(3, J, 2) * 0.6 - 0.3
+    out = sample(TargetPredictor(schedule, f, prediction), schedule, y, num_hypotheses=2, sampler=sampler,
+                 num_steps=steps, prediction=prediction, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, f(y)[:, None].expand_as(out), atol=1e-4)
+    if prediction != "eps":  # read as ε, an x0 / v output gives another pose (one step from x_T)
+        kwargs = dict(num_hypotheses=2, num_steps=1, generator=torch.Generator().manual_seed(0))
+        right = sample(TargetPredictor(schedule, f, prediction), schedule, y, prediction=prediction, **kwargs)
+        wrong = sample(TargetPredictor(schedule, f, prediction), schedule, y, prediction="eps", **kwargs)
+        assert torch.allclose(right, f(y)[:, None].expand_as(right), atol=1e-4)
+        assert not torch.allclose(wrong, right, atol=1e-2)
+    with pytest.raises(ConfigError, match="prediction"):
+        sample(TargetPredictor(schedule, f, prediction), schedule, y, prediction="score")
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_loss_targets_the_parameterisation(schedule, prediction):
+    g = torch.Generator().manual_seed(0)
+    x0, y = torch.randn(6, J, 3, generator=g) * 0.2, torch.randn(6, J, 2, generator=g)
+    noise, t = torch.randn(6, J, 3, generator=g), torch.randint(0, 100, (6,), generator=g)
+    exact = Oracle(prediction_target(schedule, prediction, x0, noise, t))
+    loss, _ = diffusion_loss(exact, schedule, x0, y, t=t, noise=noise, prediction=prediction)
+    assert loss.item() == pytest.approx(0.0, abs=1e-7)
+    as_eps, _ = diffusion_loss(exact, schedule, x0, y, t=t, noise=noise)  # the same output scored as ε
+    assert as_eps.item() > 0.05

@@ -2,29 +2,32 @@
 
 L = mean over (B, J, 5) of w_j · |[ε, y] - [ε̂, ŷ]| (y = keypoints_2d) with the two 2D channels multiplied by λ
 (L1; the released code), or the same with squared errors (`kind="l2"`, eq. 5's form).
+With `prediction="x0"` or `"v"` the 3D channels compare the network's output with x0 or v
+instead of ε (schedule.prediction_target); "eps" is the paper's.
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import ConfigError
-from .schedule import NoiseSchedule, q_sample
+from .schedule import NoiseSchedule, prediction_target, q_sample
 
 __all__ = ["diffusion_loss", "weighted_pose_loss", "LOSSES"]
 
 LOSSES = ("l1", "l2")
 
 
-def weighted_pose_loss(eps_hat: torch.Tensor, noise: torch.Tensor, keypoints_2d_hat: torch.Tensor, keypoints_2d: torch.Tensor, *,
-                       joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8,
+def weighted_pose_loss(output_3d: torch.Tensor, target_3d: torch.Tensor, keypoints_2d_hat: torch.Tensor,
+                       keypoints_2d: torch.Tensor, *, joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8,
                        kind: str = "l1") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eqs. 8-10 (released form): L = L_ε + λ L_y, each channel weighted per joint, averaged
-    over all 5 channels. eps_hat, noise: (B, J, 3); keypoints_2d_hat, keypoints_2d: (B, J, 2); joint_weights: (J,).
-    Returns (loss, noise part, 2D part) — the parts sum to the loss."""
+    over all 5 channels. output_3d, target_3d: (B, J, 3) (ε̂ and ε for the paper's
+    parameterisation); keypoints_2d_hat, keypoints_2d: (B, J, 2); joint_weights: (J,).
+    Returns (loss, 3D part, 2D part) — the parts sum to the loss."""
     if kind == "l1":
-        err_eps, err_y = (eps_hat - noise).abs(), (keypoints_2d_hat - keypoints_2d).abs()
+        err_eps, err_y = (output_3d - target_3d).abs(), (keypoints_2d_hat - keypoints_2d).abs()
     elif kind == "l2":
-        err_eps, err_y = (eps_hat - noise).square(), (keypoints_2d_hat - keypoints_2d).square()
+        err_eps, err_y = (output_3d - target_3d).square(), (keypoints_2d_hat - keypoints_2d).square()
     else:
         raise ConfigError(f"unknown diffusion.loss {kind!r}; known: {list(LOSSES)}")
     err_eps, err_y = err_eps.float(), err_y.float()
@@ -41,7 +44,7 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
                    joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
                    generator: torch.Generator | None = None, t: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, return_parts: bool = True,
-                   keypoint_mask: torch.Tensor | None = None):
+                   keypoint_mask: torch.Tensor | None = None, prediction: str = "eps"):
     """One training loss: t ~ U{0..T-1}, ε ~ N(0, I), x_t by eq. 2, then eqs. 8-10.
 
     x0: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised 2D keypoints.
@@ -49,6 +52,8 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     Returns (loss scalar, parts) with parts = {"loss", "loss_eps", "loss_2d"} as floats, or
     as detached tensors when `return_parts=False` (no host sync; for accelerator loops).
     `keypoint_mask` (B, J) bool, True = present, goes to the denoiser (missing-joint training).
+    `prediction` ("eps" | "x0" | "v") names what the 3D output is trained to match; the part
+    is still called "loss_eps" in the logs.
     The 2D term still targets the true 2D of a missing joint: the network learns to impute it.
     Flip augmentation mirrors whole training rows before batching (train.load_training_data),
     so each row's mask is drawn after mirroring and needs no flipping here.
@@ -60,10 +65,11 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(schedule, x0, t, noise)
     if keypoint_mask is None:
-        eps_hat, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t)
+        output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t)
     else:
-        eps_hat, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, keypoint_mask=keypoint_mask)
-    loss, part_eps, part_y = weighted_pose_loss(eps_hat, noise, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
+        output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, keypoint_mask=keypoint_mask)
+    target = prediction_target(schedule, prediction, x0, noise, t)
+    loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_eps.detach(), "loss_2d": part_y.detach()}
     if return_parts:

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import ConfigError
 from ..skeleton import Skeleton, flip_horizontal
-from .schedule import NoiseSchedule, predict_x0_from_noise, q_posterior_mean_variance
+from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 
 __all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "make_sampler", "sample"]
 
@@ -25,14 +25,16 @@ def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 
 class DDPMSampler:
     """Ancestral DDPM (Ho et al.) with the "fixed small" posterior variance β̃_t (eq. 3); x0 is
-    recovered from the noise estimate (eq. 2 inverted) and clamped to [-clip_x0, clip_x0] every
-    step. Always runs all T steps."""
+    recovered from the network's output (eq. 2 inverted for the paper's ε; see
+    schedule.predict_x0 for x0 and v) and clamped to [-clip_x0, clip_x0] every step. Always runs
+    all T steps."""
 
     name = "ddpm"
 
-    def __init__(self, schedule: NoiseSchedule, clip_x0: float = 1.0) -> None:
+    def __init__(self, schedule: NoiseSchedule, clip_x0: float = 1.0, prediction: str = "eps") -> None:
         self.schedule = schedule
         self.clip_x0 = clip_x0
+        self.prediction = _checked_prediction(prediction)
         self.set_timesteps()
 
     def set_timesteps(self, num_steps: int | None = None) -> list[int]:
@@ -48,16 +50,16 @@ class DDPMSampler:
         """(t, t_prev) per step; t_prev = -1 means "to x0"."""
         return [(t, t - 1) for t in self.timesteps]
 
-    def predict_x0(self, eps_hat: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
-        """Eq. 2 inverted at one step (schedule.predict_x0_from_noise), then clamped."""
-        x0 = predict_x0_from_noise(self.schedule, x_t, t, eps_hat)
+    def predict_x0(self, output: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
+        """x0 from the network's 3D output at one step (schedule.predict_x0), then clamped."""
+        x0 = predict_x0(self.schedule, self.prediction, x_t, t, output)
         return x0.clamp(-self.clip_x0, self.clip_x0) if self.clip_x0 > 0 else x0
 
-    def step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+    def step(self, output: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
-        """x_{t-1} ~ N(μ̃_t(x_t, x̂0), β̃_t I) (eq. 3 with x̂0 from ε̂); no noise at t = 0.
-        eps_hat, x_t: (N, J, 3)."""
-        x0 = self.predict_x0(eps_hat.to(x_t.dtype), t, x_t)
+        """x_{t-1} ~ N(μ̃_t(x_t, x̂0), β̃_t I) (eq. 3 with x̂0 from the network's output, ε̂ in the
+        paper); no noise at t = 0. output, x_t: (N, J, 3)."""
+        x0 = self.predict_x0(output.to(x_t.dtype), t, x_t)
         mean, _, log_variance = q_posterior_mean_variance(self.schedule, x0, x_t, t)
         if t == 0:
             return mean
@@ -71,10 +73,12 @@ class DDIMSampler(DDPMSampler):
 
     name = "ddim"
 
-    def __init__(self, schedule: NoiseSchedule, eta: float = 0.0, clip_x0: float = 1.0, num_steps: int = 5) -> None:
+    def __init__(self, schedule: NoiseSchedule, eta: float = 0.0, clip_x0: float = 1.0, num_steps: int = 5,
+                 prediction: str = "eps") -> None:
         self.eta = float(eta)
         self.schedule = schedule
         self.clip_x0 = clip_x0
+        self.prediction = _checked_prediction(prediction)
         self.set_timesteps(num_steps)
 
     def set_timesteps(self, num_steps: int | None = None) -> list[int]:
@@ -93,14 +97,15 @@ class DDIMSampler(DDPMSampler):
         ts = self.timesteps
         return [(t, ts[i + 1] if i + 1 < len(ts) else -1) for i, t in enumerate(ts)]
 
-    def step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+    def step(self, output: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """x_{t_prev} = sqrt(ᾱ_prev) x̂0 + sqrt(1 - ᾱ_prev - σ²) ε̂ + σ z,
-        σ = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev). eps_hat, x_t: (N, J, 3)."""
+        σ = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev); x̂0 from the network's output,
+        ε̂ re-derived from x̂0. output, x_t: (N, J, 3)."""
         s = self.schedule
         ab_t = s.at("alphas_cumprod", t)
         ab_prev = s.at("alphas_cumprod", t_prev) if t_prev >= 0 else 1.0
-        x0 = self.predict_x0(eps_hat.to(x_t.dtype), t, x_t)
+        x0 = self.predict_x0(output.to(x_t.dtype), t, x_t)
         eps = (x_t - math.sqrt(ab_t) * x0) / math.sqrt(1.0 - ab_t)
         sigma = self.eta * math.sqrt(max((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev), 0.0))
         x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma ** 2, 0.0)) * eps
@@ -109,13 +114,19 @@ class DDIMSampler(DDPMSampler):
         return x_prev
 
 
+def _checked_prediction(prediction: str) -> str:
+    if prediction not in PREDICTIONS:
+        raise ConfigError(f"unknown diffusion.prediction {prediction!r}; known: {list(PREDICTIONS)}")
+    return prediction
+
+
 def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta: float = 0.0,
-                 clip_x0: float = 1.0) -> DDPMSampler:
-    """`ddpm` (all T steps) or `ddim` (num_steps, eta)."""
+                 clip_x0: float = 1.0, prediction: str = "eps") -> DDPMSampler:
+    """`ddpm` (all T steps) or `ddim` (num_steps, eta), for a network that predicts `prediction`."""
     if name == "ddpm":
-        return DDPMSampler(schedule, clip_x0=clip_x0)
+        return DDPMSampler(schedule, clip_x0=clip_x0, prediction=prediction)
     if name == "ddim":
-        return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps)
+        return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
     raise ConfigError(f"unknown sampler {name!r}; known: {list(SAMPLERS)}")
 
 
@@ -136,7 +147,7 @@ def _validate_condition(keypoints_2d, num_joints: int | None) -> torch.Tensor:
 def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: int = 1, sampler: str = "ddim",
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
-           autocast_dtype: torch.dtype | None = None, keypoint_mask=None):
+           autocast_dtype: torch.dtype | None = None, keypoint_mask=None, prediction: str = "eps"):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
     keypoints_2d: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
@@ -148,6 +159,8 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     `autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast; the chain stays fp32.
     `keypoint_mask` (B, J) bool, True = present: passed to the denoiser (mirrored with the flipped
     view); missing joints' 2D may be NaN. None = all present.
+    `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
+    config.diffusion.prediction).
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
@@ -157,7 +170,7 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
     keypoints_2d, keypoint_mask = _apply_keypoint_mask(keypoints_2d, keypoint_mask)
     keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None))
-    step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0)
+    step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0, prediction=prediction)
     device = next(denoiser.parameters()).device
     B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[1], num_hypotheses
     was_training = denoiser.training
@@ -217,9 +230,9 @@ def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask
         if t not in t_full:
             t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
         with amp:
-            eps_hat, _ = (denoiser(x, cond, t_full[t]) if mask is None
-                          else denoiser(x, cond, t_full[t], keypoint_mask=mask))
-        x = step_runner.step(eps_hat.float(), t, t_prev, x, generator)
+            output, _ = (denoiser(x, cond, t_full[t]) if mask is None
+                         else denoiser(x, cond, t_full[t], keypoint_mask=mask))
+        x = step_runner.step(output.float(), t, t_prev, x, generator)
         if return_trajectory:
             trajectory.append(x)
     return trajectory if return_trajectory else [x]

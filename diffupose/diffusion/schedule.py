@@ -12,7 +12,7 @@ import torch
 from ..errors import ConfigError
 
 __all__ = ["NoiseSchedule", "cosine_betas", "linear_betas", "q_sample", "q_posterior_mean_variance",
-           "predict_x0_from_noise", "SCHEDULES"]
+           "predict_x0_from_noise", "predict_x0", "prediction_target", "SCHEDULES", "PREDICTIONS"]
 
 SCHEDULES = ("cosine", "linear")
 
@@ -141,3 +141,38 @@ def q_posterior_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, x_t: to
             + _coefficient(schedule, "posterior_mean_coef2", t, x_t) * x_t)
     return (mean, _coefficient(schedule, "posterior_variance", t, x_t),
             _coefficient(schedule, "posterior_log_variance_clipped", t, x_t))
+
+
+# What the denoiser's 3D output means: ε (the paper and the released code), x0 itself, or the
+# velocity v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0 (Salimans & Ho, 2022). All three describe the same
+# reverse process; they weigh the timesteps differently in the loss and behave differently at
+# large t, where x0 recovered from ε divides by sqrt(ᾱ_t) ≈ 0.
+PREDICTIONS = ("eps", "x0", "v")
+
+
+def prediction_target(schedule: NoiseSchedule, prediction: str, x0: torch.Tensor, noise: torch.Tensor,
+                      t: torch.Tensor) -> torch.Tensor:
+    """The training target of the denoiser's 3D output for x_t = q_sample(x0, t, noise):
+    ε, x0, or v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0. x0, noise: (B, J, 3); t: (B,) int64."""
+    if prediction == "eps":
+        return noise
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        return (_coefficient(schedule, "sqrt_alphas_cumprod", t, x0) * noise
+                - _coefficient(schedule, "sqrt_one_minus_alphas_cumprod", t, x0) * x0)
+    raise ValueError(f"unknown prediction {prediction!r}; known: {list(PREDICTIONS)}")
+
+
+def predict_x0(schedule: NoiseSchedule, prediction: str, x_t: torch.Tensor, t, output: torch.Tensor) -> torch.Tensor:
+    """x0 from the denoiser's 3D output: eq. 2 inverted for ε (predict_x0_from_noise), the output
+    itself for x0, x0 = sqrt(ᾱ_t) x_t - sqrt(1 - ᾱ_t) v for v.
+    x_t, output: (B, J, 3); t: one integer step or (B,) int64."""
+    if prediction == "eps":
+        return predict_x0_from_noise(schedule, x_t, t, output)
+    if prediction == "x0":
+        return output
+    if prediction == "v":
+        return (_coefficient(schedule, "sqrt_alphas_cumprod", t, x_t) * x_t
+                - _coefficient(schedule, "sqrt_one_minus_alphas_cumprod", t, x_t) * output)
+    raise ValueError(f"unknown prediction {prediction!r}; known: {list(PREDICTIONS)}")
