@@ -44,7 +44,7 @@ __all__ = [
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
-    "07_in_the_wild", "08_uncertainty",
+    "07_in_the_wild", "08_uncertainty", "09_robustness",
 )
 CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
 
@@ -82,6 +82,10 @@ _COMMON: dict[str, Any] = {
     "max_frames": 0, "viewer_frames": 100,
     # 08_uncertainty: H hypotheses sampled once and cached; N = its prefixes.
     "cache_hypotheses": 50, "hypothesis_prefixes": [1, 5, 10, 20, 50], "uncertainty_max_samples": 2000,
+    # 09_robustness: missing 2D joints x pixel noise on a seeded subset; compare_runs adds other
+    # trained runs (e.g. one trained with model.missing_joints=true) beside the report's.
+    "compare_runs": [], "robustness_max_samples": 300, "robustness_missing": [0, 1, 2, 4],
+    "robustness_modes": ["random", "limb"], "robustness_noise_px": [0, 2, 5, 10, 20], "robustness_fill": "neighbour",
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -101,6 +105,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ablations_to_run": ["schedule", "dim", "denoiser"],
             "max_frames": 12, "viewer_frames": 4,
             "cache_hypotheses": 8, "hypothesis_prefixes": [1, 2, 4, 8], "uncertainty_max_samples": 48,
+            "robustness_max_samples": 16, "robustness_missing": [0, 2], "robustness_noise_px": [0, 5],
         },
         "notebooks": {},
     },
@@ -180,6 +185,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 
 PATH_KEYS = ("data_dir", "data_path", "run_dir", "out_dir", "ablation_dir", "keypoints_path")
+PATH_LIST_KEYS = ("compare_runs",)
 # Path parameters whose profile values are relative to the repository root.
 _REPO_RELATIVE = ("data_dir", "keypoints_path")
 
@@ -295,6 +301,8 @@ def resolve_parameters(profile: str, report_dir: str | Path,
         params[key] = _coerce_like(value, params[key], key)
         if key in PATH_KEYS and params[key]:
             params[key] = str(Path(params[key]).expanduser().resolve())   # relative: from the current directory
+        if key in PATH_LIST_KEYS:
+            params[key] = [str(Path(v).expanduser().resolve()) for v in params[key]]
     params["overrides"] = config_overrides
     for key in _REPO_RELATIVE:
         if params.get(key) and not Path(params[key]).is_absolute():

@@ -207,21 +207,11 @@ def test_build_denoiser_reads_the_flag():
     assert build_denoiser(ModelConfig(dim=32, num_blocks=1, missing_joints=True), H36M17).missing_joints
 
 
-def _robustness_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness.py"
-    spec = importlib.util.spec_from_file_location("robustness_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_robustness_matrix_cells():
     from diffupose.inference import Lifter, SamplingSettings
 
-    rob = _robustness_module()
+    from diffupose import robustness as rob
+
     torch.manual_seed(0)
     cfg = preset("tiny")
     lifters = {"plain": Lifter.from_model(build_denoiser(cfg.model, H36M17), cfg, H36M17),
@@ -245,12 +235,19 @@ def test_robustness_matrix_cells():
                       rtol=1e-5)
     table = rob.markdown_tables(rows, settings)
     assert "ORACLE" in table and "| masked | 2 limb |" in table
+    labels, sigmas, grid = rob.matrix_pivot([r for r in rows if r["model"] == "masked"])
+    assert labels == ["none", "2 random", "2 limb"] and sigmas == [0, 5] and grid.shape == (3, 2)
+    masked_limb_5 = next(r for r in rows if r["model"] == "masked" and r["mask"] == "limb" and r["noise_px"] == 5)
+    assert grid[2, 1] == masked_limb_5["mpjpe_aggregate"]
+    _, _, missing_grid = rob.matrix_pivot([r for r in rows if r["model"] == "masked"], "mpjpe_missing_joints")
+    assert np.isnan(missing_grid[0]).all() and np.isfinite(missing_grid[1:]).all()
 
 
 def test_robustness_template_fill_and_bad_fill():
     from diffupose.inference import Lifter, SamplingSettings
 
-    rob = _robustness_module()
+    from diffupose import robustness as rob
+
     cfg = preset("tiny")
     lifters = {"plain": Lifter.from_model(build_denoiser(cfg.model, H36M17), cfg, H36M17)}
     rng = np.random.default_rng(1)

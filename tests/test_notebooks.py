@@ -1,4 +1,4 @@
-"""Every notebook, 01 -> 08, executed by papermill with the `tiny` profile through run_report.
+"""Every notebook, 01 -> 09, executed by papermill with the `tiny` profile through run_report.
 
 One report (module fixture, about 2-3 minutes on 2 CPU cores) then one test per notebook reads
 back the section its last cell recorded in metrics.json, and the HTML checks make sure every
@@ -203,4 +203,23 @@ def test_uncertainty_section(report, metrics):
     assert unc["card"]["oracle"] is False and unc["calibration"]["card"]["oracle"] is False
     assert unc["card"]["dataset"] == "synthetic" and unc["cache_reused"] is False
     for stem in ("08_error_vs_n_per_aggregator", "08_reliability", "08_spread_vs_error", "08_ambiguity"):
+        assert (report / "figures" / f"{stem}.png").stat().st_size > 1000, stem
+
+
+def test_robustness_section(report, metrics):
+    from diffupose.profiles import get_profile
+
+    rob = metrics["robustness"]
+    params = get_profile("tiny")["params"]
+    masks = 1 + len(params["robustness_modes"]) * len([k for k in params["robustness_missing"] if k > 0])
+    cells = rob["cells"]
+    assert len(cells) == masks * len(params["robustness_noise_px"])          # one model: this run
+    assert {c["model"] for c in cells} == {"this run"} and {c["input"] for c in cells} == {"neighbour-fill"}
+    for c in cells:
+        assert c["num_samples"] == params["robustness_max_samples"]
+        assert all(math.isfinite(c[k]) and c[k] > 0 for k in ("mpjpe_n1", "mpjpe_aggregate", "oracle_best_of_h"))
+        assert c["oracle_best_of_h"] <= c["mpjpe_n1"] + 1e-6
+        assert (c["mpjpe_missing_joints"] is None) == (c["missing"] == 0)
+    assert rob["card"]["split"] == rob["split"] and rob["card"]["num_hypotheses"] == params["num_hypotheses"]
+    for stem in ("09_robustness_mean", "09_robustness_oracle", "09_missing_spread"):
         assert (report / "figures" / f"{stem}.png").stat().st_size > 1000, stem

@@ -261,17 +261,26 @@ def plotly_to_matplotlib(fig: go.Figure):
     nrows = math.ceil(n / ncols)
     mpl = plt.figure(figsize=(6 * ncols, 5 * nrows))
     layout = fig.layout
+    titles = [a.text for a in (layout.annotations or ()) if a.text]     # make_subplots' panel titles
     for idx, key in enumerate(keys):
         traces = groups.get(key, [])
         is3d = bool(traces) and traces[0].type == "scatter3d"
         ax = mpl.add_subplot(nrows, ncols, idx + 1, projection="3d" if is3d else None)
+        bars = [t for t in traces if t.type == "bar"]
+        grouped = len(bars) > 1 and layout.barmode == "group"
         for tr in traces:
-            _draw_trace(ax, tr)
+            if grouped and tr.type == "bar":
+                _draw_grouped_bar(ax, tr, bars.index(tr), len(bars))
+            else:
+                _draw_trace(ax, tr)
         if is3d:
             _setup_3d_axes(ax, layout[key] if key in layout else layout.scene)
         else:
             _setup_2d_axes(ax, layout, key)
-        if any(getattr(t, "name", None) for t in traces) and len(traces) < 15 and traces[0].type != "bar":
+        if len(titles) == n > 1:
+            ax.set_title(titles[idx], fontsize=9)
+        if (any(getattr(t, "name", None) for t in traces) and len(traces) < 15
+                and (traces[0].type not in ("bar", "heatmap") or grouped)):
             ax.legend(fontsize=7)
     if layout.title.text:
         mpl.suptitle(layout.title.text)
@@ -316,15 +325,33 @@ def _draw_trace(ax, tr) -> None:
         log.warning("plotly_to_matplotlib: trace type %s not rendered", tr.type)
 
 
+def _draw_grouped_bar(ax, tr, slot: int, slots: int) -> None:
+    """One bar trace of a plotly barmode="group" panel: side by side with the others, hatched
+    when the trace has a pattern, named in the legend."""
+    labels = [str(v) for v in tr.x]
+    width = 0.8 / slots
+    x = np.arange(len(labels)) + (slot - (slots - 1) / 2) * width
+    pattern = getattr(getattr(tr.marker, "pattern", None), "shape", None)
+    ax.bar(x, _nan_list(tr.y), width=width, label=tr.name, hatch="//" if pattern else None,
+           color=tr.marker.color if isinstance(tr.marker.color, str) else f"C{slot // 2 if pattern is not None else slot}",
+           alpha=0.6 if pattern == "" else 1.0)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=7)
+
+
 def _draw_heatmap(ax, tr) -> None:
     """imshow with row 0 at the top (as plotly's reversed y axis shows it), the trace's tick
-    labels, and a diverging map with symmetric limits when the trace has a midpoint of 0."""
-    z = np.asarray(tr.z, dtype=float)
-    kwargs = {"cmap": "viridis"}
+    labels and cell text, its zmin/zmax, and a diverging map with symmetric limits when the
+    trace has a midpoint of 0."""
+    z = np.asarray([[np.nan if v is None else v for v in row] for row in tr.z], dtype=float)
+    kwargs = {"cmap": "viridis", "vmin": tr.zmin, "vmax": tr.zmax}
     if tr.zmid is not None or (tr.colorscale and "rd" in str(tr.colorscale).lower()):
         limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
         kwargs = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
     image = ax.imshow(z, **kwargs)
+    if tr.text is not None and tr.texttemplate and np.shape(tr.text) == z.shape:
+        for (i, j), text in np.ndenumerate(np.asarray(tr.text, dtype=object)):
+            ax.text(j, i, str(text), ha="center", va="center", fontsize=7, color="white")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     for labels, set_ticks, set_labels in ((tr.x, ax.set_xticks, ax.set_xticklabels),
                                           (tr.y, ax.set_yticks, ax.set_yticklabels)):

@@ -1,6 +1,8 @@
 """Figures of the probabilistic evaluation (`diffupose.hypothesis_cache.evaluate_cache`):
 error against N per aggregator (oracles dashed and labelled), the reliability diagram of the
-quantile calibration, the spread-error scatter per joint and the most ambiguous joints/actions.
+quantile calibration, the spread-error scatter per joint and the most ambiguous joints/actions;
+and of the robustness matrix (`diffupose.robustness`): error per (missing joints, pixel noise)
+cell per model, and the hypothesis spread at missing vs present joints.
 
 Every function returns a `plotly.graph_objects.Figure` and never shows it; traces carry
 `meta={"role": ..., "oracle": bool}` so code and tests can find them.
@@ -16,7 +18,8 @@ from plotly.subplots import make_subplots
 
 from ..utils import as_numpy
 
-__all__ = ["aggregator_error_figure", "reliability_figure", "spread_error_figure", "ambiguity_figure"]
+__all__ = ["aggregator_error_figure", "reliability_figure", "spread_error_figure", "ambiguity_figure",
+           "robustness_heatmaps", "missing_spread_figure"]
 
 
 def aggregator_error_figure(table: Sequence[dict[str, Any]], metric: str = "MPJPE",
@@ -113,3 +116,53 @@ def ambiguity_figure(ambiguity: dict[str, Any], title: str | None = None) -> go.
     fig.update_yaxes(title_text="spread (mm)", col=1)
     fig.update_layout(title=title or "Where the hypotheses disagree most", template="plotly_white", height=420)
     return fig
+
+
+def robustness_heatmaps(rows: Sequence[dict[str, Any]], metric: str = "mpjpe_aggregate",
+                        title: str | None = None) -> go.Figure:
+    """One heatmap per model: rows = missing joints (none, k random, k limb), columns = 2D
+    noise σ (px), cells = `metric` in mm (annotated), one shared colour scale.
+    rows: `diffupose.robustness.robustness_matrix` cells."""
+    from ..robustness import matrix_pivot
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    grids = {m: matrix_pivot([r for r in rows if r["model"] == m], metric) for m in models}
+    finite = np.concatenate([g[np.isfinite(g)] for _, _, g in grids.values()] or [np.zeros(1)])
+    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    fig = make_subplots(rows=1, cols=len(models), subplot_titles=[f"{m} ({_input_of(rows, m)})" for m in models],
+                        horizontal_spacing=0.08)
+    for col, model in enumerate(models, start=1):
+        labels, sigmas, grid = grids[model]
+        text = [["–" if not math.isfinite(v) else f"{v:.1f}" for v in row] for row in grid]
+        fig.add_trace(go.Heatmap(z=np.where(np.isfinite(grid), grid, None).tolist(), x=[f"σ={s:g} px" for s in sigmas],
+                                 y=labels, text=text, texttemplate="%{text}", colorscale="Viridis", zmin=zmin,
+                                 zmax=zmax, showscale=col == len(models), colorbar=dict(title="mm"),
+                                 meta={"role": "robustness", "model": model, "metric": metric, "oracle": "oracle" in metric}),
+                      row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    fig.update_layout(title=title or f"{metric} (mm) under missing 2D joints and pixel noise",
+                      template="plotly_white", height=140 + 36 * max(len(g[0]) for g in grids.values()),
+                      width=max(520, 420 * len(models)))
+    return fig
+
+
+def missing_spread_figure(rows: Sequence[dict[str, Any]], noise_px: float = 0.0, title: str | None = None) -> go.Figure:
+    """Does the model know what it cannot see? Mean hypothesis spread (mm) at the missing joints
+    and at the present non-root joints, per model and mask, at one noise level (bars)."""
+    cells = [r for r in rows if r["noise_px"] == noise_px and r["missing"] > 0]
+    fig = go.Figure()
+    for model in dict.fromkeys(r["model"] for r in cells):
+        mine = [r for r in cells if r["model"] == model]
+        labels = [f"{r['missing']} {r['mask']}" for r in mine]
+        for key, name, pattern in (("spread_missing_joints", "missing joints", "/"), ("spread_present_joints", "present joints", "")):
+            fig.add_trace(go.Bar(x=labels, y=[r[key] for r in mine], name=f"{model}: {name}",
+                                 marker_pattern_shape=pattern, meta={"role": key, "model": model, "oracle": False}))
+    fig.update_layout(title=title or f"Hypothesis spread at missing vs present joints (σ = {noise_px:g} px)",
+                      barmode="group", yaxis=dict(title="spread (mm)"), xaxis=dict(title="missing joints"),
+                      template="plotly_white", height=420)
+    return fig
+
+
+def _input_of(rows: Sequence[dict[str, Any]], model: str) -> str:
+    inputs = {r["input"] for r in rows if r["model"] == model}
+    return ", ".join(sorted(inputs))
