@@ -38,6 +38,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "v": ("h36m_cpu", {"diffusion.prediction": "v"}),
     "x0-lr2e-3": ("h36m_cpu", {"diffusion.prediction": "x0", "train.lr": 2e-3}),
     "x0-dim192": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 192}),
+    "eps-dim256": ("h36m_cpu", {"model.dim": 256}),
+    "x0-dim256": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 256}),
     "x0-batch512": ("h36m_cpu", {"diffusion.prediction": "x0", "train.batch_size": 512}),
     "x0-lambda0.2": ("h36m_cpu", {"diffusion.prediction": "x0", "diffusion.lambda_2d": 0.2}),
     "eps-lr2e-3": ("h36m_cpu", {"train.lr": 2e-3}),
