@@ -157,8 +157,9 @@ class TrainConfig:
     val_hypotheses: int = 1
     val_sampler: str = "ddim"
     val_steps: int = 5
-    joint_dropout: float = 0.0     # probability of masking each joint during training (missing joints)
-    limb_dropout: float = 0.0      # probability of masking a whole limb during training
+    joint_dropout: float = 0.0     # per sample: probability that 1..4 random joints go missing (missing joints)
+    limb_dropout: float = 0.0      # per sample: probability that the end of a limb goes missing
+    init_from: str = ""            # a run whose final EMA weights start a fresh run (fine-tuning); "" = random init
 
     def __post_init__(self) -> None:
         probability = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")

@@ -507,6 +507,41 @@ def _build(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, dist:
     )
 
 
+def _init_from(run: _Run, source: str) -> None:
+    """Start a fresh run from the final EMA weights of another run (train.init_from): every
+    parameter is copied; one that grew (the missing-joint input channel when the source was
+    trained without it) gets the source's values in its leading slice and zeros in the rest, so
+    the new model computes what the source did as long as nothing is missing. Any other
+    difference (architecture, width, skeleton) is a one-line ConfigError naming the parameter."""
+    from .inference import Lifter
+
+    src = Lifter.load(source, checkpoint="ema", device=run.device)
+    if src.skeleton.name != run.data.skeleton.name:
+        raise ConfigError(f"train.init_from {source}: skeleton {src.skeleton.name}, the data's is {run.data.skeleton.name}")
+    theirs, ours = src.denoiser.state_dict(), run.denoiser.state_dict()
+    if set(theirs) != set(ours):
+        diff = sorted(set(theirs) ^ set(ours))
+        raise ConfigError(f"train.init_from {source}: another architecture (parameters {diff[:3]} differ); "
+                          f"match model.denoiser, model.num_blocks and model.nonlocal_block")
+    grown = []
+    with torch.no_grad():
+        for name, target in ours.items():
+            value = theirs[name].to(device=target.device, dtype=target.dtype)
+            if value.shape == target.shape:
+                target.copy_(value)
+                continue
+            wider = [d for d in range(target.ndim) if target.shape[d] != value.shape[d]]
+            if value.ndim != target.ndim or len(wider) != 1 or target.shape[wider[0]] < value.shape[wider[0]]:
+                raise ConfigError(f"train.init_from {source}: parameter {name} is {tuple(value.shape)} there, "
+                                  f"{tuple(target.shape)} here (match model.dim)")
+            target.zero_()
+            target.narrow(wider[0], 0, value.shape[wider[0]]).copy_(value)
+            grown.append(name)
+    run.ema = make_ema(run.denoiser, run.cfg.train.ema_decay)
+    log.info("initialised from %s (final EMA weights)%s", source,
+             f"; zero-initialised the new part of {', '.join(grown)}" if grown else "")
+
+
 def _should_compile(tc: TrainConfig, device: torch.device, total_steps: int) -> bool:
     """train.compile: on / off; auto = on for runs of at least COMPILE_AUTO_MIN_STEPS steps where
     torch.compile has a backend (CUDA with triton; a CPU with a C++ compiler). At the h36m_cpu
@@ -747,6 +782,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, overw
         run = _build(cfg, run_dir, data, identity, dist, device, t_call)
         if resume_from is not None:
             _restore(run, resume_from)
+        elif cfg.train.init_from:
+            _init_from(run, cfg.train.init_from)
         run.scheduler = build_lr_scheduler(run.optimizer, cfg.train, run.budget.steps_per_epoch,
                                            run.budget.total_steps, start_step=run.step)
         if dist.is_main:

@@ -501,3 +501,29 @@ def test_x0_and_v_parameterisations_learn_and_are_used_for_sampling(synthetic_np
     assert not torch.allclose(torch.from_numpy(ours), torch.from_numpy(as_eps), atol=1e-3)
     with pytest.raises(ConfigError, match="diffusion.prediction"):   # a resume may not change it
         train(_cfg(synthetic_npz, **{"train.max_steps": 160}), tmp_path / "run", progress=False)
+
+
+def test_init_from_copies_weights_and_grows_the_missing_joint_channel(synthetic_npz, straight, tmp_path):
+    from diffupose.inference import Lifter
+
+    cfg = _small(synthetic_npz, **{"train.init_from": str(straight), "model.missing_joints": True,
+                                   "train.joint_dropout": 0.2, "train.max_steps": 1, "train.lr": 1e-12,
+                                   "train.warmup_steps": 0})
+    train(cfg, tmp_path / "masked", progress=False)
+    source = Lifter.load(straight, checkpoint="ema")
+    model, _, _ = load_model(tmp_path / "masked", which="model")
+    w_src, w_new = source.denoiser.input_block.gconv.W, model.input_block.gconv.W
+    assert w_new.shape[1] == w_src.shape[1] + 1 and w_new[:, -1].abs().max() < 1e-9   # zeros (+ one 1e-12 step)
+    params = dict(model.named_parameters())
+    for name, value in source.denoiser.named_parameters():      # copied (one 1e-12 Adam step aside)
+        assert (params[name][tuple(slice(0, n) for n in value.shape)] - value).abs().max() < 1e-9, name
+    # one training step moved the BatchNorm statistics; with the source's, nothing missing -> its outputs
+    model.load_state_dict({**model.state_dict(), **{k: v for k, v in source.denoiser.state_dict().items()
+                                                    if k not in params}})
+    x, y, t = torch.randn(4, 17, 3), torch.randn(4, 17, 2) * 0.3, torch.tensor([0, 10, 50, 99])
+    with torch.no_grad():
+        ours, theirs = model.eval()(x, y, t)[0], source.denoiser(x, y, t)[0]
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"parameter \S+ is \(.*match model.dim"):   # another width: one line
+        train(_small(synthetic_npz, **{"train.init_from": str(straight), "model.dim": 48}), tmp_path / "wide",
+              progress=False)
