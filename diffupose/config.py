@@ -20,7 +20,7 @@ from .errors import ConfigError
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
     "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
-    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS",
+    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS", "MISSING_FILLS",
 ]
 
 LR_SCHEDULES = ("constant", "exponential", "cosine")
@@ -28,6 +28,7 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 COMPILE_MODES = ("auto", "on", "off")
 COMPILE_AUTO_MIN_STEPS = 2000      # train.compile=auto compiles runs at least this long
 DENOISERS = ("gcn", "unet")
+MISSING_FILLS = ("neighbour", "zero")
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
@@ -98,10 +99,11 @@ class ModelConfig:
     nonlocal_block: bool = True
     released_unused_film: bool = False  # build the third FiLM block the released code never uses
     missing_joints: bool = False   # condition on a keypoint mask (missing-joint support)
+    missing_fill: str = "neighbour"  # a missing joint's 2D input: neighbour (mean of present neighbours) | zero
 
     def __post_init__(self) -> None:
         _validate(self, "model", {
-            "denoiser": _one_of(DENOISERS),
+            "denoiser": _one_of(DENOISERS), "missing_fill": _one_of(MISSING_FILLS),
             "dim": (lambda v: v >= 32 and v % 16 == 0, "a multiple of 16, at least 32"),
             "num_blocks": (_non_negative, ">= 0"),
         })
@@ -222,6 +224,8 @@ class Config:
             sub_cls = type(getattr(cls(), f.name))
             if f.name == "train" and isinstance(sub.get("compile"), bool):   # configs written before auto|on|off
                 sub = {**sub, "compile": "on" if sub["compile"] else "off"}
+            if f.name == "model" and sub.get("missing_joints") and "missing_fill" not in sub:
+                sub = {**sub, "missing_fill": "zero"}      # masked models trained before the neighbour fill
             known = {sf.name for sf in fields(sub_cls)}
             unknown = set(sub) - known
             if unknown:

@@ -26,7 +26,7 @@ from .data.keypoints import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17
 from .errors import ConfigError, DataError
 from .skeleton import Skeleton
 
-__all__ = ["limbs", "random_joint_mask", "evaluation_mask", "fill_missing", "FILL_METHODS", "pixels_to_normalised",
+__all__ = ["neighbour_fill", "graph_diameter", "limbs", "random_joint_mask", "evaluation_mask", "fill_missing", "FILL_METHODS", "pixels_to_normalised",
            "add_pixel_noise", "MASK_MODES"]
 
 MASK_MODES = ("random", "limb")
@@ -209,16 +209,41 @@ def _interpolate_in_time(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 def _fill_from_neighbours(xy: np.ndarray, present: np.ndarray, todo: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """`todo` joints of xy (..., J, 2) <- mean of their known skeleton neighbours, outward."""
-    known = ~todo
-    adj = skeleton.adjacency().astype(np.float64)                               # (J, J)
-    out = np.where(known[..., None], xy, 0.0)
-    while not known.all():
-        w = known.astype(np.float64)
-        count = w @ adj                                                          # (..., J) known neighbours
-        total = np.einsum("ij,...jc->...ic", adj, out * w[..., None])
-        new = ~known & (count > 0)
-        out = np.where(new[..., None], total / np.maximum(count, 1.0)[..., None], out)
-        known |= new
+    adjacency = torch.from_numpy(skeleton.adjacency()).double()
+    out = neighbour_fill(torch.from_numpy(np.ascontiguousarray(xy, dtype=np.float64)), torch.from_numpy(~todo),
+                         adjacency, graph_diameter(adjacency))
+    return out.numpy()
+
+
+def graph_diameter(adjacency) -> int:
+    """Longest shortest path (in edges) of a connected skeleton graph (J, J) — how many
+    neighbour_fill hops reach every joint from any present one."""
+    a = np.asarray(adjacency.cpu() if isinstance(adjacency, torch.Tensor) else adjacency) > 0
+    reach, hops = np.eye(len(a), dtype=bool), 0
+    while not reach.all():
+        grown = reach | (reach.astype(np.int64) @ a.astype(np.int64) > 0)
+        if (grown == reach).all():
+            raise ValueError("graph_diameter: the skeleton graph is not connected")
+        reach, hops = grown, hops + 1
+    return hops
+
+
+def neighbour_fill(keypoints_2d: torch.Tensor, present: torch.Tensor, adjacency: torch.Tensor, hops: int) -> torch.Tensor:
+    """Missing joints' 2D <- the mean of their known skeleton neighbours, `hops` times outward
+    (a fixed count, so torch.compile sees no data-dependent loop; graph_diameter(adjacency)
+    hops fill every joint of a sample with at least one joint present).
+    keypoints_2d (..., J, 2) (missing values may be NaN), present (..., J) bool,
+    adjacency (J, J) binary without self-loops -> filled (..., J, 2)."""
+    known = present.to(keypoints_2d.dtype).unsqueeze(-1)                              # (..., J, 1)
+    out = torch.where(present.unsqueeze(-1), keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype,
+                                                                       device=keypoints_2d.device))
+    adjacency = adjacency.to(keypoints_2d.dtype)
+    for _ in range(hops):
+        count = torch.matmul(adjacency, known)                                         # known neighbours
+        total = torch.matmul(adjacency, out * known)
+        new = (known == 0) & (count > 0)
+        out = torch.where(new, total / count.clamp_min(1.0), out)
+        known = torch.maximum(known, new.to(known.dtype))
     return out
 
 

@@ -11,7 +11,7 @@ from diffupose.config import ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
 from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
 from diffupose.errors import ConfigError, DataError
-from diffupose.masking import (FILL_METHODS, add_pixel_noise, evaluation_mask, fill_missing, limbs,
+from diffupose.masking import (FILL_METHODS, graph_diameter, neighbour_fill, add_pixel_noise, evaluation_mask, fill_missing, limbs,
                                pixels_to_normalised, random_joint_mask)
 from diffupose.model import build_denoiser
 from diffupose.skeleton import H36M17, HUMANEVA15
@@ -259,3 +259,49 @@ def test_robustness_template_fill_and_bad_fill():
     assert [r["input"] for r in rows] == ["template-fill"] and np.isfinite(rows[0]["mpjpe_aggregate"])
     with pytest.raises(ConfigError, match="fill"):
         rob.robustness_matrix(lifters, kp, gt, 1000, 1002, settings, missing=(2,), fill="zeros", progress=False)
+
+
+def test_neighbour_fill_reaches_every_joint_and_keeps_present_ones():
+    adjacency = torch.from_numpy(H36M17.adjacency())
+    assert graph_diameter(adjacency) == 8
+    g = torch.Generator().manual_seed(0)
+    kp = torch.rand(5, J, 2, generator=g)
+    present = torch.rand(5, J, generator=g) > 0.6
+    present[:, 0] = True
+    nan_in = torch.where(present[..., None], kp, torch.full((), float("nan")))
+    out = neighbour_fill(nan_in, present, adjacency, graph_diameter(adjacency))
+    assert torch.isfinite(out).all() and torch.equal(out[present], kp[present])
+    # the numpy fill_missing(method="neighbour") is the same computation
+    ref = fill_missing(nan_in.numpy(), present.numpy(), H36M17, method="neighbour")
+    assert np.allclose(out.numpy(), ref, atol=1e-6)
+    # a missing joint between two present ones gets their mean
+    one = torch.zeros(1, J, dtype=torch.bool) | True
+    elbow = H36M17.joint_names.index("RElbow") if "RElbow" in H36M17.joint_names else 15
+    one[0, elbow] = False
+    filled = neighbour_fill(kp[:1], one, adjacency, 8)
+    nbrs = torch.nonzero(adjacency[elbow]).flatten()
+    assert torch.allclose(filled[0, elbow], kp[0, nbrs].mean(0))
+
+
+def test_masked_denoiser_fills_missing_inputs_from_neighbours_and_old_configs_keep_zeros(tmp_path):
+    from diffupose.config import Config
+    from diffupose.model.denoiser import condition_channels
+
+    model = build_denoiser(ModelConfig(dim=32, num_blocks=1, missing_joints=True), H36M17)
+    assert model.missing_fill is not None and len(model.state_dict()) == len(
+        build_denoiser(ModelConfig(dim=32, num_blocks=1), H36M17).state_dict())      # nothing new in checkpoints
+    kp = torch.rand(2, J, 2)
+    mask = torch.ones(2, J, dtype=torch.bool)
+    mask[:, 3] = False
+    cond = condition_channels(kp, mask, True, torch.float32, model.missing_fill)
+    nbrs = torch.nonzero(torch.from_numpy(H36M17.adjacency())[3]).flatten()
+    assert torch.allclose(cond[:, 3, :2], kp[:, nbrs].mean(1)) and torch.equal(cond[:, 3, 2], torch.ones(2))
+    zero = build_denoiser(ModelConfig(dim=32, num_blocks=1, missing_joints=True, missing_fill="zero"), H36M17)
+    assert zero.missing_fill is None
+    assert torch.equal(condition_channels(kp, mask, True, torch.float32, zero.missing_fill)[:, 3, :2], torch.zeros(2, 2))
+    # a masked run written before model.missing_fill existed is read as "zero"
+    old = Config().to_dict()
+    old["model"]["missing_joints"] = True
+    del old["model"]["missing_fill"]
+    assert Config.from_dict(old).model.missing_fill == "zero"
+    assert Config().model.missing_fill == "neighbour"

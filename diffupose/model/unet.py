@@ -46,9 +46,10 @@ class UNetDenoiser(nn.Module):
     """
 
     def __init__(self, num_joints: int, dim: int = 256, in_channels: int = 5, out_channels: int = 5,
-                 missing_joints: bool = False) -> None:
+                 missing_joints: bool = False, missing_fill: nn.Module | None = None) -> None:
         super().__init__()
         self.missing_joints = missing_joints    # + 1 input channel, the missing indicator (as the GCN)
+        self.missing_fill = missing_fill        # denoiser.MissingJointFill or None (zeros)
         in_channels += int(missing_joints)
         self.num_joints = num_joints
         self.padded = -(-num_joints // 4) * 4
@@ -76,7 +77,7 @@ class UNetDenoiser(nn.Module):
                 keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         from .denoiser import condition_channels
         t_emb = self.time_mlp(t)
-        cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype)
+        cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype, self.missing_fill)
         h = torch.cat((x_t, cond), dim=-1).transpose(1, 2)                  # (B, 5 or 6, J)
         h = F.pad(h, (0, self.padded - self.num_joints))
         s1 = self.enc1(self.input_conv(h), t_emb)                              # (B, c1, L)
