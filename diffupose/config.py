@@ -354,20 +354,23 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
             "train.val_every": 500, "train.checkpoint_every": 1000, "train.log_every": 100,
         },
         # CPU-budget profiles (<= 1 hour on 2 cores): larger lr with warm-up and cosine decay,
-        # EMA 0.999 per step, a narrower network (dim 128). max_steps sets the cosine horizon and
-        # is sized to finish inside max_minutes (about 12 steps/s at batch 256 on 2 cores);
-        # max_minutes is a safety cap that checkpoints and stops.
+        # EMA 0.999 per step, a narrower network (dim 128), and the v parameterisation, which
+        # learns much faster than ε at this budget while keeping the hypotheses diverse (x0
+        # collapses them); benchmarks/RECIPES.md has the runs. max_steps sets the cosine horizon
+        # and is sized to finish inside max_minutes (15-20 steps/s at batch 256 on 2 cores with
+        # bf16 + compile: 30,000 steps in 28.5 min); max_minutes is a safety cap that
+        # checkpoints and stops.
         "humaneva_cpu": {
-            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
+            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
             "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 16000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
         "h36m_cpu": {
-            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256,
+            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 20000,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 30000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
