@@ -390,3 +390,10 @@ def test_ablation_variants_share_the_base_model_and_rows_carry_paper_numbers():
     assert [r["paper MPJPE (N=1, d=256)"] for r in sched] == [54.9, 50.7]
     with pytest.raises(ConfigError):
         ablations.ablation_variants(["nope"], [32])
+
+
+def test_compare_runs_are_taken_from_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = resolve_parameters("tiny", tmp_path / "r", overrides=["compare_runs=runs/masked,/abs/other"])
+    assert params["09_robustness"]["compare_runs"] == [str(tmp_path / "runs" / "masked"), "/abs/other"]
+    assert resolve_parameters("tiny", tmp_path / "r")["09_robustness"]["compare_runs"] == []
