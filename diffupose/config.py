@@ -363,7 +363,7 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "humaneva_cpu": {
             "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 16000,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 32000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
