@@ -114,10 +114,12 @@ def _timed(step, repeats: int, device: torch.device, clock=time.perf_counter) ->
 
 
 def precision_table(preset_names: list[str], device: torch.device, rounds: int, repeats: int,
-                    clock=time.perf_counter) -> list[dict]:
+                    clock=time.perf_counter, compile_mode: str | None = None) -> list[dict]:
     """fp32 vs bf16-autocast training samples/s at each preset's model and batch, alternating
     rounds (median reported). `clock`: wall time, or CPU time (`--cpu-time`: per-thread
-    speed on a machine shared with other jobs; meaningful with --threads 1)."""
+    speed on a machine shared with other jobs; meaningful with --threads 1). `compile_mode`:
+    torch.compile both steppers (as the CPU presets train); their compile happens in the
+    untimed warm-up."""
     import statistics
 
     rows = []
@@ -125,7 +127,7 @@ def precision_table(preset_names: list[str], device: torch.device, rounds: int, 
         cfg = preset(name)
         batch = cfg.train.batch_size
         ema = cfg.train.ema_decay if cfg.train.ema_every == 1 else None
-        steppers = {label: _train_stepper(cfg.model, batch, device, dtype, False, ema)
+        steppers = {label: _train_stepper(cfg.model, batch, device, dtype, compile_mode, ema)
                     for label, dtype in (("fp32", None), ("bf16", torch.bfloat16))}
         for stepper in steppers.values():       # warm-up (allocator, oneDNN primitive caches)
             _timed(stepper, 2, device)
@@ -138,7 +140,7 @@ def precision_table(preset_names: list[str], device: torch.device, rounds: int, 
         sps = {label: batch * repeats / statistics.median(t) for label, t in times.items()}
         rows.append({"kind": "precision", "preset": name, "dim": cfg.model.dim, "num_blocks": cfg.model.num_blocks,
                      "batch": batch, "fp32": sps["fp32"], "bf16": sps["bf16"], "speedup": sps["bf16"] / sps["fp32"],
-                     "rounds": rounds, "repeats": repeats})
+                     "compile": compile_mode or "off", "rounds": rounds, "repeats": repeats})
     return rows
 
 
@@ -216,10 +218,10 @@ def format_table(results: list[dict], header: dict) -> str:
     prec = [r for r in results if r["kind"] == "precision"]
     if prec:
         lines += ["", "## Training samples/s, fp32 vs bf16 autocast (same run, alternating rounds, median)", "",
-                  "| preset | dim | blocks | batch | fp32 samples/s | bf16 samples/s | bf16 / fp32 |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['preset']} | {r['dim']} | {r['num_blocks']} | {r['batch']} | {r['fp32']:.0f} | "
-                  f"{r['bf16']:.0f} | {r['speedup']:.2f}x |" for r in prec]
+                  "| preset | dim | blocks | batch | compile | fp32 samples/s | bf16 samples/s | bf16 / fp32 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['preset']} | {r['dim']} | {r['num_blocks']} | {r['batch']} | {r.get('compile', 'off')} | "
+                  f"{r['fp32']:.0f} | {r['bf16']:.0f} | {r['speedup']:.2f}x |" for r in prec]
     comp = [r for r in results if r["kind"] == "compile"]
     if comp:
         lines += ["", "## torch.compile (training)", "",
@@ -304,7 +306,8 @@ def main(argv=None) -> None:
         results = []
         if args.precision_table:
             results += precision_table(names, device, args.rounds, args.repeats or 10,
-                                       clock=time.process_time if args.cpu_time else time.perf_counter)
+                                       clock=time.process_time if args.cpu_time else time.perf_counter,
+                                       compile_mode=compile_mode)
             header["clock"] = "process CPU time" if args.cpu_time else "wall clock"
         if args.compile_table:
             results += compile_table(names, device, args.repeats or 30,

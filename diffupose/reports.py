@@ -541,9 +541,10 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any
             on_cell(code.index(index) + 1, len(code),
                     "(parameters from the profile)" if injected else _first_line(cell.get("source", "")))
     _register_progress_engine()
-    previous = os.environ.get(PROGRESS_ENV)
+    saved = {key: os.environ.get(key) for key in (PROGRESS_ENV, "PYTHONPATH")}
     if progress_file is not None:
         os.environ[PROGRESS_ENV] = str(progress_file)   # the kernel inherits it
+    os.environ["PYTHONPATH"] = kernel_pythonpath(saved["PYTHONPATH"])
     try:
         papermill.execute_notebook(str(src), str(tmp), parameters=params, kernel_name=kernel,
                                    cwd=str(cwd or src.parent), progress_bar=False,
@@ -558,12 +559,22 @@ def execute_notebook(src: str | Path, dst: str | Path, parameters: dict[str, Any
             os.replace(tmp, dst)
         raise
     finally:
-        if progress_file is not None:
-            if previous is None:
-                os.environ.pop(PROGRESS_ENV, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
             else:
-                os.environ[PROGRESS_ENV] = previous
+                os.environ[key] = value
     os.replace(tmp, dst)
+
+
+def kernel_pythonpath(current: str | None = None) -> str:
+    """PYTHONPATH for a report's kernels: the folder holding the `diffupose` package this
+    process runs, first, then `current`. Without it a kernel started in `notebooks/` imports
+    whatever `diffupose` the environment has installed (an editable install of another checkout,
+    say), and the notebooks would run other code than the report records."""
+    root = str(Path(__file__).resolve().parent.parent)
+    rest = [p for p in (current or "").split(os.pathsep) if p and p != root]
+    return os.pathsep.join([root, *rest])
 
 
 # The report pages: JupyterLab's look, no require.js / MathJax / mermaid / widget-manager loaders

@@ -397,3 +397,30 @@ def test_compare_runs_are_taken_from_the_current_directory(tmp_path, monkeypatch
     params = resolve_parameters("tiny", tmp_path / "r", overrides=["compare_runs=runs/masked,/abs/other"])
     assert params["09_robustness"]["compare_runs"] == [str(tmp_path / "runs" / "masked"), "/abs/other"]
     assert resolve_parameters("tiny", tmp_path / "r")["09_robustness"]["compare_runs"] == []
+
+
+def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
+    """A kernel starts in notebooks/, so without help it imports whatever `diffupose` the
+    environment puts first (another checkout's editable install, a decoy on PYTHONPATH)."""
+    import diffupose
+    from diffupose.reports import kernel_pythonpath
+
+    decoy = tmp_path / "decoy" / "diffupose"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy diffupose was imported')\n")
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_where.ipynb", [
+        ("params", "out_dir = '.'"),
+        ("code", "import diffupose\nfrom diffupose import viz\n"
+                 "viz.record_metrics(out_dir, 'where', {'file': diffupose.__file__})"),
+    ])
+    out = run_report("tiny", name="where", out_root=tmp_path / "reports", notebooks=["01"], notebooks_dir=nbs)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert Path(metrics["where"]["file"]).resolve() == Path(diffupose.__file__).resolve()
+    import os
+    assert os.environ["PYTHONPATH"] == str(decoy.parent)      # the caller's environment is restored
+    root = str(Path(diffupose.__file__).resolve().parent.parent)
+    assert kernel_pythonpath(None) == root
+    assert kernel_pythonpath(f"/a{os.pathsep}{root}{os.pathsep}/b") == os.pathsep.join([root, "/a", "/b"])
