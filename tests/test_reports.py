@@ -5,6 +5,7 @@ does that) through papermill, so they need the `python3` Jupyter kernel."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -419,7 +420,6 @@ def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
     out = run_report("tiny", name="where", out_root=tmp_path / "reports", notebooks=["01"], notebooks_dir=nbs)
     metrics = json.loads((out / "metrics.json").read_text())
     assert Path(metrics["where"]["file"]).resolve() == Path(diffupose.__file__).resolve()
-    import os
     assert os.environ["PYTHONPATH"] == str(decoy.parent)      # the caller's environment is restored
     root = str(Path(diffupose.__file__).resolve().parent.parent)
     assert kernel_pythonpath(None) == root
