@@ -31,20 +31,25 @@ from diffupose.utils import atomic_write_text
 
 log = logging.getLogger("recipe_search")
 
-# name -> (preset, overrides). "eps" is the h36m_cpu preset as it stands (the paper's ε target).
+# name -> (preset, overrides). Every recipe names its parameterisation (eps, x0 or v) and pins it
+# here: the presets' own choice changes between rounds (h36m_cpu was eps, now v), and a recipe
+# that inherited it would silently train another target under the same name.
+PREDICTION = {"eps": {"diffusion.prediction": "eps"}, "x0": {"diffusion.prediction": "x0"},
+              "v": {"diffusion.prediction": "v"}}
 RECIPES: dict[str, tuple[str, dict]] = {
-    "eps": ("h36m_cpu", {}),
-    "x0": ("h36m_cpu", {"diffusion.prediction": "x0"}),
-    "v": ("h36m_cpu", {"diffusion.prediction": "v"}),
-    "x0-lr2e-3": ("h36m_cpu", {"diffusion.prediction": "x0", "train.lr": 2e-3}),
-    "x0-dim192": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 192}),
-    "eps-dim256": ("h36m_cpu", {"model.dim": 256}),
-    "x0-dim256": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 256}),
-    "x0-batch512": ("h36m_cpu", {"diffusion.prediction": "x0", "train.batch_size": 512}),
-    "x0-lambda0.2": ("h36m_cpu", {"diffusion.prediction": "x0", "diffusion.lambda_2d": 0.2}),
-    "eps-lr2e-3": ("h36m_cpu", {"train.lr": 2e-3}),
-    "humaneva-eps": ("humaneva_cpu", {}),
-    "humaneva-x0": ("humaneva_cpu", {"diffusion.prediction": "x0"}),
+    "eps": ("h36m_cpu", {**PREDICTION["eps"]}),
+    "x0": ("h36m_cpu", {**PREDICTION["x0"]}),
+    "v": ("h36m_cpu", {**PREDICTION["v"]}),
+    "x0-lr2e-3": ("h36m_cpu", {**PREDICTION["x0"], "train.lr": 2e-3}),
+    "x0-dim192": ("h36m_cpu", {**PREDICTION["x0"], "model.dim": 192}),
+    "eps-dim256": ("h36m_cpu", {**PREDICTION["eps"], "model.dim": 256}),
+    "x0-dim256": ("h36m_cpu", {**PREDICTION["x0"], "model.dim": 256}),
+    "x0-batch512": ("h36m_cpu", {**PREDICTION["x0"], "train.batch_size": 512}),
+    "x0-lambda0.2": ("h36m_cpu", {**PREDICTION["x0"], "diffusion.lambda_2d": 0.2}),
+    "eps-lr2e-3": ("h36m_cpu", {**PREDICTION["eps"], "train.lr": 2e-3}),
+    "humaneva-eps": ("humaneva_cpu", {**PREDICTION["eps"]}),
+    "humaneva-x0": ("humaneva_cpu", {**PREDICTION["x0"]}),
+    "humaneva-v": ("humaneva_cpu", {**PREDICTION["v"]}),
 }
 
 
@@ -83,7 +88,7 @@ def run_one(recipe: str, steps: int, seed: int, args) -> dict:
     result = train(cfg, run_dir, progress=False)
     minutes = (time.perf_counter() - t0) / 60
     vals = [r["val_mpjpe"] for r in result.history if r.get("val_mpjpe") is not None]
-    row = {"recipe": recipe, "preset": preset_name,
+    row = {"recipe": recipe, "preset": preset_name, "prediction": cfg.diffusion.prediction,
            "overrides": [f"{k}={v}" for k, v in settings.items() if k != "data.path"] + list(args.set),
            "steps": steps, "seed": seed, "minutes": round(minutes, 2), "run_dir": str(run_dir),
            "val_curve_mm": [round(v, 1) for v in vals]}

@@ -42,7 +42,7 @@ __all__ = [
     "resolve_split", "execute_notebook", "notebook_to_html", "strip_remote_scripts", "remote_code_references",
     "write_index", "run_report", "PLOTLY_RENDERER", "setup_notebook", "count_rows", "gallery_indices",
     "TrainingCurveDisplay", "evaluation_table", "table_card", "resolve_inputs", "evaluation_checkpoint",
-    "paper_comparison_hypotheses", "STANDALONE_RUNS", "FALLBACK_REPORT",
+    "paper_comparison_hypotheses", "STANDALONE_RUNS", "FALLBACK_REPORT", "kernel_pythonpath",
 ]
 
 log = logging.getLogger(__name__)
@@ -571,10 +571,14 @@ def kernel_pythonpath(current: str | None = None) -> str:
     """PYTHONPATH for a report's kernels: the folder holding the `diffupose` package this
     process runs, first, then `current`. Without it a kernel started in `notebooks/` imports
     whatever `diffupose` the environment has installed (an editable install of another checkout,
-    say), and the notebooks would run other code than the report records."""
-    root = str(Path(__file__).resolve().parent.parent)
-    rest = [p for p in (current or "").split(os.pathsep) if p and p != root]
-    return os.pathsep.join([root, *rest])
+    say), and the notebooks would run other code than the report records. An installed (not
+    editable) package lives in site-packages, which the kernel's interpreter finds itself:
+    `current` is returned unchanged then."""
+    root = Path(__file__).resolve().parent.parent
+    rest = [p for p in (current or "").split(os.pathsep) if p and p != str(root)]
+    if root.name in ("site-packages", "dist-packages"):
+        return os.pathsep.join(rest)
+    return os.pathsep.join([str(root), *rest])
 
 
 # The report pages: JupyterLab's look, no require.js / MathJax / mermaid / widget-manager loaders

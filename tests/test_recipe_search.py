@@ -52,3 +52,14 @@ def test_unknown_recipe_is_refused_before_training(recipe_search, synthetic_npz,
     with pytest.raises(SystemExit):
         recipe_search.main()
     assert not (tmp_path / "eps-5000-s0").exists()
+
+
+def test_every_recipe_trains_the_parameterisation_its_name_says(recipe_search):
+    """A recipe inheriting the preset's parameterisation trained v under the name `eps` once the
+    h36m_cpu preset moved from eps to v; each recipe now pins its own."""
+    from diffupose.config import preset
+
+    for name, (preset_name, overrides) in recipe_search.RECIPES.items():
+        named = [tok for tok in name.split("-") if tok in ("eps", "x0", "v")]
+        assert len(named) == 1, f"recipe {name!r} does not name one parameterisation"
+        assert preset(preset_name, overrides).diffusion.prediction == named[0], name

@@ -424,3 +424,13 @@ def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
     root = str(Path(diffupose.__file__).resolve().parent.parent)
     assert kernel_pythonpath(None) == root
     assert kernel_pythonpath(f"/a{os.pathsep}{root}{os.pathsep}/b") == os.pathsep.join([root, "/a", "/b"])
+
+
+def test_kernel_pythonpath_leaves_an_installed_package_to_the_interpreter(monkeypatch):
+    import diffupose.reports as reports_module
+    from diffupose.reports import kernel_pythonpath
+
+    monkeypatch.setattr(reports_module, "__file__", "/usr/lib/python3/site-packages/diffupose/reports.py")
+    assert kernel_pythonpath(f"/a{os.pathsep}/b") == f"/a{os.pathsep}/b"
+    monkeypatch.setattr(reports_module, "__file__", "/home/me/DiffuPose/diffupose/reports.py")
+    assert kernel_pythonpath("/a") == os.pathsep.join([str(Path("/home/me/DiffuPose").resolve()), "/a"])
