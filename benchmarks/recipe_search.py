@@ -34,22 +34,20 @@ log = logging.getLogger("recipe_search")
 # name -> (preset, overrides). Every recipe names its parameterisation (eps, x0 or v) and pins it
 # here: the presets' own choice changes between rounds (h36m_cpu was eps, now v), and a recipe
 # that inherited it would silently train another target under the same name.
-PREDICTION = {"eps": {"diffusion.prediction": "eps"}, "x0": {"diffusion.prediction": "x0"},
-              "v": {"diffusion.prediction": "v"}}
 RECIPES: dict[str, tuple[str, dict]] = {
-    "eps": ("h36m_cpu", {**PREDICTION["eps"]}),
-    "x0": ("h36m_cpu", {**PREDICTION["x0"]}),
-    "v": ("h36m_cpu", {**PREDICTION["v"]}),
-    "x0-lr2e-3": ("h36m_cpu", {**PREDICTION["x0"], "train.lr": 2e-3}),
-    "x0-dim192": ("h36m_cpu", {**PREDICTION["x0"], "model.dim": 192}),
-    "eps-dim256": ("h36m_cpu", {**PREDICTION["eps"], "model.dim": 256}),
-    "x0-dim256": ("h36m_cpu", {**PREDICTION["x0"], "model.dim": 256}),
-    "x0-batch512": ("h36m_cpu", {**PREDICTION["x0"], "train.batch_size": 512}),
-    "x0-lambda0.2": ("h36m_cpu", {**PREDICTION["x0"], "diffusion.lambda_2d": 0.2}),
-    "eps-lr2e-3": ("h36m_cpu", {**PREDICTION["eps"], "train.lr": 2e-3}),
-    "humaneva-eps": ("humaneva_cpu", {**PREDICTION["eps"]}),
-    "humaneva-x0": ("humaneva_cpu", {**PREDICTION["x0"]}),
-    "humaneva-v": ("humaneva_cpu", {**PREDICTION["v"]}),
+    "eps": ("h36m_cpu", {"diffusion.prediction": "eps"}),
+    "x0": ("h36m_cpu", {"diffusion.prediction": "x0"}),
+    "v": ("h36m_cpu", {"diffusion.prediction": "v"}),
+    "x0-lr2e-3": ("h36m_cpu", {"diffusion.prediction": "x0", "train.lr": 2e-3}),
+    "x0-dim192": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 192}),
+    "eps-dim256": ("h36m_cpu", {"diffusion.prediction": "eps", "model.dim": 256}),
+    "x0-dim256": ("h36m_cpu", {"diffusion.prediction": "x0", "model.dim": 256}),
+    "x0-batch512": ("h36m_cpu", {"diffusion.prediction": "x0", "train.batch_size": 512}),
+    "x0-lambda0.2": ("h36m_cpu", {"diffusion.prediction": "x0", "diffusion.lambda_2d": 0.2}),
+    "eps-lr2e-3": ("h36m_cpu", {"diffusion.prediction": "eps", "train.lr": 2e-3}),
+    "humaneva-eps": ("humaneva_cpu", {"diffusion.prediction": "eps"}),
+    "humaneva-x0": ("humaneva_cpu", {"diffusion.prediction": "x0"}),
+    "humaneva-v": ("humaneva_cpu", {"diffusion.prediction": "v"}),
 }
 
 

@@ -4,9 +4,11 @@
   need a file in it skip with a clear reason when it is absent (see `require_file`).
 - `synthetic_npz`: a small synthetic prepared file (3,840 samples: 5 subjects x 16 sequences x
   12 frames x 4 cameras; splits train/val/test), written once per session to a tmp dir.
+- `benchmark_script`: loads a script of `benchmarks/` (not a package) as a module by name.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +25,18 @@ def require_file(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} is missing")
     return path
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """load(name) -> the module of benchmarks/<name>.py."""
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 tabulates mean ± sd over seeds."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +11,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def recipe_search():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_search.py"
-    spec = importlib.util.spec_from_file_location("recipe_search", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recipe_search(benchmark_script):
+    return benchmark_script("recipe_search")
 
 
 def test_search_logs_scores_skips_and_tabulates(recipe_search, synthetic_npz, tmp_path, monkeypatch, capsys):

@@ -2,9 +2,6 @@
 names the compile mode (a tiny preset, one round, eager: seconds)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,12 +9,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def throughput():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
-    spec = importlib.util.spec_from_file_location("throughput_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def throughput(benchmark_script):
+    return benchmark_script("throughput")
 
 
 def test_precision_table_measures_both_precisions_and_names_compile(throughput, capsys):
