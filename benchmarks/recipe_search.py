@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from diffupose.config import EvalConfig, apply_overrides, preset
 from diffupose.evaluate import evaluate
 from diffupose.metrics import AVERAGE
@@ -48,6 +50,13 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "humaneva-eps": ("humaneva_cpu", {"diffusion.prediction": "eps"}),
     "humaneva-x0": ("humaneva_cpu", {"diffusion.prediction": "x0"}),
     "humaneva-v": ("humaneva_cpu", {"diffusion.prediction": "v"}),
+    # Detected 2D (a file prepared with --keypoints sh, which keeps the projected GT beside the
+    # detections): (a) train on the detections, (b) GT + resampled measured detector error,
+    # (c) a per-sample mix of both, and the GT-only model for reference.
+    "det-file": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "file"}),
+    "det-gtnoise": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt+noise"}),
+    "det-mix": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "mix", "train.mix_detected": 0.5}),
+    "det-gtonly": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt"}),
 }
 
 
@@ -61,13 +70,17 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def score(run_dir: Path, data: str, num_hypotheses: int, max_samples: int) -> dict[str, float]:
+def score(run_dir: Path, data: str, num_hypotheses: int, max_samples: int, input_2d: str = "file"
+          ) -> dict[str, float]:
     """Final EMA weights on val: MPJPE and P-MPJPE (mm), averaged over actions; with N > 1 also
     the ORACLE best-of-N (picks with the ground truth) and the hypothesis spread, which show
-    whether a recipe keeps the hypotheses diverse."""
+    whether a recipe keeps the hypotheses diverse. input_2d="gt": the ground-truth 2D of a
+    detections file instead (keys get a `_gtinput` suffix)."""
     ev = EvalConfig(num_hypotheses=num_hypotheses, num_steps=5, flip=True, checkpoint="ema",
-                    max_samples=max_samples, seed=0)
+                    max_samples=max_samples, seed=0, input_2d=input_2d)
     result = evaluate(run_dir, data, split="val", eval_cfg=ev, progress=False, keep_per_sample=False)
+    if input_2d == "gt":
+        return {f"mpjpe_n{num_hypotheses}_gtinput": result.per_action["MPJPE"][AVERAGE]}
     out = {f"mpjpe_n{num_hypotheses}": result.per_action["MPJPE"][AVERAGE],
            f"p_mpjpe_n{num_hypotheses}": result.per_action["P-MPJPE"][AVERAGE]}
     if num_hypotheses > 1:
@@ -92,7 +105,15 @@ def run_one(recipe: str, steps: int, seed: int, args) -> dict:
            "val_curve_mm": [round(v, 1) for v in vals]}
     for n in (1, 10):
         row.update(score(run_dir, args.data, n, args.eval_samples))
+    if has_gt_beside(args.data):
+        row.update(score(run_dir, args.data, 10, args.eval_samples, input_2d="gt"))
     return row
+
+
+def has_gt_beside(path: str) -> bool:
+    """Whether a prepared file holds detections with the projected ground truth beside them."""
+    with np.load(path) as npz:
+        return "keypoints_2d_gt" in npz.files
 
 
 def table(rows: list[dict]) -> str:
@@ -106,12 +127,12 @@ def table(rows: list[dict]) -> str:
             return f"{values[0]:.1f}"
         return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
-    keys = ("mpjpe_n1", "mpjpe_n10", "p_mpjpe_n1", "p_mpjpe_n10", "oracle_n10", "spread_n10")
+    keys = ("mpjpe_n1", "mpjpe_n10", "p_mpjpe_n1", "p_mpjpe_n10", "oracle_n10", "spread_n10", "mpjpe_n10_gtinput")
     lines = ["| recipe | steps | seeds | minutes | MPJPE N=1 | MPJPE N=10 | P-MPJPE N=1 | P-MPJPE N=10 "
-             "| ORACLE best-of-10 | spread N=10 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| ORACLE best-of-10 | spread N=10 | MPJPE N=10, GT 2D input |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (recipe, steps), group in groups.items():
-        metrics = [cell([g[k] for g in group]) for k in keys]
+        metrics = [cell([g[k] for g in group]) if all(k in g for g in group) else "–" for k in keys]
         lines.append(f"| {recipe} | {steps} | {len(group)} | {cell([g['minutes'] for g in group])} | "
                      + " | ".join(metrics) + " |")
     return "\n".join(lines)

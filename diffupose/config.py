@@ -75,6 +75,9 @@ def _one_of(choices: tuple[str, ...]) -> tuple[Any, str]:
     return (lambda v: v in choices), f"one of {', '.join(choices)}"
 
 
+INPUT_2D_MODES = ("file", "gt", "gt+noise", "mix")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""                 # prepared .npz (see diffupose.data.prepared)
@@ -162,6 +165,12 @@ class TrainConfig:
     joint_dropout: float = 0.0     # per sample: probability that 1..4 random joints go missing (missing joints)
     limb_dropout: float = 0.0      # per sample: probability that the end of a limb goes missing
     init_from: str = ""            # a run whose final EMA weights start a fresh run (fine-tuning); "" = random init
+    # The 2D input of training (files with detections keep the projected GT as keypoints_2d_gt):
+    # file = keypoints_2d as prepared | gt = keypoints_2d_gt | gt+noise = GT plus resampled measured
+    # detector error (diffupose.data.detector_noise) | mix = per sample, the real detection with
+    # probability mix_detected, else GT plus measured detector error
+    input_2d: str = "file"
+    mix_detected: float = 0.5
 
     def __post_init__(self) -> None:
         probability = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
@@ -179,6 +188,7 @@ class TrainConfig:
             "val_every": (_non_negative, ">= 0 (0 = no validation)"), "checkpoint_every": (_positive, ">= 1"),
             "val_hypotheses": (_positive, ">= 1"), "val_sampler": _one_of(("ddim", "ddpm")),
             "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
+            "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
         })
         if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("train.max_steps = 0 means 'train for train.epochs epochs', but train.epochs is 0 "
@@ -198,6 +208,10 @@ class EvalConfig:
     seed: int = 0
     checkpoint: str = "best"       # best (EMA, chosen on val) | ema (latest EMA) | model (latest raw)
     max_samples: int = 0           # 0 = all
+    input_2d: str = "file"         # file (keypoints_2d as prepared) | gt (keypoints_2d_gt of a detections file)
+
+    def __post_init__(self) -> None:
+        _validate(self, "eval", {"input_2d": _one_of(("file", "gt"))})
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +339,7 @@ def _select_split(data, data_path: Path, split: str, ev: EvalConfig, lifter: Lif
     data = data.select(split=split, max_samples=ev.max_samples, seed=ev.seed)
     if len(data) == 0:
         raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {available})")
+    data = with_input_2d(data, ev.input_2d, data_path)
     if lifter.skeleton.name != data.skeleton.name:
         raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's "
                         f"{lifter.skeleton.name!r}")
@@ -346,6 +347,21 @@ def _select_split(data, data_path: Path, split: str, ev: EvalConfig, lifter: Lif
         raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
                           f"which this file lacks (NaN, e.g. HumanEva)")
     return data
+
+
+def with_input_2d(data, input_2d: str, data_path) -> Any:
+    """The samples with the 2D input an evaluation asks for: `file` keeps keypoints_2d (the
+    prepared source: GT projection or detections), `gt` swaps in keypoints_2d_gt (a detections
+    file's projected ground truth) and says so in data.meta["keypoints_2d_name"]."""
+    if input_2d == "file":
+        return data
+    if data.keypoints_2d_gt is None:
+        raise DataError(f"{data_path}: eval.input_2d=gt needs keypoints_2d_gt (a file prepared from detections); "
+                        f"this file's keypoints_2d already are its 2D source "
+                        f"({data.meta.get('keypoints_2d_name', data.meta.get('keypoints', 'unknown'))})")
+    meta = {**data.meta, "keypoints": "gt", "keypoints_2d_name": "GT (projected ground truth)",
+            "keypoints_source": "projection (keypoints_2d_gt)"}
+    return replace(data, keypoints_2d=data.keypoints_2d_gt, meta=meta)
 
 
 @dataclass
@@ -404,6 +420,12 @@ def _hypothesis_tables(scores: _Scores, data, settings: SamplingSettings, order,
     }
 
 
+def _source_label(meta: dict) -> str:
+    """GT / detector name for files prepared before keypoints_2d_name was recorded."""
+    kp = str(meta.get("keypoints", meta.get("keypoints_2d", "unknown")))
+    return "GT (projected ground truth)" if kp == "gt" else f"detections ({kp})"
+
+
 def _protocol_card(data, data_path: Path, split: str, ev: EvalConfig, settings: SamplingSettings, lifter: Lifter,
                    poses_per_second: float, scores: _Scores) -> dict[str, Any]:
     """What exactly was measured: data and split, 2D source, sampling, protocol, checkpoint,
@@ -416,6 +438,7 @@ def _protocol_card(data, data_path: Path, split: str, ev: EvalConfig, settings: 
         "data_file": str(data_path),
         "split": split,
         "keypoints_2d_source": str(data.meta.get("keypoints", data.meta.get("keypoints_2d", "unknown"))),
+        "keypoints_2d_name": str(data.meta.get("keypoints_2d_name") or _source_label(data.meta)),
         "keypoints_2d_file": data.meta.get("keypoints_source"),
         "skeleton": lifter.skeleton.name,
         "num_hypotheses": settings.num_hypotheses,

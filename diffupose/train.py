@@ -49,6 +49,7 @@ from .checkpoint import (BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, load_trai
 from .config import COMPILE_AUTO_MIN_STEPS, LR_SCHEDULES, Config, TrainConfig
 from .ema import make_ema, set_num_updates
 from .errors import CheckpointError, ConfigError, DataError, DiffuPoseError
+from .data.detector_noise import DetectorNoise
 from .skeleton import Skeleton, flip_horizontal
 from .utils import atomic_write_text, environment_info, resolve_device
 
@@ -197,6 +198,20 @@ class TrainingData:
     val_poses_3d: torch.Tensor   # (V, J, 3)
     val_keypoints_2d: torch.Tensor
     skeleton: Skeleton
+    keypoints_2d_gt: torch.Tensor | None = None   # (N, J, 2) projected GT (input_2d gt+noise / mix)
+    noise: DetectorNoise | None = None            # measured detector error (input_2d gt+noise / mix)
+    input_2d: str = "file"
+    mix_detected: float = 0.5
+
+    def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The 2D input of the samples `idx` for one training step (train.input_2d)."""
+        if self.noise is None:
+            return self.keypoints_2d[idx]
+        noisy = self.noise.apply(self.keypoints_2d_gt[idx], generator)
+        if self.input_2d == "gt+noise":
+            return noisy
+        use_detection = torch.rand(len(idx), generator=generator, device=noisy.device) < self.mix_detected
+        return torch.where(use_detection[:, None, None], self.keypoints_2d[idx], noisy)
 
 
 def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
@@ -210,16 +225,28 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
     if len(train) == 0:
         raise DataError(f"{cfg.data.path}: no samples in split {cfg.data.train_split!r}")
     val = data.select(split=cfg.data.val_split, max_samples=cfg.data.max_val_samples, seed=0)
-    poses = torch.from_numpy(np.ascontiguousarray(train.poses_3d, dtype=np.float32))
-    keypoints = torch.from_numpy(np.ascontiguousarray(train.keypoints_2d, dtype=np.float32))
-    if cfg.data.flip_augment:
-        poses = torch.cat([poses, flip_horizontal(poses, data.skeleton)])
-        keypoints = torch.cat([keypoints, flip_horizontal(keypoints, data.skeleton)])
+    mode = cfg.train.input_2d
+    if mode != "file" and train.keypoints_2d_gt is None:
+        raise DataError(f"{cfg.data.path}: train.input_2d={mode} needs detections with the ground-truth 2D kept "
+                        f"beside them (keypoints_2d_gt); prepare with detections, e.g. --keypoints sh")
+    flip = cfg.data.flip_augment
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        return (torch.cat([t, flip_horizontal(t, data.skeleton)]) if flip else t).to(device)
+
+    keypoints = tensor(train.keypoints_2d_gt if mode == "gt" else train.keypoints_2d)
+    extra = {}
+    if mode in ("gt+noise", "mix"):
+        noise = DetectorNoise.measure(train.keypoints_2d, train.keypoints_2d_gt, data.skeleton, mirrored=flip,
+                                      seed=cfg.train.seed, device=device)
+        extra = {"keypoints_2d_gt": tensor(train.keypoints_2d_gt), "noise": noise, "input_2d": mode,
+                 "mix_detected": cfg.train.mix_detected}
     return TrainingData(
-        poses.to(device), keypoints.to(device),
+        tensor(train.poses_3d), keypoints,
         torch.from_numpy(np.ascontiguousarray(val.poses_3d, dtype=np.float32)).to(device),
         torch.from_numpy(np.ascontiguousarray(val.keypoints_2d, dtype=np.float32)).to(device),
-        data.skeleton,
+        data.skeleton, **extra,
     )
 
 
@@ -633,7 +660,7 @@ def _train_step(run: _Run, perm: torch.Tensor, window: "_Window") -> torch.Tenso
         idx = perm[start:start + budget.micro]
         last = k == tc.grad_accum - 1
         with nullcontext() if last or run.dist.world_size == 1 else run.ddp_model.no_sync():
-            loss, parts = _loss(run, run.data.poses_3d[idx], run.data.keypoints_2d[idx])
+            loss, parts = _loss(run, run.data.poses_3d[idx], run.data.inputs(idx, run.noise_gen))
             run.scaler.scale(loss / tc.grad_accum).backward()
         window.add(parts, len(idx))
     if tc.grad_clip > 0:

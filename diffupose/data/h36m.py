@@ -30,6 +30,7 @@ import numpy as np
 from ..camera import load_cameras
 from ..errors import DataError
 from ..skeleton import H36M17
+from .detections import DETECTOR_NAMES, detection_files, map_detections, missing_pairs, read_detections
 from .prepared import (PreparedData, SequenceRecord, assemble_samples, canonical_actions, open_npz, read_array,
                        require_present)
 from .videopose3d import match_keypoints_2d, normalize_sequence_name, read_positions_2d, read_positions_3d
@@ -152,6 +153,8 @@ def _find_files(data_dir: Path, keypoints: str) -> tuple[str, list[Path], Path |
     if plain:
         if keypoints == "gt":
             return "plain", plain, None
+        if keypoints != "gt" and detection_files(data_dir, keypoints):
+            return "plain+detections", plain, None
         if not file_2d.is_file():
             raise DataError(f"{file_2d}: file not found: unknown keypoints {keypoints!r} "
                             f"(available: {_available_keypoints(data_dir)})")
@@ -168,8 +171,11 @@ def _find_files(data_dir: Path, keypoints: str) -> tuple[str, list[Path], Path |
 
 
 def _available_keypoints(data_dir: Path) -> list[str]:
-    return ["gt"] + sorted(p.name[len("data_2d_h36m_"):-4] for p in data_dir.glob("data_2d_h36m_*.npz")
-                           if p.name != "data_2d_h36m_gt.npz")
+    videopose = {p.name[len("data_2d_h36m_"):-4] for p in data_dir.glob("data_2d_h36m_*.npz")
+                 if p.name != "data_2d_h36m_gt.npz"}
+    plain = {m.group(1) for p in data_dir.glob("h36m_2d_*_*.npz")
+             if (m := re.fullmatch(r"h36m_2d_([A-Za-z0-9_]+?)_[A-Za-z0-9]+\.npz", p.name))}
+    return ["gt"] + sorted(videopose | plain)
 
 
 def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: bool = False,
@@ -191,7 +197,7 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
     layout, files_3d, file_2d = _find_files(data_dir, keypoints)
     source = ", ".join(str(p) for p in files_3d)
     poses = None
-    if layout == "plain":  # keys first: arrays are read only for the selected sequences
+    if layout.startswith("plain"):  # keys first: arrays are read only for the selected sequences
         all_keys = plain_h36m_keys(files_3d)
     else:
         raw = read_positions_3d(files_3d[0], 17, allow_pickle=allow_pickle, reduce_32=True)
@@ -209,20 +215,28 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         poses = read_plain_h36m(files_3d, keys)
     keypoints_2d = read_positions_2d(file_2d, 17, 4, allow_pickle=allow_pickle) if file_2d is not None else None
     cameras = load_cameras("h36m")
-    records = []
-    for subject, name, action in selected:
+    for subject, _, _ in selected:
         if subject not in cameras.extrinsics:
             raise DataError(f"{source}: no camera calibration for subject {subject}")
+    detections = None
+    if layout == "plain+detections":
+        detections = _read_detections(data_dir, keypoints, cameras, poses, keys)
+    records = []
+    for subject, name, action in selected:
         world = poses[(subject, name)]
-        kp = None
-        if keypoints_2d is not None:
+        cams, kp = cameras.cameras(subject), None
+        if detections is not None:
+            cams = [c for c in cams if (subject, name, c.id) in detections["arrays"]]
+            if not cams:
+                continue
+            kp = [detections["arrays"][(subject, name, c.id)] for c in cams]
+        elif keypoints_2d is not None:
             kp = match_keypoints_2d(file_2d, f"{subject}/{name}", world.shape[0],
                                     _lookup_2d(keypoints_2d, file_2d, subject, name),
                                     allow_longer=(layout == "videopose3d"))
         records.append(SequenceRecord(subject=subject, action=action, sequence=f"{subject}/{name}",
-                                      poses_world=world, cameras=cameras.cameras(subject),
-                                      keypoints_px=kp, split=splits[(subject, name)]))
-    arrays = assemble_samples(records, stride=stride, noise_px=noise_px, seed=seed)
+                                      poses_world=world, cameras=cams, keypoints_px=kp, split=splits[(subject, name)]))
+    arrays = assemble_samples(records, stride=stride, noise_px=noise_px, seed=seed, keep_gt=kp_is_detected(layout, file_2d))
     meta = {
         "dataset": "h36m", "layout": layout, "files_3d": [str(p) for p in files_3d],
         "keypoints": keypoints, "keypoints_source": str(file_2d) if file_2d else "projection (distortion included)",
@@ -233,8 +247,46 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         "val_sequences": sorted(f"{s}/{n}" for (s, n), v in splits.items() if v == "val"),
         "split_subjects": {"train": list(TRAIN_SUBJECTS), "test": list(TEST_SUBJECTS)},
         "cameras": cameras.camera_ids,
+        "keypoints_2d_name": _source_name(keypoints),
     }
+    if detections is not None:
+        meta.update({"keypoints_source": ", ".join(str(p) for p in detections["files"]),
+                     "detections_layout": detections["layout"],
+                     "missing_detections": detections["missing"],
+                     "num_missing_detections": len(detections["missing"])})
+        if detections["missing"]:
+            log.warning("%s: %d sequence/camera pairs have no detections and are skipped: %s%s", meta["keypoints_source"],
+                        len(detections["missing"]), ", ".join(detections["missing"][:5]),
+                        " ..." if len(detections["missing"]) > 5 else "")
     return PreparedData(**arrays, skeleton=H36M17, dataset="h36m", meta=meta)
+
+
+def kp_is_detected(layout: str, file_2d: Path | None) -> bool:
+    """Whether the prepared 2D is something other than the projection (then the projected
+    ground truth is kept beside it as keypoints_2d_gt)."""
+    return layout == "plain+detections" or file_2d is not None
+
+
+def _source_name(keypoints: str) -> str:
+    """Human name of a 2D source for cards and tables: GT, SH, CPN, or the keypoints name."""
+    if keypoints == "gt":
+        return "GT (projected ground truth)"
+    if keypoints in DETECTOR_NAMES:
+        return f"{keypoints.upper()}: {DETECTOR_NAMES[keypoints]}"
+    if keypoints.startswith("cpn"):
+        return f"CPN detections ({keypoints})"
+    return f"detections ({keypoints})"
+
+
+def _read_detections(data_dir: Path, keypoints: str, cameras, poses: dict, keys) -> dict:
+    """Detections of the selected sequences, mapped to H36M-17 pixels, plus the pairs without any."""
+    files = detection_files(data_dir, keypoints)
+    res = {c.id: (c.res_w, c.res_h) for c in cameras.intrinsics}
+    frames = {k: poses[k].shape[0] for k in keys}
+    raw, layout = read_detections(files, keypoints, res, frames)
+    arrays = {k: map_detections(v, layout, H36M17) for k, v in raw.items()}
+    return {"files": files, "layout": layout, "arrays": arrays,
+            "missing": missing_pairs(keys, cameras.camera_ids, raw)}
 
 
 def _check_subjects(source: str, present: Sequence[str], subjects: Sequence[str] | None,

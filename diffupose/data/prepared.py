@@ -9,6 +9,9 @@ Arrays (S samples, J joints), loadable with `np.load(path, allow_pickle=False)`:
 - `intrinsics (S, 4) float32` fx, fy, cx, cy in normalised units (NaN where unknown)
 - `root_position (S, 3) float32` metres, absolute root position in the camera frame
 - `skeleton ()`, `dataset ()`, `meta_json ()` strings
+- optional `keypoints_2d_gt (S, J, 2) float32`: the projected ground-truth 2D, kept beside
+  `keypoints_2d` when that holds detections (so one run can be evaluated on both, and the
+  measured detector error can drive training augmentation)
 
 This module also holds the step every loader shares: `assemble_samples` turns per-sequence
 world poses (+ optional pixel 2D) into these arrays, vectorised per (sequence, camera).
@@ -51,6 +54,8 @@ _ARRAY_SPEC = {
     "root_position": ("f", (3,)),
 }
 ARRAY_KEYS = tuple(_ARRAY_SPEC)
+OPTIONAL_KEYS = ("keypoints_2d_gt",)
+_OPTIONAL_SPEC = {"keypoints_2d_gt": ("f", (None, 2))}
 _SCALAR_KEYS = ("skeleton", "dataset", "meta_json")
 _READ_ERRORS = (zipfile.BadZipFile, EOFError, ValueError, OSError, zlib.error, KeyError)
 
@@ -72,13 +77,16 @@ class PreparedData:
     skeleton: Skeleton
     dataset: str
     meta: dict = field(default_factory=dict)
+    keypoints_2d_gt: np.ndarray | None = None   # (S, J, 2) projected GT when keypoints_2d are detections
 
     def __len__(self) -> int:
         return int(self.poses_3d.shape[0])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The per-sample arrays by name."""
-        return {k: getattr(self, k) for k in ARRAY_KEYS}
+        """The per-sample arrays by name (optional ones only when present)."""
+        out = {k: getattr(self, k) for k in ARRAY_KEYS}
+        out.update({k: getattr(self, k) for k in OPTIONAL_KEYS if getattr(self, k) is not None})
+        return out
 
     def subset(self, index) -> "PreparedData":
         """A new PreparedData holding the samples `index` (boolean mask or integer indices)."""
@@ -170,7 +178,7 @@ def validate_arrays(arrays: dict, skeleton: Skeleton, source: str) -> None:
         raise DataError(f"{source}: missing keys {missing}")
     n = arrays["poses_3d"].shape[0]
     num_joints = skeleton.num_joints
-    for k, (kind, tail) in _ARRAY_SPEC.items():
+    for k, (kind, tail) in {**_ARRAY_SPEC, **{k: v for k, v in _OPTIONAL_SPEC.items() if k in arrays}}.items():
         a = arrays[k]
         shape = (n,) + tuple(num_joints if t is None else t for t in tail)
         if a.shape != shape:
@@ -179,7 +187,7 @@ def validate_arrays(arrays: dict, skeleton: Skeleton, source: str) -> None:
             raise DataError(f"{source}: {k} has shape {a.shape}, expected {shape}")
         if a.dtype.kind != kind and not (kind == "i" and a.dtype.kind == "u"):
             raise DataError(f"{source}: {k} has dtype {a.dtype}, expected kind {kind!r}")
-    for k in ("poses_3d", "keypoints_2d", "root_position"):
+    for k in ("poses_3d", "keypoints_2d", "root_position") + tuple(k for k in OPTIONAL_KEYS if k in arrays):
         if not np.isfinite(arrays[k]).all():
             raise DataError(f"{source}: {k} contains NaN or inf values")
     if np.isinf(arrays["intrinsics"]).any():
@@ -198,7 +206,7 @@ def load_prepared(path: str | os.PathLike) -> PreparedData:
         missing = [k for k in ARRAY_KEYS + _SCALAR_KEYS if k not in npz.files]
         if missing:
             raise DataError(f"{path}: not a prepared dataset, missing keys {missing}")
-        arrays = {k: read_array(npz, path, k) for k in ARRAY_KEYS}
+        arrays = {k: read_array(npz, path, k) for k in ARRAY_KEYS + OPTIONAL_KEYS if k in npz.files or k in ARRAY_KEYS}
         scalars = {k: str(read_array(npz, path, k)) for k in _SCALAR_KEYS}
     try:
         skeleton = get_skeleton(scalars["skeleton"])
@@ -221,7 +229,7 @@ def save_prepared(path: str | os.PathLike, data: PreparedData | dict, compress: 
     if isinstance(data, PreparedData):
         arrays, skeleton, dataset, meta = data.arrays(), data.skeleton, data.dataset, data.meta
     else:
-        arrays = {k: data[k] for k in ARRAY_KEYS if k in data}
+        arrays = {k: data[k] for k in ARRAY_KEYS + OPTIONAL_KEYS if k in data and data[k] is not None}
         skeleton = data.get("skeleton", "h36m17")
         skeleton = get_skeleton(str(skeleton)) if not isinstance(skeleton, Skeleton) else skeleton
         dataset = str(data.get("dataset", "unknown"))
@@ -239,6 +247,7 @@ def save_prepared(path: str | os.PathLike, data: PreparedData | dict, compress: 
         "skeleton": np.array(skeleton.name), "dataset": np.array(dataset),
         "meta_json": np.array(json.dumps(meta, sort_keys=True, default=str)),
     }
+    out.update({k: arrays[k].astype(np.float32, copy=False) for k in OPTIONAL_KEYS if k in arrays})
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:  # a file object: np.savez must not append another ".npz"
             (np.savez_compressed if compress else np.savez)(fh, **out)
@@ -270,18 +279,19 @@ class SequenceRecord:
 
 
 def assemble_samples(records: Sequence[SequenceRecord], stride: int = 1, noise_px: float = 0.0,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+                     seed: int = 0, keep_gt: bool = False) -> dict[str, np.ndarray]:
     """Per-sequence records -> the per-sample arrays of the prepared format.
 
     Every kept frame (`frame % stride == 0`) of every record becomes one sample per camera:
     3D moved to the camera frame and made root-relative (root exactly 0), 2D taken from
     `keypoints_px` or projected (distortion included), optional Gaussian pixel noise
     (`noise_px` std, seeded), then normalised to screen units. Vectorised per (sequence, camera).
+    keep_gt: also return `keypoints_2d_gt`, the projection (no noise), for records with detections.
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     rng = np.random.default_rng(seed) if noise_px > 0 else None
-    parts: dict[str, list] = {k: [] for k in ARRAY_KEYS}
+    parts: dict[str, list] = {k: [] for k in ARRAY_KEYS + (("keypoints_2d_gt",) if keep_gt else ())}
     for rec in records:
         frames = np.arange(0, rec.poses_world.shape[0], stride, dtype=np.int32)
         world = np.asarray(rec.poses_world[frames], dtype=np.float64)
@@ -297,6 +307,9 @@ def assemble_samples(records: Sequence[SequenceRecord], stride: int = 1, noise_p
             if rng is not None:
                 kp = kp + rng.normal(0.0, noise_px, size=kp.shape)
             kp = normalize_screen_coordinates(kp, cam.intrinsics.res_w, cam.intrinsics.res_h)
+            if keep_gt:
+                gt = normalize_screen_coordinates(cam.project(cam_pts), cam.intrinsics.res_w, cam.intrinsics.res_h)
+                parts["keypoints_2d_gt"].append(gt.astype(np.float32))
             root = cam_pts[:, :1]
             parts["poses_3d"].append((cam_pts - root).astype(np.float32))
             parts["keypoints_2d"].append(kp.astype(np.float32))
