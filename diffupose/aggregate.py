@@ -26,12 +26,17 @@ Camera model: with finite intrinsics (fx, fy, cx, cy in normalised screen units)
 camera, plus VideoPose3D's radial/tangential distortion when `distortion` (k1, k2, k3, p1, p2)
 is given (`camera_distortion` looks it up from the packaged calibration by camera id); without
 intrinsics (NaN rows, e.g. HumanEva) a weak-perspective camera fitted to the mean hypothesis.
+The camera maths (projection, distortion and undistortion, root placement, the weak-perspective
+fit, the distortion lookup) lives in `diffupose.geometry`; this module re-exports those names.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import ConfigError
+from .geometry.camera import camera_distortion
+from .geometry.projection import (batched_distortion, batched_intrinsics, estimate_root_translation,
+                                  fit_weak_perspective, project_camera, project_perspective, undistort_points)
 from .utils import as_numpy
 
 __all__ = [
@@ -48,162 +53,10 @@ USES_GROUND_TRUTH = {**{m: False for m in AGGREGATIONS}, **{m: True for m in ORA
 DEFAULT_TEMPERATURE = 0.01   # normalised screen units (~5 px for a 1000 px wide image)
 
 
-def _batched_intrinsics(intrinsics, batch: int) -> np.ndarray:
-    k = as_numpy(intrinsics)
-    if k.ndim == 1:
-        k = np.broadcast_to(k, (batch, 4))
-    assert k.shape == (batch, 4), f"intrinsics: expected (B, 4) or (4,), got {k.shape}"
-    return k
-
-
-def _batched_distortion(distortion, batch: int) -> np.ndarray | None:
-    if distortion is None:
-        return None
-    d = as_numpy(distortion)
-    if d.ndim == 1:
-        d = np.broadcast_to(d, (batch, 5))
-    assert d.shape == (batch, 5), f"distortion: expected (B, 5) or (5,) k1, k2, k3, p1, p2, got {d.shape}"
-    return d
-
-
 def _hyps(hyps) -> np.ndarray:
     arr = as_numpy(hyps)
     assert arr.ndim == 4 and arr.shape[-1] == 3, f"hyps: expected (B, H, J, 3), got {arr.shape}"
     return arr
-
-
-def camera_distortion(dataset: str, camera_ids) -> np.ndarray:
-    """(B, 5) k1, k2, k3, p1, p2 of each sample's camera from the packaged calibration
-    (`camera.load_cameras`); zeros for datasets or cameras without distortion parameters
-    (synthetic, HumanEva). camera_ids: (B,) camera id strings."""
-    from .camera import load_cameras
-
-    ids = np.asarray(camera_ids).astype(str)
-    out = np.zeros((len(ids), 5))
-    try:
-        cams = {c.id: c for c in load_cameras(dataset).intrinsics}
-    except ValueError:
-        return out
-    for cid in np.unique(ids):
-        if cid in cams:
-            c = cams[cid]
-            out[ids == cid] = tuple(c.radial_distortion) + tuple(c.tangential_distortion)
-    return out
-
-
-def _distort(xy: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """VideoPose3D's distortion of normalised image-plane points (see `camera.project_to_2d`).
-    xy: (B, ..., 2); d: (B, 5) broadcast -> (B, ..., 2)"""
-    shape = (d.shape[0],) + (1,) * (xy.ndim - 2)
-    k = d[:, :3].reshape(shape + (3,))
-    p = d[:, 3:].reshape(shape + (2,))
-    r2 = np.sum(xy ** 2, axis=-1, keepdims=True)
-    radial = 1.0 + k[..., :1] * r2 + k[..., 1:2] * r2 ** 2 + k[..., 2:3] * r2 ** 3
-    tan = np.sum(p * xy, axis=-1, keepdims=True)
-    return xy * (radial + tan) + p * r2
-
-
-def project_camera(points, intrinsics, distortion=None) -> np.ndarray:
-    """Perspective projection in normalised screen units with optional distortion.
-
-    Equals `camera.project_to_2d` (VideoPose3D: x = clip(X/Z, -1, 1), then radial/tangential
-    distortion, then u = f x + c), vectorised over samples with per-sample cameras.
-    points: (B, ..., 3) camera frame metres; intrinsics: (B, 4); distortion: (B, 5) or None
-    -> (B, ..., 2)
-    """
-    points = as_numpy(points)
-    batch = points.shape[0]
-    k = _batched_intrinsics(intrinsics, batch)
-    shape = (batch,) + (1,) * (points.ndim - 2)
-    f = k[:, :2].reshape(shape + (2,))
-    c = k[:, 2:].reshape(shape + (2,))
-    depth = np.maximum(points[..., 2:], 1e-3)
-    xy = points[..., :2] / depth
-    d = _batched_distortion(distortion, batch)
-    if d is not None:
-        xy = _distort(np.clip(xy, -1.0, 1.0), d)
-    return f * xy + c
-
-
-def project_perspective(points, intrinsics) -> np.ndarray:
-    """Pinhole projection in normalised screen units (no distortion).
-
-    points: (B, ..., 3) camera frame metres; intrinsics: (B, 4) -> (B, ..., 2)
-    """
-    return project_camera(points, intrinsics, None)
-
-
-def undistort_points(keypoints_2d, intrinsics, distortion, num_iterations: int = 10) -> np.ndarray:
-    """Remove the lens distortion from keypoints: the pinhole keypoints whose distorted
-    projection gives the input (fixed-point iteration x <- (x_d - p r2) / (radial + tan)).
-
-    keypoints_2d: (B, J, 2) normalised; intrinsics: (B, 4); distortion: (B, 5) -> (B, J, 2)
-    """
-    kp = as_numpy(keypoints_2d)
-    batch = kp.shape[0]
-    k = _batched_intrinsics(intrinsics, batch)
-    d = _batched_distortion(distortion, batch)
-    f, c = k[:, None, :2], k[:, None, 2:]
-    xd = (kp - c) / f
-    x = xd.copy()
-    kr, p = d[:, None, :3], d[:, None, 3:]
-    for _ in range(num_iterations):
-        r2 = np.sum(x ** 2, axis=-1, keepdims=True)
-        radial = 1.0 + kr[..., :1] * r2 + kr[..., 1:2] * r2 ** 2 + kr[..., 2:3] * r2 ** 3
-        tan = np.sum(p * x, axis=-1, keepdims=True)
-        x = (xd - p * r2) / (radial + tan)
-    return f * x + c
-
-
-def estimate_root_translation(pose, keypoints_2d, intrinsics, distortion=None) -> np.ndarray:
-    """Camera-frame translation T that best projects a root-relative pose onto the keypoints.
-
-    Perspective model u = fx (X + Tx) / (Z + Tz) + cx (same for v). Multiplying out gives
-    equations linear in T:  fx Tx - (u - cx) Tz = (u - cx) Z - fx X  (and the v analogue),
-    2J equations in 3 unknowns, solved per sample by linear least squares (the closed-form
-    "weak-to-full perspective" root estimate used with VideoPose3D-style lifting). With
-    `distortion` the keypoints are undistorted first (`undistort_points`).
-
-    pose: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised
-    screen coords; intrinsics: (B, 4) fx, fy, cx, cy normalised; distortion: (B, 5) or None
-    -> (B, 3) metres
-    """
-    pose = as_numpy(pose)
-    kp = as_numpy(keypoints_2d)
-    batch, joints, _ = pose.shape
-    assert kp.shape == (batch, joints, 2), f"keypoints_2d: expected {(batch, joints, 2)}, got {kp.shape}"
-    k = _batched_intrinsics(intrinsics, batch)
-    if distortion is not None:
-        kp = undistort_points(kp, k, distortion)
-    f, c = k[:, None, :2], k[:, None, 2:]
-    uc = kp - c  # (B, J, 2)
-    # Rows for the x equations then the y equations: A (B, 2J, 3), b (B, 2J).
-    a = np.zeros((batch, 2 * joints, 3))
-    a[:, :joints, 0] = f[:, :, 0]
-    a[:, :joints, 2] = -uc[..., 0]
-    a[:, joints:, 1] = f[:, :, 1]
-    a[:, joints:, 2] = -uc[..., 1]
-    b = np.concatenate([uc[..., 0] * pose[..., 2] - f[:, :, 0] * pose[..., 0],
-                        uc[..., 1] * pose[..., 2] - f[:, :, 1] * pose[..., 1]], axis=1)
-    ata = np.matmul(a.transpose(0, 2, 1), a) + 1e-9 * np.eye(3)
-    atb = np.matmul(a.transpose(0, 2, 1), b[..., None])
-    return np.linalg.solve(ata, atb)[..., 0]
-
-
-def fit_weak_perspective(pose, keypoints_2d) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares orthographic camera u ≈ s X + o (for data without intrinsics).
-
-    pose: (B, J, 3) root-relative; keypoints_2d: (B, J, 2) -> scale (B,), offset (B, 2)
-    """
-    pose = as_numpy(pose)
-    kp = as_numpy(keypoints_2d)
-    xy = pose[..., :2]
-    xy_mean, kp_mean = xy.mean(axis=1, keepdims=True), kp.mean(axis=1, keepdims=True)
-    dx, dk = xy - xy_mean, kp - kp_mean
-    den = (dx ** 2).sum(axis=(1, 2))
-    scale = np.where(den > 0, (dx * dk).sum(axis=(1, 2)) / np.where(den > 0, den, 1.0), 1.0)
-    offset = kp_mean[:, 0] - scale[:, None] * xy_mean[:, 0]
-    return scale, offset
 
 
 def reprojection_errors(hyps, keypoints_2d, intrinsics=None, distortion=None, root_position=None) -> np.ndarray:
@@ -222,8 +75,8 @@ def reprojection_errors(hyps, keypoints_2d, intrinsics=None, distortion=None, ro
     kp = as_numpy(keypoints_2d)
     assert kp.shape == (batch, joints, 2), f"keypoints_2d: expected {(batch, joints, 2)}, got {kp.shape}"
     mean = hyps.mean(axis=1)
-    k = np.full((batch, 4), np.nan) if intrinsics is None else np.array(_batched_intrinsics(intrinsics, batch))
-    d = _batched_distortion(distortion, batch)
+    k = np.full((batch, 4), np.nan) if intrinsics is None else np.array(batched_intrinsics(intrinsics, batch))
+    d = batched_distortion(distortion, batch)
     perspective = np.isfinite(k).all(axis=1)
     projected = np.empty((batch, num_h, joints, 2))
     if perspective.any():

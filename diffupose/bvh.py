@@ -16,6 +16,10 @@ Reading the file back with `read_bvh` and `forward_kinematics` gives the joint p
 the input's bone lengths are constant (ground-truth mocap), they equal the input to float
 precision. For predicted poses, whose bone lengths vary, the BVH holds the same bone directions
 at the mean lengths; `write_bvh` returns the largest deviation so callers can report it.
+
+The rotations (axis matrices, Euler angles, shortest arc, Kabsch) live in
+`diffupose.geometry.rotations`; `matrix_from_euler` and `euler_zxy_from_matrix` are re-exported
+here under their old names.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .geometry.rotations import axis_rotation, euler_zxy_from_matrix, kabsch, matrix_from_euler, shortest_arc
 from .skeleton import Skeleton
 from .utils import atomic_write_text
 
@@ -62,73 +67,6 @@ class Bvh:
 
 
 # ----------------------------------------------------------------------------------------------
-# Rotations
-
-
-def _axis_matrix(axis: str, angle: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    o, z = np.ones_like(angle), np.zeros_like(angle)
-    if axis == "X":
-        m = [o, z, z, z, c, -s, z, s, c]
-    elif axis == "Y":
-        m = [c, z, s, z, o, z, -s, z, c]
-    else:
-        m = [c, -s, z, s, c, z, z, z, o]
-    return np.stack(m, axis=-1).reshape(angle.shape + (3, 3))
-
-
-def matrix_from_euler(angles_deg: np.ndarray, order: str = "ZXY") -> np.ndarray:
-    """(..., 3) degrees in channel order -> (..., 3, 3) = R_first @ R_second @ R_third."""
-    a = np.radians(np.asarray(angles_deg, dtype=np.float64))
-    out = _axis_matrix(order[0], a[..., 0])
-    for k in (1, 2):
-        out = out @ _axis_matrix(order[k], a[..., k])
-    return out
-
-
-def euler_zxy_from_matrix(m: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotations -> (..., 3) degrees (z, x, y) with R = Rz Rx Ry."""
-    m = np.asarray(m, dtype=np.float64)
-    sx = np.clip(m[..., 2, 1], -1.0, 1.0)
-    x = np.arcsin(sx)
-    regular = np.abs(sx) < 1.0 - 1e-9
-    y = np.where(regular, np.arctan2(-m[..., 2, 0], m[..., 2, 2]), 0.0)
-    z = np.where(regular, np.arctan2(-m[..., 0, 1], m[..., 1, 1]), np.arctan2(m[..., 1, 0], m[..., 0, 0]))
-    return np.degrees(np.stack([z, x, y], axis=-1))
-
-
-def _shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotations (..., 3, 3) taking unit vectors a to unit vectors b (shortest arc)."""
-    v = np.cross(a, b)
-    c = np.sum(a * b, axis=-1)
-    out = np.empty(a.shape[:-1] + (3, 3))
-    opposite = c < -1.0 + 1e-9
-    k = np.zeros(a.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    k = k - np.swapaxes(k, -1, -2)
-    factor = (1.0 / np.where(opposite, 1.0, 1.0 + c))[..., None, None]
-    out[:] = np.eye(3) + k + k @ k * factor
-    if opposite.any():  # 180 degrees about any axis perpendicular to a
-        aa = a[opposite]
-        perp = np.cross(aa, np.where(np.abs(aa[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
-        perp /= np.linalg.norm(perp, axis=-1, keepdims=True)
-        out[opposite] = 2 * perp[:, :, None] * perp[:, None, :] - np.eye(3)
-    return out
-
-
-def _kabsch(rest: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Rotations (F, 3, 3) best mapping rest vectors (K, 3) onto actual vectors (F, K, 3)."""
-    h = np.einsum("ki,fkj->fij", rest, actual)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
-    diag = np.zeros_like(h)
-    diag[:, 0, 0] = 1.0
-    diag[:, 1, 1] = 1.0
-    diag[:, 2, 2] = d
-    return np.swapaxes(vt, -1, -2) @ diag @ np.swapaxes(u, -1, -2)
-
-
-# ----------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -157,9 +95,9 @@ def _build(poses: np.ndarray, skeleton: Skeleton, scale: float):
             rotations.append(parent_global if parent_global is not None else np.broadcast_to(np.eye(3), (frames, 3, 3)))
             return
         if len(kids) == 1:
-            g = _shortest_arc(np.broadcast_to(rest_dir[kids[0]], (frames, 3)), _unit(bones[kids[0]]))
+            g = shortest_arc(np.broadcast_to(rest_dir[kids[0]], (frames, 3)), _unit(bones[kids[0]]))
         else:
-            g = _kabsch(np.stack([rest[c] for c in kids]), np.stack([bones[c] for c in kids], axis=1))
+            g = kabsch(np.stack([rest[c] for c in kids]), np.stack([bones[c] for c in kids], axis=1))
         me = len(joints)
         joints.append((name, parent_bvh, offset))
         rotations.append(g)
@@ -167,8 +105,8 @@ def _build(poses: np.ndarray, skeleton: Skeleton, scale: float):
             add(kids[0], me, rest[kids[0]], g)
             return
         for c in kids:  # a zero-length branch joint per child turns g onto that child's bone exactly
-            corr = _shortest_arc(np.broadcast_to(rest_dir[c], (frames, 3)),
-                                 _unit(np.einsum("fji,fj->fi", g, _unit(bones[c]))))
+            corr = shortest_arc(np.broadcast_to(rest_dir[c], (frames, 3)),
+                                _unit(np.einsum("fji,fj->fi", g, _unit(bones[c]))))
             branch = len(joints)
             joints.append((f"{name}_to_{skeleton.joint_names[c]}", me, np.zeros(3)))
             rotations.append(g @ corr)
@@ -327,7 +265,7 @@ def forward_kinematics(bvh: Bvh) -> np.ndarray:
             if name.endswith("position"):
                 translation[:, "XYZ".index(axis)] = values[:, c]
             else:
-                local = local @ _axis_matrix(axis, np.radians(values[:, c]))
+                local = local @ axis_rotation(axis, np.radians(values[:, c]))
         if j.parent < 0:
             pos[:, k] = j.offset + translation
             rot[:, k] = local

@@ -24,7 +24,7 @@ Probabilistic metrics (hypothesis sets, ground truth needed only to score, never
   hypotheses' own distances to that median, for q = 0.05 ... 0.95; calibration error =
   mean |fraction - q| (0 = calibrated; below the diagonal = over-confident);
 - spread-error agreement (`spread_error_spearman`): Spearman rank correlation (ties averaged,
-  numpy only) between per-joint spread and per-joint error, per sample (across joints) and per
+  scipy's ranks) between per-joint spread and per-joint error, per sample (across joints) and per
   joint type (across samples);
 - PCK (`pck`): fraction of joints closer than a threshold (150 mm);
 - Correct Poses Score (`correct_poses_score`): area under the correct-poses curve, a pose being
@@ -40,6 +40,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import DataError
+from .geometry.rotations import procrustes_align as _procrustes
 from .utils import as_numpy
 
 log = logging.getLogger(__name__)
@@ -93,34 +94,14 @@ def procrustes_align(pred, gt) -> np.ndarray:
 
     The rotation comes from the SVD of the 3x3 cross-covariance; when det(V U^T) < 0 the last
     singular direction is negated (and with it the last singular value), which yields the best
-    proper rotation instead of a reflection (Umeyama 1991).
+    proper rotation instead of a reflection (Umeyama 1991). The fit itself is
+    `geometry.rotations.procrustes_align`; its SVD step (`svd_rotation`) is also the BVH
+    writer's Kabsch fit.
 
     pred, gt: (B, J, 3) -> pred aligned to gt: (B, J, 3)
     """
     pred, gt = _pair(pred, gt)
-    mu_gt = gt.mean(axis=1, keepdims=True)
-    mu_pred = pred.mean(axis=1, keepdims=True)
-    x0 = gt - mu_gt
-    y0 = pred - mu_pred
-    norm_x = np.sqrt((x0 ** 2).sum(axis=(1, 2), keepdims=True))
-    norm_y = np.sqrt((y0 ** 2).sum(axis=(1, 2), keepdims=True))
-    norm_x = np.where(norm_x > 0, norm_x, 1.0)
-    norm_y = np.where(norm_y > 0, norm_y, 1.0)
-    x0 = x0 / norm_x
-    y0 = y0 / norm_y
-    h = np.matmul(x0.transpose(0, 2, 1), y0)  # (B, 3, 3)
-    u, s, vt = np.linalg.svd(h)
-    v = vt.transpose(0, 2, 1)
-    r = np.matmul(v, u.transpose(0, 2, 1))
-    # Proper rotation: flip the weakest singular direction where the optimum is a reflection.
-    sign = np.where(np.linalg.det(r) < 0, -1.0, 1.0)  # (B,)
-    v[:, :, -1] *= sign[:, None]
-    s[:, -1] *= sign
-    r = np.matmul(v, u.transpose(0, 2, 1))
-    trace = s.sum(axis=1)[:, None, None]
-    scale = trace * norm_x / norm_y
-    translation = mu_gt - scale * np.matmul(mu_pred, r)
-    return scale * np.matmul(pred, r) + translation
+    return _procrustes(pred, gt)
 
 
 def p_mpjpe(pred, gt) -> np.ndarray:
@@ -434,23 +415,22 @@ def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, ac
 
 
 def rankdata(x, axis: int = -1) -> np.ndarray:
-    """Ranks 1..n along `axis`, ties get the average of their ranks (scipy's 'average').
+    """Ranks 1..n along `axis`, ties get the average of their ranks: `scipy.stats.rankdata`
+    (method 'average') of the float64 input. x: any shape -> float64 ranks of the same shape
+    (NaN is not allowed; scipy ranks a slice holding NaN as all NaN)."""
+    # Deferred: importing scipy.stats takes about a second, and only the calibration tables rank;
+    # every `import diffupose` (the CLI included) would pay it at the top of this module.
+    from scipy import stats
 
-    rank(v) = (#{< v} + #{<= v} + 1) / 2, computed with one sort and two binary searches per
-    slice. x: any shape -> float64 ranks of the same shape (NaN is not allowed).
-    """
-    x = _to_numpy(x)
-    moved = np.moveaxis(x, axis, -1)
-    flat = moved.reshape(-1, moved.shape[-1])
-    ranks = np.empty_like(flat)
-    for i, row in enumerate(flat):
-        srt = np.sort(row)
-        ranks[i] = (np.searchsorted(srt, row, "left") + np.searchsorted(srt, row, "right") + 1) / 2.0
-    return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
+    return stats.rankdata(_to_numpy(x), method="average", axis=axis)
 
 
 def spearman(x, y, axis: int = -1) -> np.ndarray:
     """Spearman rank correlation along `axis` (Pearson correlation of the average ranks).
+
+    Hand-written over `rankdata` because no library batches it: `scipy.stats.spearmanr` on 2-D
+    input returns the full variables x variables correlation matrix, not one correlation per
+    slice along `axis`.
 
     x, y: same shape -> that shape without `axis`; NaN where either side is constant.
     """

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["as_numpy", "resolve_device", "atomic_path", "atomic_write_text", "check_output_file",
+__all__ = ["as_numpy", "resolve_device", "atomic_path", "atomic_write_text", "atomic_savez", "check_output_file",
            "environment_info", "git_commit"]
 
 
@@ -77,6 +77,18 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, what:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def atomic_savez(path: str | os.PathLike, compress: bool = False, **arrays) -> Path:
+    """`np.savez` (`np.savez_compressed` with `compress`) of `arrays` to exactly `path`,
+    atomically (`atomic_path`: a failed write leaves no partial file; the file gets the usual
+    umask-based mode). Written through a file object, so numpy appends no second ".npz" to a
+    name that lacks it. Returns `path` as a Path."""
+    path = Path(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+    return path
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import Camera, CameraExtrinsics, CameraIntrinsics, quaternion_from_matrix
+from ..geometry.rotations import rotation_x as _rx
+from ..geometry.rotations import rotation_y as _ry
+from ..geometry.rotations import rotation_z as _rz
 from ..skeleton import H36M17
 from .prepared import PreparedData, SequenceRecord, assemble_samples
 
@@ -57,21 +60,6 @@ _CAMERA_AZIMUTHS = (45.0, 135.0, 225.0, 315.0)
 _LIMITS = {"hip_flex": (-30, 125), "hip_abd": (-20, 45), "knee": (0, 150), "sh_flex": (-50, 175),
            "sh_abd": (-10, 170), "sh_rot": (-90, 100), "elbow": (0, 150), "bend": (-25, 90),
            "twist": (-40, 40), "lean": (-25, 25), "neck": (-30, 45)}
-
-
-def _rx(a):
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([o, z, z, z, c, -s, z, s, c], -1).reshape(a.shape + (3, 3))
-
-
-def _ry(a):
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(a.shape + (3, 3))
-
-
-def _rz(a):
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(a.shape + (3, 3))
 
 
 def _apply(r, v):
