@@ -388,6 +388,17 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
+        # Detection-ready H36M (data prepared with --keypoints sh, which keeps the projected GT
+        # beside the detections): the h36m_cpu recipe with the 2D input of
+        # benchmarks/RECIPES.md's winner ("Detected 2D").
+        "h36m_sh_cpu": {
+            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
+            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 30000,
+            "train.ema_decay": 0.999, "train.ema_every": 1,
+            "train.val_every": 1000, "train.checkpoint_every": 1000,
+            "train.input_2d": "mix", "train.mix_detected": 0.5,
+        },
     }
 
 

@@ -25,6 +25,9 @@ Profiles
   `--allow-pickle` for files you trust.
 - `h36m`: Human3.6M 17-joint ground truth 2D from `../shared/data/h36m`, S8 held out, preset
   `h36m_cpu`; evaluated on `test` (S9, S11) when present, else on `val` (S8).
+- `h36m_sh`: Human3.6M with the real Stacked Hourglass detections (`h36m_2d_sh_*.npz`, the
+  projected ground truth kept beside them), S8 held out, detection-ready preset `h36m_sh_cpu`;
+  notebook 10 fills the paper's Table I layout from the detections.
 - `paper`: the paper's GPU settings (full presets, DDPM and DDIM sweeps, full ablations).
 """
 from __future__ import annotations
@@ -44,7 +47,7 @@ __all__ = [
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
-    "07_in_the_wild", "08_uncertainty", "09_robustness",
+    "07_in_the_wild", "08_uncertainty", "09_robustness", "10_detections",
 )
 CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
 
@@ -86,6 +89,9 @@ _COMMON: dict[str, Any] = {
     # trained runs (e.g. one trained with model.missing_joints=true) beside the report's.
     "compare_runs": [], "robustness_max_samples": 300, "robustness_missing": [0, 1, 2, 4],
     "robustness_modes": ["random", "limb"], "robustness_noise_px": [0, 2, 5, 10, 20], "robustness_fill": "neighbour",
+    # 10_detections: the run on the split's detections (simulated ones when the data has none)
+    # and on its ground-truth 2D, on a seeded subset.
+    "detection_max_samples": 2000, "detection_hypotheses": [1, 10],
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -98,6 +104,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "preset": "tiny",
             "overrides": {"train.max_steps": 40, "train.val_every": 20, "train.log_every": 10},
             "hypothesis_counts": [1, 2, 4], "max_samples": 96, "num_examples": 2, "num_hypotheses": 4,
+            "detection_max_samples": 96, "detection_hypotheses": [1, 2],
             "speed_steps": [2, 5], "speed_hypotheses": [1, 2], "speed_ddpm": False,
             "speed_max_samples": 32,
             "ablation_steps": 30, "ablation_dims": [32, 48], "ablation_hypotheses": [1, 2],
@@ -161,6 +168,25 @@ PROFILES: dict[str, dict[str, Any]] = {
             # CPU budget: the ablations need extra trainings; enable with
             # --set ablations_to_run=schedule,dim,denoiser
             "ablations_to_run": [],
+        },
+        "notebooks": {},
+    },
+    "h36m_sh": {
+        "description": "Human3.6M with real Stacked Hourglass 2D detections (../shared/data/h36m), S8 held out, "
+                       "CPU preset h36m_sh_cpu (detection-ready)",
+        "params": {
+            **_COMMON,
+            "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "sh",
+            "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
+            "preset": "h36m_sh_cpu",
+            "hypothesis_counts": [1, 10], "max_samples": 10000, "num_examples": 4, "num_hypotheses": 10,
+            "speed_steps": [2, 5, 10], "speed_hypotheses": [1, 10], "speed_ddpm": False,
+            "speed_max_samples": 300,
+            "ablation_steps": 1000, "ablation_dims": [128, 256], "ablation_hypotheses": [1, 10],
+            "ablation_batch_size": 256, "ablation_max_samples": 2000, "ablation_preset": "h36m_sh_cpu",
+            "ablations_to_run": [],
+            "cache_hypotheses": 20, "hypothesis_prefixes": [1, 5, 10, 20], "uncertainty_max_samples": 1000,
+            "detection_max_samples": 10000, "detection_hypotheses": [1, 10],
         },
         "notebooks": {},
     },

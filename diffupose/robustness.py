@@ -13,6 +13,11 @@ Per cell (mm): N=1 (the first hypothesis), N=H (the aggregate of all H), ORACLE 
 missing joints only, and the hypothesis spread (mean distance of the hypotheses to their mean)
 at the missing joints and at the present non-root joints. Used by `benchmarks/robustness.py`
 and notebook 09_robustness.
+
+Data prepared from detections (`--keypoints sh`) keeps the projected ground truth beside them:
+the matrix then starts from that ground truth (noise and masks are added to clean 2D, as for
+any other data), and one more row, "real detections", lifts the file's detections as they are
+(no added noise, nothing masked), so synthetic noise and a real detector sit in one table.
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ from .inference import Lifter, SamplingSettings
 from .masking import FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing
 from .metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
 
-__all__ = ["image_sizes", "cell_metrics", "robustness_matrix", "markdown_tables", "matrix_pivot", "run_robustness"]
+__all__ = ["image_sizes", "cell_metrics", "robustness_matrix", "detection_rows", "row_label", "markdown_tables",
+           "matrix_pivot", "run_robustness"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,36 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
     return rows
 
 
+DETECTIONS = "detections"
+
+
+def row_label(row: dict) -> str:
+    """A matrix row's label: "none", "2 random", "1 limb", or "real detections"."""
+    if row["mask"] == DETECTIONS:
+        return "real detections"
+    return "none" if row["missing"] == 0 else f"{row['missing']} {row['mask']}"
+
+
+def detection_rows(lifters: dict[str, Lifter], detections: np.ndarray, poses_3d: np.ndarray,
+                   settings: SamplingSettings, progress: bool = True) -> list[dict]:
+    """The "real detections" row: every model on the file's detections as they are."""
+    rows = []
+    mask = np.ones(detections.shape[:2], dtype=bool)
+    for name, lifter in lifters.items():
+        tic = time.perf_counter()
+        out = lifter.lift(detections, settings, progress=False)
+        if not np.isfinite(out.hypotheses).all():
+            raise FloatingPointError(f"{name}: non-finite hypotheses on the real detections")
+        row = {"model": name, "input": "detections", "mask": DETECTIONS, "missing": 0, "noise_px": 0,
+               "num_samples": len(detections), **cell_metrics(out.hypotheses, out.aggregate, poses_3d, mask),
+               "seconds": time.perf_counter() - tic}
+        rows.append(row)
+        if progress:
+            log.info("real detections %s: N=1 %.1f  N=%d %.1f  ORACLE %.1f mm (%.0f s)", name, row["mpjpe_n1"],
+                     settings.num_hypotheses, row["mpjpe_aggregate"], row["oracle_best_of_h"], row["seconds"])
+    return rows
+
+
 def _fmt(v) -> str:
     return "–" if v is None else f"{v:.1f}"
 
@@ -127,7 +163,7 @@ def markdown_tables(rows: list[dict], settings: SamplingSettings) -> str:
         key = (r["model"], r["mask"], r["missing"])
         if key not in keys:
             keys.append(key)
-    keys.sort(key=lambda k: (k[0], k[1] != "none", k[1], k[2]))
+    keys.sort(key=lambda k: (k[0], k[1] == DETECTIONS, k[1] != "none", k[1], k[2]))
     cell = {(r["model"], r["mask"], r["missing"], r["noise_px"]): r for r in rows}
     H = settings.num_hypotheses
     metrics = [("mpjpe_n1", "MPJPE (mm), N=1"),
@@ -144,7 +180,7 @@ def markdown_tables(rows: list[dict], settings: SamplingSettings) -> str:
         for model, mode, k in keys:
             if metric.endswith("missing_joints") and k == 0:
                 continue
-            label = "none" if k == 0 else f"{k} {mode}"
+            label = row_label({"mask": mode, "missing": k})
             vals = [_fmt(cell.get((model, mode, k, s), {}).get(metric)) for s in sigmas]
             out.append(f"| {model} | {label} | " + " | ".join(vals) + " |")
     return "\n".join(out)
@@ -155,14 +191,14 @@ def matrix_pivot(rows: list[dict], metric: str = "mpjpe_aggregate") -> tuple[lis
     the grid a heatmap shows."""
     labels = []
     for r in rows:
-        label = "none" if r["missing"] == 0 else f"{r['missing']} {r['mask']}"
+        label = row_label(r)
         if label not in labels:
             labels.append(label)
     sigmas = sorted({r["noise_px"] for r in rows})
     grid = np.full((len(labels), len(sigmas)), np.nan)
     for r in rows:
         value = r.get(metric)
-        label = "none" if r["missing"] == 0 else f"{r['missing']} {r['mask']}"
+        label = row_label(r)
         grid[labels.index(label), sigmas.index(r["noise_px"])] = np.nan if value is None else value
     return labels, sigmas, grid
 
@@ -189,9 +225,15 @@ def run_robustness(runs: dict[str, str], data_path, split: str, settings: Sampli
     res_w, res_h = image_sizes(data, image_size)
     log.info("%d %s samples of %s; models: %s", len(data), split, data_path,
              ", ".join(f"{n} (missing_joints={lf.config.model.missing_joints})" for n, lf in lifters.items()))
-    rows = robustness_matrix(lifters, data.keypoints_2d, data.poses_3d, res_w, res_h, settings, missing=tuple(missing),
+    detected = data.keypoints_2d_gt is not None
+    clean = data.keypoints_2d_gt if detected else data.keypoints_2d
+    rows = robustness_matrix(lifters, clean, data.poses_3d, res_w, res_h, settings, missing=tuple(missing),
                              modes=tuple(modes), noise_px=tuple(noise_px), seed=seed, fill=fill, progress=progress)
+    if detected:
+        rows += detection_rows(lifters, data.keypoints_2d, data.poses_3d, settings, progress=progress)
     card = {"dataset": data.dataset, "split": split, "num_samples": len(data), "seed": seed,
+            "matrix_2d": "projected ground truth (keypoints_2d_gt) + noise/masks" if detected else "the file's 2D + noise/masks",
+            "real_detections_row": data.meta.get("keypoints_2d_name") if detected else None,
             "checkpoint": checkpoint, "fill_for_models_without_mask_input": fill,
             "num_hypotheses": settings.num_hypotheses, "sampler": f"{settings.sampler}-{settings.num_steps}",
             "flip": settings.flip, "aggregate": settings.aggregate,

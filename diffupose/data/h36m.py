@@ -247,6 +247,7 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
         "val_sequences": sorted(f"{s}/{n}" for (s, n), v in splits.items() if v == "val"),
         "split_subjects": {"train": list(TRAIN_SUBJECTS), "test": list(TEST_SUBJECTS)},
         "cameras": cameras.camera_ids,
+        "camera_resolution": {c.id: [c.res_w, c.res_h] for c in cameras.intrinsics},
         "keypoints_2d_name": _source_name(keypoints),
     }
     if detections is not None:

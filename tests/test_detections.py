@@ -1,0 +1,212 @@
+"""Detected 2D: reading and checking detection files, the mapping shared with `lift`, the
+prepared round trip, the measured detector-noise augmentation, training inputs and the card."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffupose.config import EvalConfig, preset
+from diffupose.data import prepare_dataset
+from diffupose.data.detections import map_detections, read_detections
+from diffupose.data.detector_noise import DetectorNoise, error_summary, measure_residuals
+from diffupose.data.keypoints import Keypoints
+from diffupose.data.prepared import load_prepared, save_prepared
+from diffupose.detection_analysis import analyse_detections, simulate_detections, table1_rows
+from diffupose.errors import DataError
+from diffupose.evaluate import evaluate
+from diffupose.inference import SamplingSettings
+from diffupose.lift import prepare_keypoints
+from diffupose.skeleton import H36M17
+from diffupose.train import load_training_data, train
+
+from conftest import require_file
+
+CAMERAS = {"54138969": (1000, 1002), "55011271": (1000, 1000)}
+
+
+def _write(tmp_path, arrays: dict, name="h36m_2d_sh_train.npz"):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def _det(frames=5, joints=16, dtype=np.int16, seed=0):
+    return np.random.default_rng(seed).integers(200, 800, size=(frames, joints, 2)).astype(dtype)
+
+
+def test_read_detections_maps_and_keeps_layout(tmp_path):
+    path = _write(tmp_path, {"S1/Walking 1/54138969": _det(), "S9/Walking/54138969": _det(3)})
+    out, layout = read_detections([path], "sh", CAMERAS, {("S1", "Walking 1"): 5})
+    assert layout == "mpii16"
+    assert list(out) == [("S1", "Walking 1", "54138969")]   # unselected sequences are not read
+    assert out[("S1", "Walking 1", "54138969")].dtype == np.float64
+
+
+@pytest.mark.parametrize("arrays, frames, message", [
+    ({"S1/Walking 1/54138969": _det(frames=4)}, 5, "has 4 frames but the 3D sequence S1/Walking 1 has 5"),
+    ({"S1/Walking 1/54138969": _det(joints=15)}, 5, "has 15 joints, expected 16"),
+    ({"S1/Walking 1/99999999": _det()}, 5, "camera '99999999' is not one of the cameras"),
+    ({"S1/Walking 1/54138969": np.full((5, 16, 2), np.nan)}, 5, "NaN or inf pixels"),
+    ({"S1/Walking 1/54138969": np.full((5, 16, 2), np.inf)}, 5, "NaN or inf pixels"),
+    ({"S1/Walking 1/54138969": np.full((5, 16, 2), 32767, dtype=np.int16)}, 5, "at the limit of int16"),
+    ({"S1/Walking 1/54138969": np.full((5, 16, 2), 1e7, dtype=np.float32)}, 5, "far outside the 1000 x 1002 image"),
+    ({"S1/Walking 1": _det()}, 5, "is not of the form"),
+])
+def test_bad_detection_files_are_one_line_errors(tmp_path, arrays, frames, message):
+    path = _write(tmp_path, arrays)
+    with pytest.raises(DataError) as e:
+        read_detections([path], "sh", CAMERAS, {("S1", "Walking 1"): frames})
+    text = str(e.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_mapping_is_the_one_lift_uses():
+    """The same MPII-16 pixel array gives the same normalised H36M-17 input through prepare's
+    path (map, then normalise per camera) and through lift's prepare_keypoints."""
+    from diffupose.camera import normalize_screen_coordinates
+
+    xy = _det(frames=7).astype(np.float64)
+    ours = normalize_screen_coordinates(map_detections(xy, "mpii16", H36M17), 1000, 1002)
+    kp = Keypoints(keypoints=xy, scores=np.ones(xy.shape[:2]), present=np.ones(xy.shape[:2], bool), format="mpii16",
+                   source="test", frame=np.arange(7), person=np.zeros(7, int))
+    theirs, present, _ = prepare_keypoints(kp, H36M17, image_size=(1000, 1002))
+    assert present.all()
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """A synthetic prepared file with simulated detections and the GT kept beside them."""
+    base = prepare_dataset("synthetic", out=tmp_path_factory.mktemp("d") / "gt.npz", num_frames=12, seed=0)
+    data = simulate_detections(load_prepared(base), seed=1)
+    return save_prepared(base.parent / "det.npz", data)
+
+
+def test_prepared_detections_round_trip(simulated):
+    data = load_prepared(simulated)
+    assert data.keypoints_2d_gt is not None and data.keypoints_2d_gt.shape == data.keypoints_2d.shape
+    assert not np.allclose(data.keypoints_2d, data.keypoints_2d_gt)
+    sub = data.select(split="val", max_samples=10, seed=0)
+    assert sub.keypoints_2d_gt.shape == (10, 17, 2)
+    again = save_prepared(simulated.parent / "again.npz", sub)
+    np.testing.assert_array_equal(load_prepared(again).keypoints_2d_gt, sub.keypoints_2d_gt)
+    assert "simulated" in load_prepared(again).meta["keypoints_2d_name"]
+
+
+def test_residuals_find_swaps_and_noise_reproduces_them():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(200, 17, 2)).astype(np.float32)
+    gt[:, H36M17.joints_left, 0] += 3.0                      # left and right far apart
+    noise = rng.normal(scale=0.01, size=gt.shape).astype(np.float32)
+    det = gt + noise
+    det[:5] = gt[:5][:, H36M17.flip_permutation] + noise[:5]  # five swapped frames
+    residual, swapped = measure_residuals(det, gt, H36M17)
+    assert swapped.sum() == 5 and swapped[:5].all()
+    np.testing.assert_allclose(residual, noise, atol=1e-6)    # swapped frames measured against the swap
+    bank = DetectorNoise.measure(det, gt, H36M17, mirrored=False)
+    assert bank.swap_rate == pytest.approx(5 / 200)
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(4000, 17, 2)
+    out = bank.apply(x, g) - x
+    assert out.std().item() == pytest.approx(0.01, rel=0.1)    # the measured residuals, not more
+    always = DetectorNoise(torch.zeros(1, 17, 2), 1.0, torch.as_tensor(H36M17.flip_permutation))
+    y = torch.randn(3, 17, 2)
+    torch.testing.assert_close(always.apply(y, g), y[:, H36M17.flip_permutation])
+
+
+def test_error_summary_in_pixels():
+    gt = np.zeros((10, 17, 2))
+    det = gt.copy()
+    det[:, :, 0] = 0.02        # 0.02 normalised units = 10 px at half-width 500
+    s = error_summary(det, gt, H36M17, 500.0)
+    assert s["median_px"] == pytest.approx(10.0) and s["per_joint"]["head"]["mean_px"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("mode", ["gt", "gt+noise", "mix"])
+def test_training_inputs(simulated, mode):
+    cfg = preset("tiny", {"data.path": str(simulated), "train.input_2d": mode, "train.mix_detected": 0.5})
+    data = load_training_data(cfg, torch.device("cpu"))
+    idx = torch.arange(64)
+    g = torch.Generator().manual_seed(0)
+    x = data.inputs(idx, g)
+    file_kp = torch.from_numpy(load_prepared(simulated).select(split="train").keypoints_2d[:64])
+    if mode == "gt":
+        assert not torch.allclose(x, file_kp)
+        assert data.noise is None
+    else:
+        assert data.noise is not None and data.noise.residuals.shape[0] > 0
+        same_as_detection = torch.isclose(x, data.keypoints_2d[idx]).all(dim=(1, 2))
+        if mode == "mix":
+            assert 0 < int(same_as_detection.sum()) < 64
+        else:
+            assert int(same_as_detection.sum()) == 0
+
+
+def test_input_2d_needs_gt_beside(synthetic_npz):
+    cfg = preset("tiny", {"data.path": str(synthetic_npz), "train.input_2d": "gt+noise"})
+    with pytest.raises(DataError, match="keypoints_2d_gt"):
+        load_training_data(cfg, torch.device("cpu"))
+    from diffupose.evaluate import with_input_2d
+
+    with pytest.raises(DataError, match="eval.input_2d=gt needs keypoints_2d_gt"):
+        with_input_2d(load_prepared(synthetic_npz), "gt", synthetic_npz)
+
+
+@pytest.fixture(scope="module")
+def _tiny_run(simulated, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    cfg = preset("tiny", {"data.path": str(simulated), "train.input_2d": "mix", "train.max_steps": 20,
+                          "train.val_every": 10, "train.checkpoint_every": 10})
+    train(cfg, out, progress=False)
+    return out
+
+
+def test_card_names_the_2d_source_and_table1_says_the_protocol(_tiny_run, simulated):
+    settings = SamplingSettings(num_hypotheses=2, num_steps=2, seed=0)
+    analysis = analyse_detections(_tiny_run, simulated, "test", settings, hypothesis_counts=(1, 2),
+                                  checkpoint="ema", max_samples=64, device="cpu")
+    det_card, gt_card = analysis["results"][2].card, analysis["gt_input"].card
+    assert "simulated" in det_card["keypoints_2d_name"]
+    assert gt_card["keypoints_2d_name"].startswith("GT")
+    assert analysis["summary"]["mpjpe_detections_n2"] != analysis["summary"]["mpjpe_gt_input_n2"]
+    assert sum(b["samples"] for b in analysis["bins"]) == 64
+    assert [r["joint"] for r in analysis["per_joint"]] == list(H36M17.joint_names)
+    rows, columns, caption = table1_rows(analysis["results"], "simulated detections")
+    assert "Not the paper's protocol" in caption
+    assert [r["method"] for r in rows][:2] == ["ours (N=1) · simulated detections", "ours (N=2) · simulated detections"]
+    assert any(r["source"] == "paper" and "CPN" in r["method"] for r in rows)
+    json.dumps(analysis["summary"])
+
+
+def test_real_sh_detections_prepare(shared_data, tmp_path):
+    """The real SH file: one subject's detections map, normalise and keep the GT beside them;
+    the measured error is what ../shared/data/README.md states (median ~9-10 px)."""
+    require_file(shared_data / "h36m" / "h36m_2d_sh_train.npz")
+    out = prepare_dataset("h36m", data_dir=shared_data / "h36m", keypoints="sh", val_subjects=["S8"],
+                          actions=["Walking"], stride=25, out=tmp_path / "sh.npz")
+    data = load_prepared(out)
+    assert data.keypoints_2d_gt is not None
+    assert data.meta["detections_layout"] == "mpii16" and data.meta["num_missing_detections"] == 0
+    assert data.meta["keypoints_2d_name"].startswith("SH")
+    from diffupose.detection_analysis import keypoint_errors_px
+
+    median = float(np.median(keypoint_errors_px(data)))
+    assert 5.0 < median < 15.0
+
+
+def test_robustness_matrix_starts_from_gt_and_adds_real_detections(_tiny_run, simulated):
+    from diffupose.robustness import markdown_tables, matrix_pivot, run_robustness
+
+    settings = SamplingSettings(num_hypotheses=2, num_steps=2, seed=0)
+    rows, card = run_robustness({"det": str(_tiny_run)}, simulated, "test", settings, max_samples=32, missing=(0,),
+                                modes=("random",), noise_px=(0,), device="cpu", progress=False)
+    assert [r["mask"] for r in rows] == ["none", "detections"]
+    clean, det = rows
+    assert clean["mpjpe_aggregate"] != det["mpjpe_aggregate"]
+    assert "simulated" in card["real_detections_row"]
+    labels, _, grid = matrix_pivot(rows)
+    assert labels == ["none", "real detections"] and np.isfinite(grid).all()
+    assert "| det | real detections |" in markdown_tables(rows, settings)
