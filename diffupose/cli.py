@@ -1,4 +1,4 @@
-"""Command line: `diffupose prepare|train|evaluate|sample|lift|describe|report`.
+"""Command line: `diffupose prepare|train|evaluate|sample|lift|models|describe|report`.
 
 Argument parsing lives here only; every command calls one library function. Errors meant for
 users (DiffuPoseError) are printed as one line and exit with status 2.
@@ -35,13 +35,36 @@ def _eval_overrides(args: argparse.Namespace) -> dict:
     mapping = {"sampler": "sampler", "steps": "num_steps", "eta": "eta", "hypotheses": "num_hypotheses",
                "flip": "flip", "seed": "seed", "checkpoint": "checkpoint",
                "aggregate": "aggregate", "protocol": "protocol", "batch_size": "batch_size",
-               "max_samples": "max_samples"}
+               "max_samples": "max_samples", "input_2d": "input_2d"}
     return {f"eval.{key}": getattr(args, name) for name, key in mapping.items()
             if getattr(args, name, None) is not None}
 
 
+def _add_model_source(p: argparse.ArgumentParser, run_help: str = "run or checkpoint directory") -> None:
+    """--run DIR or --model NAME (a shipped zoo model; `diffupose models` lists them)."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help=run_help)
+    source.add_argument("--model", help="a shipped zoo model by name (see `diffupose models`), e.g. h36m-det")
+
+
+def _resolve_model_source(args: argparse.Namespace) -> None:
+    """--model NAME -> args.run = the zoo folder (checksum verified); its weights are the final
+    EMA (no checkpoint selection), so the checkpoint default becomes `ema`."""
+    if getattr(args, "model", None):
+        from .zoo import model_dir
+
+        args.run = str(model_dir(args.model))
+        if args.checkpoint is None:
+            args.checkpoint = "ema"
+        elif args.checkpoint != "ema":
+            raise ConfigError(f"zoo model {args.model}: ships only its final EMA weights (--checkpoint ema)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="diffupose", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"diffupose {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare_parser(sub)
@@ -49,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(sub)
     _add_sample_parser(sub)
     _add_lift_parser(sub)
+    p = sub.add_parser("models", help="list the shipped zoo models, or print one model's card")
+    p.add_argument("name", nargs="?", default=None, help="a model name: print its card")
     _add_describe_parser(sub)
     _add_report_parser(sub)
     return parser
@@ -89,7 +114,7 @@ def _add_train_parser(sub) -> None:
 
 def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="per-action MPJPE / P-MPJPE of a run on a prepared split")
-    p.add_argument("--run", required=True, help="run directory")
+    _add_model_source(p, "run directory")
     p.add_argument("--data", required=True, help="prepared .npz")
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, help="write the result as JSON")
@@ -100,12 +125,15 @@ def _add_evaluate_parser(sub) -> None:
                         "evaluation, uses 3D ground truth)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--input-2d", choices=("file", "gt"), default=None,
+                   help="file: the prepared 2D (detections for a detections file); gt: the projected ground "
+                        "truth kept beside detections")
     _add_eval_options(p)
 
 
 def _add_sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="lift 2D keypoints (.npy/.json) to H 3D hypotheses (.npz)")
-    p.add_argument("--run", required=True)
+    _add_model_source(p)
     p.add_argument("--keypoints", required=True, help=".npy or .json array (N, J, 2)")
     p.add_argument("--out", required=True, help="output .npz with hypotheses (N, H, J, 3)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
@@ -117,11 +145,12 @@ def _add_sample_parser(sub) -> None:
 def _add_lift_parser(sub) -> None:
     p = sub.add_parser("lift", help="lift a 2D detector's keypoints (COCO, Halpe, OpenPose, MPII, H36M) to 3D "
                                     "hypotheses: .npz/.json, .bvh and an HTML viewer")
-    p.add_argument("--run", required=True, help="run or checkpoint directory")
+    _add_model_source(p)
     p.add_argument("--keypoints", required=True, help="keypoint file, or a folder of OpenPose per-frame .json files")
     p.add_argument("--format", default=None,
                    choices=("coco17", "coco_wholebody", "halpe26", "body25", "mpii16", "h36m17", "humaneva15"),
-                   help="keypoint layout (default: detected from the file)")
+                   help="keypoint layout (default: detected from the file; a 17-joint array is read as h36m17 "
+                        "only when its geometry says so, else pass --format coco17 or h36m17)")
     size = p.add_argument_group("camera")
     size.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                       help="keypoints are pixels of a W x H image (needed for detector output)")
@@ -202,6 +231,7 @@ def _eval_config(args: argparse.Namespace):
     from .errors import CheckpointError
     from .evaluate import check_eval_config
 
+    _resolve_model_source(args)
     config_path = Path(args.run) / "config.json"
     if not config_path.exists():
         raise CheckpointError(f"{args.run}: not a run directory (no config.json)")
@@ -300,16 +330,27 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_lift(args: argparse.Namespace) -> None:
     from .lift import lift
 
+    _resolve_model_source(args)
     num_hypotheses = args.hypotheses if args.hypotheses is not None else 10
     result = lift(args.keypoints, args.run, format=args.format, image_size=args.image_size, focal_length=args.focal,
                   num_hypotheses=num_hypotheses, aggregate=args.aggregate, min_score=args.min_score,
                   smooth=args.smooth, people=args.people, missing=args.missing, sampler=args.sampler, num_steps=args.steps,
                   flip=args.flip, seed=args.seed, checkpoint=args.checkpoint or "best", device=args.device,
                   out=args.out, outputs=args.outputs, overwrite=args.overwrite, fps=args.fps)
-    print(json.dumps({"files": {k: str(v) for k, v in result.files.items()},
+    print(json.dumps({"files": {k: str(v) for k, v in result.files.items()}, "layout": result.card["layout"],
                       "hypotheses_shape": list(result.hypotheses.shape), "coordinates": result.card["coordinates"],
                       "missing_joints": result.card["missing_joints"],
                       "missing_joint_handling": result.card["missing_joint_handling"]}))
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from . import zoo
+
+    if args.name is None:
+        print(zoo.models_table())
+        return
+    zoo.model_dir(args.name)            # verifies the checksum
+    print(zoo.card_markdown(zoo.card(args.name)))
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
@@ -337,7 +378,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "lift": cmd_lift, "describe": cmd_describe, "report": cmd_report}
+            "lift": cmd_lift, "models": cmd_models, "describe": cmd_describe, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,13 +22,22 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
 Outputs (`write_outputs`): `.npz` and `.json` with every hypothesis, the aggregate, the spread
 and the card; `.bvh` of the aggregate sequence (`diffupose.bvh`); `.html` viewer with
 `plotly.min.js` written once beside it (`diffupose.viz.lift_viewer`). Paths are checked before
-any work; an existing file is never replaced without `overwrite=True`; writes are atomic.
+any work; an existing file is never replaced without `overwrite=True`; the files are written
+all or nothing (`write_outputs`).
+
+Input safety, before the model is loaded: values that cannot be image coordinates (infinite,
+beyond 1e6, or more than 4.5 image widths outside the image once normalised) and 17-joint arrays
+whose geometry does not say H36M-17 are refused with one line (`diffupose.data.keypoints`); the
+layout used is in the card (`layout`). Non-finite results are refused before anything is
+written. A model trained only on ground-truth 2D (`trained_on_detections`) given pixel
+keypoints gets one warning line.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +47,12 @@ import numpy as np
 
 from .aggregate import AGGREGATIONS, estimate_root_translation
 from .camera import normalize_intrinsics
-from .data.keypoints import Keypoints, normalize_keypoints, read_keypoints, to_skeleton
+from .data.keypoints import Keypoints, check_image_range, normalize_keypoints, read_keypoints, to_skeleton
 from .errors import ConfigError, DataError
 from .masking import fill_missing
-from .utils import atomic_path, atomic_write_text
 
 __all__ = ["OUTPUT_FORMATS", "MISSING_MODES", "LiftResult", "lift", "lift_keypoints", "plan_outputs", "write_outputs",
-           "smooth_sequence", "place_root", "prepare_keypoints"]
+           "smooth_sequence", "place_root", "prepare_keypoints", "check_input", "trained_on_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -139,21 +147,26 @@ def plan_outputs(out: str | os.PathLike, formats: Sequence[str] = OUTPUT_FORMATS
 # Steps
 
 
-def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = True
-                      ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Keypoints in a file's layout -> (N, J, 2) normalised model-skeleton input with missing
-    joints filled, (N, J) present mask, and counts for the card."""
-    xy, present = to_skeleton(kp.keypoints, kp.present, kp.format, skeleton)
+def check_input(kp: Keypoints, image_size=None) -> None:
+    """One-line DataError before any work when the keypoints and the image size do not go
+    together (pixels need it, normalised input must not have it) or a present joint is not a
+    plausible image coordinate (`diffupose.data.keypoints.check_image_range`)."""
     if image_size is not None and not kp.pixels:
         raise DataError(f"{kp.source}: coordinates look already normalised (every |value| <= 2) but an image size "
                         f"was given; drop --image-size, or pass pixel coordinates")
-    if kp.pixels:
-        if image_size is None:
-            raise DataError(f"{kp.source}: {kp.format} keypoints are pixels; pass the image size (--image-size W H) "
-                            f"so they can be normalised as the training data")
-        xy = normalize_keypoints(xy, image_size, kp.source)
-    else:
-        xy = normalize_keypoints(xy, None, kp.source)
+    if kp.pixels and image_size is None:
+        raise DataError(f"{kp.source}: {kp.format} keypoints are pixels; pass the image size (--image-size W H) "
+                        f"so they can be normalised as the training data")
+    check_image_range(kp, image_size)
+
+
+def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Keypoints in a file's layout -> (N, J, 2) normalised model-skeleton input with missing
+    joints filled, (N, J) present mask, and counts for the card (`check_input` first)."""
+    check_input(kp, image_size)
+    xy, present = to_skeleton(kp.keypoints, kp.present, kp.format, skeleton)
+    xy = normalize_keypoints(xy, image_size if kp.pixels else None, kp.source)
     empty = ~present.any(axis=1)
     if empty.any():
         raise DataError(f"{kp.source}: sample {int(np.flatnonzero(empty)[0])} (frame {kp.frame[empty][0]}) has no "
@@ -218,6 +231,8 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                                     ("num_hypotheses", "aggregate", "sampler", "num_steps", "flip", "seed",
                                      "batch_size")})
     keypoints_2d, present, counts = prepare_keypoints(kp, lifter.skeleton, image_size)
+    if kp.pixels and trained_on_detections(lifter.config) is False:
+        log.warning(GT_ONLY_WARNING.format(source=kp.source))
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
@@ -229,14 +244,43 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     card = _card(kp, lifter.skeleton, settings, image_size=image_size, focal_length=focal_length,
                  placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
                  lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
-    return LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
-                      spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
-                      keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
-                      person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
+    result = LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
+                        spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
+                        keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
+                        person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
+    _check_finite(result)
+    return result
+
+
+def _check_finite(result: LiftResult) -> None:
+    """One-line DataError when any output value is NaN or inf (nothing is written then)."""
+    arrays = {"hypotheses": result.hypotheses, "aggregate": result.aggregate, "spread": result.spread,
+              "keypoints_2d": result.keypoints_2d, "root_translation": result.root_translation}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        bad = ~np.isfinite(np.asarray(a, dtype=np.float64)).reshape(len(a), -1).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{result.card.get('source', 'keypoints')}: the lift of sample {i} (frame "
+                            f"{result.frame[i]}) has non-finite {name} ({int(bad.sum())} of {len(a)} samples); "
+                            f"check that input's coordinates and --image-size; nothing was written")
+
+
+def _check_image_size(image_size) -> None:
+    if image_size is None:
+        return
+    try:
+        ok = len(image_size) == 2 and all(float(v) == int(v) and int(v) > 0 for v in image_size)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"image size must be two positive whole numbers of pixels (W H), got {image_size!r}")
 
 
 def _check_options(kp: Keypoints, image_size, focal_length, smooth: float, missing: str) -> None:
-    """ConfigError before any work for a bad missing-joint mode, focal length or smoothing."""
+    """ConfigError before any work for a bad image size, missing-joint mode, focal length or smoothing."""
+    _check_image_size(image_size)
     if missing not in MISSING_MODES:
         raise ConfigError(f"unknown missing-joint handling {missing!r}; known: {', '.join(MISSING_MODES)}")
     if focal_length is not None and image_size is None:
@@ -271,6 +315,38 @@ def _missing_joint_input(lifter, kp: Keypoints, present: np.ndarray, counts: dic
     return None, "filled (temporal interpolation / mean pose)"
 
 
+# train.input_2d modes that show the model detector-like 2D (diffupose.config.INPUT_2D_MODES).
+DETECTION_READY_INPUT_2D = ("gt+noise", "mix")
+GT_ONLY_WARNING = ("{source}: this model was trained on ground-truth 2D only and loses much of its accuracy on "
+                   "detector keypoints (docs/detections.md); use a detection-ready model: --model h36m-det, or a run "
+                   "trained with train.input_2d=gt+noise or mix, or on detections")
+
+
+def trained_on_detections(config) -> bool | None:
+    """Whether the model behind `config` saw detector-like 2D in training: True for
+    `train.input_2d` gt+noise or mix, False for gt; for `file` (the prepared file's own
+    keypoints_2d), the prepared file's meta says (`keypoints` != "gt": detections), read cheaply
+    when `data.path` still exists; None (unknown) otherwise."""
+    mode = getattr(getattr(config, "train", None), "input_2d", None)
+    if mode in DETECTION_READY_INPUT_2D:
+        return True
+    if mode == "gt":
+        return False
+    path = getattr(getattr(config, "data", None), "path", "")
+    if mode != "file" or not path or not Path(path).is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta_json"]))
+    except Exception:  # any unreadable file only means "unknown"
+        return None
+    if not isinstance(meta, dict):
+        return None
+    prepare = meta.get("prepare") if isinstance(meta.get("prepare"), dict) else {}
+    source = meta.get("keypoints", prepare.get("keypoints"))
+    return source != "gt" if isinstance(source, str) else None
+
+
 def _intrinsics(focal_length: float | None, image_size) -> np.ndarray | None:
     """(4,) normalised intrinsics for a focal length in pixels, principal point at the image centre."""
     if focal_length is None:
@@ -294,7 +370,8 @@ def _card(kp: Keypoints, skeleton, settings, *, image_size, focal_length, placed
           missing_mode: str, counts: dict, lifting_s: float, sampling_s: float) -> dict:
     """The result's card: provenance, coordinates, missing-joint handling, smoothing, sampling."""
     return {
-        "source": kp.source, "format": kp.format, "skeleton": skeleton.name,
+        "source": kp.source, "format": kp.format,
+        "layout": kp.meta.get("layout", f"{kp.format} (given as Keypoints)"), "skeleton": skeleton.name,
         "image_size": list(image_size) if image_size is not None else None,
         "focal_length_px": focal_length, "coordinates": CAMERA_FRAME if placed else ROOT_RELATIVE,
         "root_relative": not placed, "missing_joint_handling": missing_mode, **counts,
@@ -323,35 +400,105 @@ def _to_json(result: LiftResult) -> str:
 
 def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50.0, viewer_frames: int = 200
                   ) -> dict[str, Path]:
-    """Write the planned files (see `plan_outputs`); returns {format: path} of what was written."""
+    """Write the planned files (see `plan_outputs`) all or nothing; returns {format: path}.
+
+    Every file is first written to a hidden temporary beside its target, then all are renamed
+    into place. When anything fails, the temporaries, the files this call put in place (a file
+    it replaced is restored), a `plotly.min.js` and folders it created are removed: no partial
+    output, and files that were there before are left as they were."""
     from .bvh import write_bvh
+    from .viz.curves import PLOTLY_JS_NAME
     from .viz.lift_viewer import write_lift_viewer
 
-    written = {}
-    if "bvh" in paths:
+    _check_finite(result)
+    if not paths:
+        return {}
+    folder = next(iter(paths.values())).parent
+    new_folders = [p for p in [folder, *folder.parents] if not p.exists()]
+    plotly_js = folder / PLOTLY_JS_NAME
+    had_plotly_js = plotly_js.exists()
+    staged: dict[str, Path] = {}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for fmt in ("bvh", "html", "npz", "json"):          # the BVH's error goes into the card first
+            if fmt in paths:
+                staged[fmt] = tmp = _temporary(paths[fmt])
+                _write_one(fmt, result, tmp, paths[fmt], fps, viewer_frames, write_bvh, write_lift_viewer)
+        _commit(staged, paths)
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        if "bvh" in staged:
+            result.card.pop("bvh", None)
+        if "html" in paths and not had_plotly_js:
+            plotly_js.unlink(missing_ok=True)
+        for p in new_folders:                                   # deepest first; only if left empty
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+    written = {fmt: paths[fmt] for fmt in staged}
+    result.files = written
+    return written
+
+
+def _temporary(target: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float, viewer_frames: int,
+               write_bvh, write_lift_viewer) -> None:
+    if fmt == "bvh":
         if len(set(result.frame.tolist())) != len(result):
-            log.warning("%s: several people per frame; the BVH holds the samples in file order as frames",
-                        paths["bvh"])
-        error = write_bvh(paths["bvh"], result.aggregate, result.skeleton, frame_time=1.0 / fps,
+            log.warning("%s: several people per frame; the BVH holds the samples in file order as frames", target)
+        error = write_bvh(tmp, result.aggregate, result.skeleton, frame_time=1.0 / fps,
                           root_positions=result.poses_camera[:, 0] if result.root_translation is not None else None)
         result.card["bvh"] = {"units": "centimetres, Y up (x, -y, -z of the camera frame)", "fps": fps,
                               "max_deviation_mm": round(error * 1000, 3),
                               "note": "fixed skeleton at the mean bone lengths; bone directions exact"}
-        written["bvh"] = paths["bvh"]
-    if "html" in paths:
-        write_lift_viewer(result, paths["html"], max_frames=viewer_frames)
-        written["html"] = paths["html"]
-    if "npz" in paths:
-        with atomic_path(paths["npz"]) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **result.arrays(), skeleton=np.array(result.skeleton.name),
-                         card_json=np.array(json.dumps(result.card, default=str)))
-        written["npz"] = paths["npz"]
-    if "json" in paths:
-        atomic_write_text(paths["json"], _to_json(result))
-        written["json"] = paths["json"]
-    result.files = written
-    return written
+    elif fmt == "html":
+        write_lift_viewer(result, tmp, max_frames=viewer_frames)
+    elif fmt == "npz":
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **result.arrays(), skeleton=np.array(result.skeleton.name),
+                     card_json=np.array(json.dumps(result.card, default=str)))
+    else:
+        tmp.write_text(_to_json(result))
+
+
+def _commit(staged: dict[str, Path], paths: dict[str, Path]) -> None:
+    """Rename the staged temporaries onto their targets; on failure undo the renames done so far
+    (restoring any file that was replaced) and re-raise."""
+    umask = os.umask(0)
+    os.umask(umask)
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for fmt, tmp in staged.items():
+            target = paths[fmt]
+            os.chmod(tmp, 0o666 & ~umask)                     # mkstemp makes 0600
+            backup = None
+            if target.exists():
+                backup = _temporary(target)
+                try:
+                    os.replace(target, backup)
+                except BaseException:
+                    backup.unlink(missing_ok=True)
+                    raise
+            done.append((target, backup))
+            os.replace(tmp, target)
+    except BaseException:
+        for target, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    for _, backup in done:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
 
 
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
@@ -365,6 +512,8 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     """Lift a detector's 2D keypoints to 3D hypotheses.
 
     keypoints: a file/folder path (any format of `diffupose.data.keypoints`) or a `Keypoints`.
+    format: the file's layout, or None to detect it (a 17-joint array is read as h36m17 only when
+    its geometry says so; COCO-ordered arrays need format="coco17").
     run / lifter: a run or checkpoint directory (loaded with `Lifter.load(run, checkpoint,
     device)`) or an already loaded `Lifter`. image_size: (W, H) pixels, needed for pixel input.
     focal_length: pixels; places the root in metric camera space (else root-relative).
@@ -379,14 +528,17 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     from .inference import Lifter
 
     paths = plan_outputs(out, outputs, overwrite) if out is not None else None
-    if lifter is None:
-        if run is None:
-            raise ConfigError("lift needs a run directory (run=...) or a loaded Lifter (lifter=...)")
-        lifter = Lifter.load(run, checkpoint=checkpoint, device=device)
+    if lifter is None and run is None:
+        raise ConfigError("lift needs a run directory (run=...) or a loaded Lifter (lifter=...)")
+    _check_image_size(image_size)
     if isinstance(keypoints, Keypoints):
         kp = keypoints
     else:
         kp = read_keypoints(keypoints, format, min_score=min_score, people=people)
+    _check_options(kp, image_size, focal_length, smooth, missing)
+    check_input(kp, image_size)                                 # the input, before the model is loaded
+    if lifter is None:
+        lifter = Lifter.load(run, checkpoint=checkpoint, device=device)
     kp.meta["min_score"] = min_score
     result = lift_keypoints(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
                             missing=missing, progress=progress, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,

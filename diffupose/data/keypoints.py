@@ -10,12 +10,21 @@ Supported inputs (`format=` names; auto-detected by structure and joint count):
 - `body25`: OpenPose BODY_25 per-frame JSON (`{"people": [{"pose_keypoints_2d": [x, y, c] x 25}]}`);
   a folder of per-frame files (natural filename order) is one track;
 - `mpii16`: MPII-16 arrays; `h36m17` / `humaneva15`: plain arrays in the model's own layout.
-  Arrays are `.npy` or `.json` of shape (N, J, 2) or (N, J, 3) (third value = score) or (J, 2|3);
-  17-joint arrays are read as `h36m17` (pass `format="coco17"` for COCO-ordered arrays).
+  Arrays are `.npy` or `.json` of shape (N, J, 2) or (N, J, 3) (third value = score) or (J, 2|3).
+  17 joints is both H36M-17's and COCO-17's count: without `format`, a 17-joint array is read as
+  `h36m17` only when its geometry says so (`guess_layout17`), else refused with a one-line error
+  naming the layout it looks like and `--format` (pass `format="coco17"` for COCO-ordered arrays).
+
+Values that cannot be image coordinates are refused with a one-line DataError naming the file,
+the sample and the joint: any infinite coordinate or score, and any coordinate beyond
+`MAX_COORDINATE` (1e6: no image is a million pixels across) of a joint the file claims as
+detected (score > 0). Once the image size is known, `check_image_range` also refuses joints
+more than `MAX_NORMALISED` (10) normalised units from the image centre, i.e. beyond 4.5 image
+widths outside the image (normalised units: the image width spans [-1, 1]).
 
 A keypoint is missing when its score is below `min_score`, its visibility flag is 0, or a
-coordinate is NaN. Third values are scores in [0, 1], or COCO visibility flags {0, 1, 2}
-(0 = missing); anything else is an error.
+coordinate is NaN (never inf: that is an error, as above). Third values are scores in [0, 1],
+or COCO visibility flags {0, 1, 2} (0 = missing); anything else is an error.
 
 Mapping to H36M-17 happens in two stages. First the joints a layout has are copied
 (`LAYOUT_TO_H36M`); then every H36M joint still missing is derived from the others by the
@@ -87,6 +96,8 @@ __all__ = [
     "LAYOUTS", "FORMATS", "LAYOUT_TO_H36M", "DERIVED_JOINTS", "H36M17_TO_HUMANEVA15", "MEAN_POSE_2D_H36M17",
     "Keypoints", "read_keypoints", "detect_format", "to_h36m17", "to_skeleton",
     "derived_joints_table", "layout_table", "looks_like_pixels", "normalize_keypoints",
+    "MAX_COORDINATE", "MAX_NORMALISED", "LAYOUT17_LIMIT", "layout17_evidence", "guess_layout17",
+    "check_image_range",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,6 +134,14 @@ _LIMBS = ("right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "le
           "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist")
 _BODY25_LIMBS = ("RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "LShoulder", "LElbow", "LWrist",
                  "RShoulder", "RElbow", "RWrist")
+
+# Plausible coordinates (module docstring): any file, and once the image size is known.
+MAX_COORDINATE = 1e6
+MAX_NORMALISED = 10.0
+# 17-joint arrays (`guess_layout17`): a layout is plausible when its rule residual, in units of
+# the body's RMS radius, is at most this (measured: H36M-17 ground truth and Stacked Hourglass
+# detections of S1, S5-S8 exceed it in 0.02% of single frames, COCO-ordered poses pass it in < 0.01%).
+LAYOUT17_LIMIT = 0.25
 
 # Stage 1: H36M-17 joint -> the layout joint copied into it.
 LAYOUT_TO_H36M: dict[str, dict[str, str]] = {
@@ -232,12 +251,16 @@ def _load_json(path: Path):
         text = path.read_text()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file (not valid UTF-8); expected JSON") from None
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be keypoints") from None
 
 
 def detect_format(path: str | os.PathLike, data=None) -> str:
@@ -274,9 +297,17 @@ def _read_raw(path: Path):
     if path.suffix == ".npy":
         if path.stat().st_size == 0:
             raise DataError(f"{path}: file is empty")
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path}: not a NumPy .npy file (no .npy header)")
         try:
             return np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
+        except ValueError as e:
+            if "pickled" in str(e):
+                raise DataError(f"{path}: holds Python objects, which are never unpickled; save a numeric "
+                                f"array (N, J, 2|3)") from None
+            raise DataError(f"{path}: cannot read .npy ({e})") from None
+        except (OSError, EOFError) as e:
             raise DataError(f"{path}: cannot read .npy ({e})") from None
     if path.suffix == ".json":
         return _load_json(path)
@@ -313,6 +344,9 @@ def _detect_openpose(path: Path, data) -> str:
     for i, p in enumerate(people):
         if not isinstance(p, dict) or "pose_keypoints_2d" not in p:
             raise DataError(f"{path}: people[{i}] has no 'pose_keypoints_2d' key (expected OpenPose BODY_25 JSON)")
+        if not isinstance(p["pose_keypoints_2d"], list):
+            raise DataError(f"{path}: people[{i}].pose_keypoints_2d is a {type(p['pose_keypoints_2d']).__name__}; "
+                            f"expected a list of 75 numbers (BODY_25: 25 [x, y, c] triplets)")
         n = len(p["pose_keypoints_2d"])
         if n != 75:
             raise DataError(f"{path}: people[{i}].pose_keypoints_2d has {n} values ({n / 3:g} joints); "
@@ -331,7 +365,7 @@ def _as_array(path: Path, data) -> np.ndarray:
                             f"COCO results, OpenPose or an (N, J, 2) array")
     try:
         arr = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise DataError(f"{path}: not a rectangular numeric array of shape (N, J, 2)") from None
     if arr.size == 0:
         raise DataError(f"{path}: no keypoints (empty array)")
@@ -348,7 +382,7 @@ def _split_scores(path: Path, values: np.ndarray, min_score: float, where: str
     if flags:  # COCO visibility flags: 0 = not labelled, 1/2 = labelled
         scores = (third > 0).astype(np.float64)
     else:
-        bad = finite & ((third < 0) | (third > 1))
+        bad = ~np.isnan(third) & ~((third >= 0) & (third <= 1))
         if bad.any():
             n, k = np.argwhere(bad)[0]
             raise DataError(f"{path}: score {third[n, k]:g} at {where} {n} joint {k} is out of range; "
@@ -369,12 +403,13 @@ def _read_coco(path: Path, data, fmt: str, min_score: float, people: str) -> Key
             raise DataError(f"{path}: entry {i} has {n} keypoints; expected {want} for {fmt}")
         rows.append(e["keypoints"])
         image_ids.append(str(e["image_id"]))
-        det_scores.append(float(e.get("score", 1.0)) if isinstance(e.get("score", 1.0), (int, float)) else 1.0)
+        det_scores.append(_number(e.get("score", 1.0), 1.0))
     try:
         values = np.asarray(rows, dtype=np.float64).reshape(len(rows), want, 3)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise DataError(f"{path}: keypoints are not all numbers") from None
     values = values[:, :17] if fmt == "coco_wholebody" else values
+    _check_coordinates(path, values, fmt, lambda n: f"entry {n} (image_id {image_ids[n]})")
     xy, scores, present = _split_scores(path, values, min_score, "entry")
     order = _image_order(image_ids)
     frame = np.asarray(image_ids, dtype=object)
@@ -386,6 +421,36 @@ def _read_coco(path: Path, data, fmt: str, min_score: float, people: str) -> Key
     kp = Keypoints(xy, scores, present, fmt, str(path), frame.astype(str), person, pixels=True)
     kp = _reorder(kp, order)
     return _select_people(kp, people, np.asarray(det_scores)[order])
+
+
+def _number(value, default: float) -> float:
+    """A finite JSON number as float, else `default` (detection scores only rank people)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:
+            return default
+        return value if np.isfinite(value) else default
+    return default
+
+
+def _check_coordinates(path, values: np.ndarray, fmt: str, where) -> None:
+    """One-line DataError naming the file, sample and joint for a coordinate that cannot be an
+    image coordinate: infinite, or |value| > MAX_COORDINATE for a joint the file claims as
+    detected (score > 0, or every joint of an array without scores). NaN is a missing joint.
+    values: (N, K, 2) or (N, K, 3) in the file's layout; where(n) names sample n."""
+    xy = values[..., :2]
+    claimed = ~np.isnan(xy).any(axis=-1)
+    if values.shape[-1] == 3:
+        claimed &= ~(values[..., 2] <= 0) & ~np.isnan(values[..., 2])
+    bad = claimed & ~(np.abs(np.nan_to_num(xy, nan=0.0)) <= MAX_COORDINATE).all(axis=-1)
+    if bad.any():
+        n, k = (int(v) for v in np.argwhere(bad)[0])
+        names = LAYOUTS.get(fmt, ())
+        joint = f"joint {k} ({names[k]})" if k < len(names) else f"joint {k}"
+        x, y = xy[n, k]
+        raise DataError(f"{path}: {where(n)} {joint} is at ({x:g}, {y:g}), not an image coordinate (non-finite or "
+                        f"|value| > {MAX_COORDINATE:g}); check the detector export and its units")
 
 
 def _image_order(image_ids: Sequence[str]) -> np.ndarray:
@@ -421,7 +486,7 @@ def _read_openpose(path: Path, min_score: float, people: str) -> Keypoints:
     files = sorted(path.glob("*.json"), key=_natural_key) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path}: folder holds no OpenPose .json files")
-    rows, frames, persons = [], [], []
+    rows, frames, persons, origin = [], [], [], []
     for fi, file in enumerate(files):
         data = _load_json(file)
         if not isinstance(data, dict) or "people" not in data:
@@ -431,12 +496,14 @@ def _read_openpose(path: Path, min_score: float, people: str) -> Keypoints:
             rows.append(p["pose_keypoints_2d"])
             frames.append(str(fi) if path.is_dir() else file.stem)
             persons.append(pi)
+            origin.append(f"frame file {file.name} people[{pi}]" if path.is_dir() else f"people[{pi}]")
     if not rows:
         raise DataError(f"{path}: no people detected in any frame")
     try:
         values = np.asarray(rows, dtype=np.float64).reshape(len(rows), 25, 3)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise DataError(f"{path}: pose_keypoints_2d values are not all numbers") from None
+    _check_coordinates(path, values, "body25", lambda n: origin[n])
     # OpenPose writes (0, 0, 0) for joints it did not find.
     values[(values[..., 2] == 0)] = np.array([np.nan, np.nan, 0.0])
     xy, scores, present = _split_scores(path, values, min_score, "person")
@@ -460,6 +527,7 @@ def _read_array(path: Path, data, fmt: str, min_score: float) -> Keypoints:
         raise DataError(f"{path}: {arr.shape[1]} joints; expected {want} for {fmt}")
     if fmt == "coco_wholebody":
         arr = arr[:, :17]
+    _check_coordinates(path, arr, fmt, lambda n: f"sample {n}")
     if arr.shape[-1] == 3:
         xy, scores, present = _split_scores(path, arr, min_score, "sample")
     else:
@@ -494,16 +562,116 @@ def read_keypoints(path: str | os.PathLike, format: str | None = None, *, min_sc
         if fmt != "body25":
             raise DataError(f"{path}: OpenPose JSON holds BODY_25 keypoints, not {fmt}")
         kp = _read_openpose(path, min_score, people)
+        how = "OpenPose JSON"
     elif _is_coco_like(data):
         if fmt not in ("coco17", "coco_wholebody", "halpe26"):
             raise DataError(f"{path}: COCO-style results hold coco17, coco_wholebody or halpe26 keypoints, not {fmt}")
         kp = _read_coco(path, data, fmt, min_score, people)
+        how = f"COCO-style results with {_FILE_JOINTS[fmt]} keypoints per entry"
     else:
         kp = _read_array(path, data, fmt, min_score)
+        how = f"{_FILE_JOINTS[fmt]}-joint array"
     if not kp.present.any():
         raise DataError(f"{path}: every keypoint is missing (scores below min_score {min_score:g}, "
                         f"visibility 0 or NaN)")
+    if format is not None:
+        kp.meta["layout"] = f"{fmt} (given with --format)"
+    elif fmt == "h36m17":
+        kp.meta["layout"] = f"h36m17 (detected: 17-joint array, {_require_h36m17_geometry(kp)})"
+    else:
+        kp.meta["layout"] = f"{fmt} (detected: {how})"
     return kp
+
+
+# ----------------------------------------------------------------------------------------------
+# 17 joints: H36M-17 or COCO-17?
+
+
+def _body_scale(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(N,) RMS distance of the present joints from their centroid (the same under any joint
+    order); NaN for samples with fewer than 3 present joints or no extent."""
+    w = present.astype(np.float64)
+    x = np.where(present[..., None], xy, 0.0)
+    n = np.maximum(w.sum(axis=1), 1.0)
+    centre = x.sum(axis=1) / n[:, None]
+    scale = np.sqrt((((x - centre[:, None]) ** 2).sum(axis=-1) * w).sum(axis=1) / n)
+    return np.where((w.sum(axis=1) >= 3) & (scale > 0), scale, np.nan)
+
+
+def layout17_evidence(xy: np.ndarray, present: np.ndarray) -> dict[str, float]:
+    """How well a 17-joint array fits each layout, as residuals in units of the body's RMS radius
+    (the median over samples; NaN when no sample can tell). Small = plausible (`LAYOUT17_LIMIT`).
+
+    - `h36m17`: the mean residual of the derived-joint rules (`DERIVED_JOINTS`: the pelvis midway
+      between the hips, the thorax above the hips' and shoulders' midpoints, the spine on the
+      pelvis-thorax line, the neck/nose between thorax and head) read with the H36M-17 joint names;
+      the head rule is left out (it is the neck/nose rule inverted).
+    - `coco17`: the mean distance of COCO's first five joints (nose, eyes, ears) from their centroid,
+      read with the COCO-17 joint names: they cluster at the head in COCO order (needs 2 present).
+
+    xy: (N, 17, 2) any unit, NaN where missing; present: (N, 17) bool."""
+    xy = np.asarray(xy, dtype=np.float64)
+    present = np.asarray(present, dtype=bool) & np.isfinite(xy).all(axis=-1)
+    scale = _body_scale(xy, present)
+    h36m = {n: i for i, n in enumerate(LAYOUTS["h36m17"])}
+    residuals = []
+    for joint, terms, _ in DERIVED_JOINTS:
+        if joint == "head":
+            continue
+        cols = [h36m[joint], *(h36m[src] for src, _ in terms)]
+        predicted = sum(w * xy[:, h36m[src]] for src, w in terms)
+        r = np.linalg.norm(xy[:, h36m[joint]] - predicted, axis=-1) / scale
+        residuals.append(np.where(present[:, cols].all(axis=1), r, np.nan))
+    coco = {n: i for i, n in enumerate(LAYOUTS["coco17"])}
+    head = [coco[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+    hp = present[:, head]
+    count = hp.sum(axis=1)
+    hx = np.where(hp[..., None], xy[:, head], 0.0)
+    centre = hx.sum(axis=1) / np.maximum(count, 1)[:, None]
+    spread = (np.linalg.norm(hx - centre[:, None], axis=-1) * hp).sum(axis=1) / np.maximum(count, 1) / scale
+    spread = np.where(count >= 2, spread, np.nan)
+
+    def median(v: np.ndarray) -> float:
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if v.size else float("nan")
+
+    r = np.stack(residuals)
+    known = np.isfinite(r).any(axis=0)
+    per_sample = np.full(len(xy), np.nan)
+    per_sample[known] = np.nanmean(r[:, known], axis=0)
+    return {"h36m17": median(per_sample), "coco17": median(spread)}
+
+
+def guess_layout17(xy: np.ndarray, present: np.ndarray) -> tuple[str | None, dict[str, float]]:
+    """("h36m17" | "coco17" | None, `layout17_evidence`): the one layout whose residual is at
+    most `LAYOUT17_LIMIT` while the other's is not (NaN counts as not); None when both or
+    neither fit."""
+    evidence = layout17_evidence(xy, present)
+    fits = {k: bool(v <= LAYOUT17_LIMIT) for k, v in evidence.items()}
+    if fits["h36m17"] != fits["coco17"]:
+        return ("h36m17" if fits["h36m17"] else "coco17"), evidence
+    return None, evidence
+
+
+def _require_h36m17_geometry(kp: Keypoints) -> str:
+    """A 17-joint array read without a format must look like H36M-17; else a one-line DataError
+    saying which layout it looks like and how to pass the format. Returns the evidence in words."""
+    layout, ev = guess_layout17(kp.keypoints, kp.present)
+    def num(v: float) -> str:
+        return f"{v:.2f}" if np.isfinite(v) else "unknown"
+
+    words = (f"H36M-17 rule residual {num(ev['h36m17'])}, COCO-17 head spread {num(ev['coco17'])}; "
+             f"<= {LAYOUT17_LIMIT:g} fits")
+    if layout == "h36m17":
+        return words
+    if layout == "coco17":
+        what = "looks like COCO-17 (its first five joints cluster like a nose, eyes and ears; the H36M-17 rules fail)"
+    elif ev["h36m17"] <= LAYOUT17_LIMIT:
+        what = "fits both H36M-17 and COCO-17"
+    else:
+        what = "does not look like H36M-17 (its pelvis/thorax/spine/neck rules fail), nor clearly like COCO-17"
+    raise DataError(f"{kp.source}: 17-joint array {what}: {words}; 17 joints is both layouts' count, so pass "
+                    f"the layout: --format coco17 (format='coco17') or --format h36m17")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -531,6 +699,30 @@ def normalize_keypoints(xy: np.ndarray, image_size: tuple[int, int] | None, sour
     if w <= 0 or h <= 0:
         raise DataError(f"{source}: image size must be positive, got {w} x {h}")
     return normalize_screen_coordinates(np.asarray(xy, dtype=np.float64), w, h)
+
+
+def check_image_range(kp: Keypoints, image_size: tuple[int, int] | None) -> None:
+    """One-line DataError naming the file, the sample (and its frame) and the joint for a present
+    joint that is not a plausible image coordinate once normalised (`normalize_keypoints` of its
+    pixels with `image_size`, or the values themselves for normalised input): non-finite, or
+    |value| > MAX_NORMALISED (more than 4.5 image widths outside the image)."""
+    xy = np.where(kp.present[..., None], kp.keypoints, 0.0)
+    if kp.pixels and image_size is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            xy = normalize_keypoints(xy, image_size, kp.source)
+    with np.errstate(invalid="ignore"):
+        bad = kp.present & ~(np.abs(xy) <= MAX_NORMALISED).all(axis=-1)
+    if not bad.any():
+        return
+    n, k = (int(v) for v in np.argwhere(bad)[0])
+    names = LAYOUTS.get(kp.format, ())
+    joint = f"joint {k} ({names[k]})" if k < len(names) else f"joint {k}"
+    x, y = kp.keypoints[n, k]
+    unit = f" px, more than 4.5 image widths outside the {image_size[0]} x {image_size[1]} image" if (
+        kp.pixels and image_size is not None) else " (normalised)"
+    raise DataError(f"{kp.source}: sample {n} (frame {kp.frame[n]}) {joint} is at ({x:g}, {y:g}){unit}: not a "
+                    f"plausible image coordinate (|normalised| > {MAX_NORMALISED:g}); check --image-size and the "
+                    f"detector's units")
 
 
 def to_h36m17(xy: np.ndarray, present: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
