@@ -82,6 +82,7 @@ _COMMON: dict[str, Any] = {
     # 07_in_the_wild: a keypoint file lifted like a user's detector output (relative to the
     # repository root; the shipped example is synthetic from H36M S8 ground truth).
     "keypoints_path": "examples/coco17_S8_walking.json",
+    "model": "h36m-det",      # 07_in_the_wild lifts with this shipped zoo model ("" = the report's run)
     "max_frames": 0, "viewer_frames": 100,
     # 08_uncertainty: H hypotheses sampled once and cached; N = its prefixes.
     "cache_hypotheses": 50, "hypothesis_prefixes": [1, 5, 10, 20, 50], "uncertainty_max_samples": 2000,
