@@ -15,15 +15,16 @@ def per_joint_error_figure(rows: Sequence[dict[str, Any]], title: str | None = N
     """Two panels over the joints: the detector's mean 2D error (px), and the 3D error (mm) on
     detections and on ground-truth 2D (the `per_joint` rows of `analyse_detections`)."""
     joints = [r["joint"] for r in rows]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
                         subplot_titles=("detector: 2D error per joint (px)", "lifter: 3D error per joint (mm)"))
     fig.add_trace(go.Bar(x=joints, y=[r["2D error (px)"] for r in rows], name="2D error (px)",
                          marker_color="#7f7f7f", meta={"role": "2d"}), row=1, col=1)
     keys = [k for k in rows[0] if k.startswith("3D error")] if rows else []
     for key, color in zip(keys, ("#d62728", "#1f77b4")):
         fig.add_trace(go.Bar(x=joints, y=[r[key] for r in rows], name=key.replace("3D error, ", "").replace(" (mm)", ""),
-                             marker_color=color, meta={"role": "3d"}), row=2, col=1)
-    fig.update_layout(barmode="group", height=560, title=title or "Where the detector errs, and what it costs in 3D",
+                             marker_color=color, meta={"role": "3d"}), row=1, col=2)
+    fig.update_xaxes(tickangle=-60)
+    fig.update_layout(barmode="group", height=480, title=title or "Where the detector errs, and what it costs in 3D",
                       legend=dict(orientation="h", y=-0.2))
     return fig
 
