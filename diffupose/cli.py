@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .aggregate import AGGREGATIONS
 from .errors import ConfigError, DataError, DiffuPoseError
+from .workbench.assets import EXTRA_MODULES, WORKBENCH_INSTALL
 
 log = logging.getLogger("diffupose")
 
@@ -182,7 +183,8 @@ def _add_describe_parser(sub) -> None:
 
 
 def _add_report_parser(sub) -> None:
-    p = sub.add_parser("report", help="execute the notebooks with papermill into reports/<name>/")
+    p = sub.add_parser("report", help="execute the notebooks with papermill into reports/<name>/ (needs the "
+                                      "workbench extra: pip install 'diffupose[workbench]')")
     p.add_argument("--profile", default="demo", help="tiny, demo, humaneva, h36m, paper")
     p.add_argument("--name", default=None, help="report folder name (default: the profile)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -192,6 +194,11 @@ def _add_report_parser(sub) -> None:
     p.add_argument("--allow-pickle", action="store_true",
                    help="let 01_data_prep unpickle the dataset's files (HumanEva's VideoPose3D files are "
                         "pickled; runs code stored in them: only for files you trust)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report in the folder: delete it (with its training run when the run is "
+                        "inside) and start over. Without it, running the same report again resumes it (training "
+                        "continues from its last checkpoint, pages are rewritten), and a report of another "
+                        "profile, or a finished one made with other --set values, is refused")
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -373,7 +380,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     overrides = list(args.overrides) + (["allow_pickle=true"] if args.allow_pickle else [])
     path = run_report(args.profile, name=args.name, overrides=overrides, out_root=args.out_root,
-                      notebooks=args.notebooks)
+                      notebooks=args.notebooks, overwrite=args.overwrite)
     print(json.dumps({"report": str(Path(path) / "index.html")}))
 
 
@@ -389,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except (DiffuPoseError, ConfigError) as e:
         print(f"diffupose {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] not in EXTRA_MODULES:
+            raise
+        print(f"diffupose {args.command}: error: this needs the workbench extra ({e.name} is not installed): "
+              f"{WORKBENCH_INSTALL}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diffupose {args.command}: interrupted", file=sys.stderr)

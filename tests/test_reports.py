@@ -167,9 +167,9 @@ def test_paper_comparison_uses_our_n_10():
 
 
 def test_resolve_inputs_falls_back_to_the_demo_report(tmp_path, monkeypatch, capsys):
-    from diffupose import reports
+    from diffupose.workbench import notebook
 
-    monkeypatch.setattr(reports, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(notebook, "repo_root", lambda: tmp_path)
     own_data = tmp_path / "runs" / "notebooks" / "data" / "prepared.npz"
     own_run = tmp_path / "runs" / "notebooks" / "run"
     with pytest.raises(DataError) as err:                           # nothing anywhere: what to run first
@@ -427,10 +427,163 @@ def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
 
 
 def test_kernel_pythonpath_leaves_an_installed_package_to_the_interpreter(monkeypatch):
-    import diffupose.reports as reports_module
+    import diffupose.workbench.execute as execute_module
     from diffupose.reports import kernel_pythonpath
 
-    monkeypatch.setattr(reports_module, "__file__", "/usr/lib/python3/site-packages/diffupose/reports.py")
+    monkeypatch.setattr(execute_module, "__file__", "/usr/lib/python3/site-packages/diffupose/workbench/execute.py")
     assert kernel_pythonpath(f"/a{os.pathsep}/b") == f"/a{os.pathsep}/b"
-    monkeypatch.setattr(reports_module, "__file__", "/home/me/DiffuPose/diffupose/reports.py")
+    monkeypatch.setattr(execute_module, "__file__", "/home/me/DiffuPose/diffupose/workbench/execute.py")
     assert kernel_pythonpath("/a") == os.pathsep.join([str(Path("/home/me/DiffuPose").resolve()), "/a"])
+
+
+# ------------------------------------------------------------------ an existing report folder
+
+def _hand_made_report(folder: Path, **info) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"profile": "tiny", "status": "ok", "overrides": [], **info}))
+    (folder / "my_notes.txt").write_text("the user's own file")
+    return folder
+
+
+def test_running_the_same_report_again_resumes_it_and_keeps_the_other_pages(fake_notebooks, tmp_path, caplog):
+    caplog.set_level("INFO", logger="diffupose.reports")
+    out = run_report("tiny", name="again", overrides=["seed=3"], out_root=tmp_path, notebooks=["01"],
+                     notebooks_dir=fake_notebooks)
+    (out / "figures" / "kept.png").write_bytes(b"png")
+    run_report("tiny", name="again", overrides=["seed=3", "allow_pickle=true"], out_root=tmp_path,
+               notebooks=["03"], notebooks_dir=fake_notebooks)          # allow_pickle is no other report
+    assert any("resuming the report" in r.getMessage() for r in caplog.records)
+    report = json.loads((out / "report.json").read_text())
+    assert [(nb["name"], nb["status"]) for nb in report["notebooks"]] == [("01_ok", "ok"), ("03_after", "ok")]
+    assert report["status"] == "ok" and (out / "01_ok.html").exists() and (out / "figures" / "kept.png").exists()
+    index = (out / "index.html").read_text()
+    assert "01_ok.html" in index and "03_after.html" in index
+
+
+def test_a_report_of_another_profile_or_other_settings_is_never_replaced(fake_notebooks, tmp_path):
+    other = _hand_made_report(tmp_path / "other", profile="demo")
+    with pytest.raises(ReportError, match="profile 'demo'.*--overwrite"):
+        run_report("tiny", name="other", out_root=tmp_path, notebooks=["03"], notebooks_dir=fake_notebooks)
+    finished = _hand_made_report(tmp_path / "finished", overrides=["seed=1"])
+    with pytest.raises(ReportError, match=r"other --set values \(seed: 1 then, 2 now\)"):
+        run_report("tiny", name="finished", overrides=["seed=2"], out_root=tmp_path, notebooks=["03"],
+                   notebooks_dir=fake_notebooks)
+    with pytest.raises(ReportError, match=r"seed: 1 then, \(profile value\) now"):
+        run_report("tiny", name="finished", out_root=tmp_path, notebooks=["03"], notebooks_dir=fake_notebooks)
+    for folder in (other, finished):                                  # untouched
+        assert sorted(p.name for p in folder.iterdir()) == ["my_notes.txt", "report.json"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("not a report")
+    for overwrite in (False, True):                                   # not a report: never touched
+        with pytest.raises(ReportError, match="holds no report"):
+            run_report("tiny", name="mine", out_root=tmp_path, notebooks=["03"], notebooks_dir=fake_notebooks,
+                       overwrite=overwrite)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_overwrite_replaces_a_report_and_an_unfinished_one_may_change_settings(fake_notebooks, tmp_path):
+    old = _hand_made_report(tmp_path / "old", profile="demo")
+    out = run_report("tiny", name="old", out_root=tmp_path, notebooks=["03"], notebooks_dir=fake_notebooks,
+                     overwrite=True)
+    assert out == old.resolve() and not (old / "my_notes.txt").exists()
+    assert json.loads((old / "report.json").read_text())["profile"] == "tiny"
+    failed = _hand_made_report(tmp_path / "failed", status="failed", overrides=["seed=1"],
+                               notebooks=[{"name": "01_ok", "status": "running"}])
+    run_report("tiny", name="failed", overrides=["seed=2"], out_root=tmp_path, notebooks=["03"],
+               notebooks_dir=fake_notebooks)
+    report = json.loads((failed / "report.json").read_text())
+    assert [(nb["name"], nb["status"]) for nb in report["notebooks"]] == [("01_ok", "skipped"), ("03_after", "ok")]
+    assert report["status"] == "incomplete" and (failed / "my_notes.txt").exists()
+
+
+def test_cli_report_overwrite_flag_and_help(monkeypatch, capsys):
+    from diffupose import cli, reports
+
+    seen = {}
+    monkeypatch.setattr(reports, "run_report", lambda profile, **kw: seen.update(kw) or Path("/x"))
+    assert cli.main(["report", "--profile", "tiny"]) == 0 and seen["overwrite"] is False
+    assert cli.main(["report", "--profile", "tiny", "--overwrite"]) == 0 and seen["overwrite"] is True
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "running the same report again resumes it" in help_text and "is refused" in help_text
+
+
+# --------------------------------------------------------------------- the workbench extra
+
+def test_a_missing_workbench_extra_is_one_line_before_anything_is_written(monkeypatch, tmp_path, capsys):
+    from diffupose import cli
+    from diffupose.workbench import assets
+
+    monkeypatch.setattr(assets, "missing_workbench_modules", lambda: ["papermill"])
+    assert cli.main(["report", "--profile", "tiny", "--out-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["diffupose report: error: the report needs the workbench extra (papermill not installed): "
+                   "pip install 'diffupose[workbench]'"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_any_command_missing_a_workbench_module_says_what_to_install(monkeypatch, capsys):
+    from diffupose import cli
+
+    def needs_matplotlib(args):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", needs_matplotlib)
+    assert cli.main(["models"]) == 2
+    assert capsys.readouterr().err.strip() == ("diffupose models: error: this needs the workbench extra (matplotlib "
+                                               "is not installed): pip install 'diffupose[workbench]'")
+
+    def needs_something_else(args):
+        raise ModuleNotFoundError("No module named 'nope'", name="nope")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", needs_something_else)
+    with pytest.raises(ModuleNotFoundError):                        # not ours to explain: a real bug
+        cli.main(["models"])
+
+
+def test_an_installed_package_uses_its_packaged_notebooks_and_examples(monkeypatch, tmp_path):
+    from diffupose.workbench import assets
+
+    assert assets.notebook_dir() == repo_root() / "notebooks"          # a checkout: its own folders
+    assert assets.asset_dir("examples") == repo_root() / "examples"
+    example = str(repo_root() / "examples" / "coco17_S8_walking.json")
+    assert assets.installed_path(example) == example
+    site = tmp_path / "site-packages"                                   # a wheel: no pyproject.toml beside it
+    site.mkdir()
+    monkeypatch.setattr(assets, "repo_root", lambda: site)
+    assert assets.notebook_dir() == assets.PACKAGE_DIR / "_notebooks"
+    params = {"keypoints_path": str(site / "examples" / "coco17_S8_walking.json"), "run_dir": str(tmp_path / "r"),
+              "seed": 0}
+    moved = assets.with_installed_paths(params)
+    assert moved["keypoints_path"] == str(assets.PACKAGE_DIR / "_examples" / "coco17_S8_walking.json")
+    assert moved["run_dir"] == params["run_dir"] and moved["seed"] == 0
+
+
+# ---------------------------------------------------------------------- time cap on the index
+
+def test_index_says_when_training_stopped_at_its_time_cap(tmp_path):
+    from diffupose.reports import time_cap_text, write_index
+
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"name": "capped", "profile": "h36m", "status": "ok", "parameters": {"run_dir": str(run)},
+            "notebooks": [], "environment": {}}
+    write_index(tmp_path, info)
+    assert "time cap" not in (tmp_path / "index.html").read_text()         # no run card: nothing said
+    card = {"steps": 21400, "max_steps": 30000, "stopped_by_time_cap": True, "max_minutes": 45.0,
+            "training_minutes": 45.1}
+    (run / "run_card.json").write_text(json.dumps(card))
+    write_index(tmp_path, info)
+    index = (tmp_path / "index.html").read_text()
+    sentence = "Training stopped by the time cap at step 21,400 of 30,000 (45 min): the model is undertrained."
+    assert sentence in index
+    assert index.index(sentence) < index.index("<h2>Notebooks</h2>")       # near the top
+    assert json.loads((tmp_path / "report.json").read_text())["run_card"]["steps"] == 21400
+    (run / "run_card.json").write_text(json.dumps({**card, "stopped_by_time_cap": False}))
+    write_index(tmp_path, info)
+    assert "time cap" not in (tmp_path / "index.html").read_text()
+    assert time_cap_text({"stopped_by_time_cap": True, "steps": 900, "max_steps": 6000, "max_minutes": 3.5}) == (
+        "Training stopped by the time cap at step 900 of 6,000 (3.5 min): the model is undertrained.")
+    assert time_cap_text(None) is None and time_cap_text({"steps": 5}) is None

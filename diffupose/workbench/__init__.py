@@ -1,0 +1,16 @@
+"""The report machinery of the workbench, one module per job.
+
+- `assets`: where the notebooks and example files are (the checkout's, else the copies shipped
+  in the package), the workbench extra's check, `ReportError`.
+- `tables`: HTML tables and protocol cards for the notebooks, the paper-layout tables.
+- `notebook`: what a notebook calls first (`setup_notebook`), the live training display, the
+  choice of split, inputs and checkpoint.
+- `execute`: one notebook through papermill (progress engine, kernel environment) and its
+  offline HTML page.
+- `runner`: `run_report`, the notebooks of one report in order, and the rule for an existing
+  report folder.
+- `index_page`: the report's `index.html` and `report.json`.
+
+`diffupose.reports` re-exports the public names (the notebooks use `reports.X`). Nothing is
+imported here, so importing one module does not pull in the others.
+"""
