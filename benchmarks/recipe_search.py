@@ -53,10 +53,10 @@ RECIPES: dict[str, tuple[str, dict]] = {
     # Detected 2D (a file prepared with --keypoints sh, which keeps the projected GT beside the
     # detections): (a) train on the detections, (b) GT + resampled measured detector error,
     # (c) a per-sample mix of both, and the GT-only model for reference.
-    "det-file": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "file"}),
-    "det-gtnoise": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt+noise"}),
-    "det-mix": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "mix", "train.mix_detected": 0.5}),
-    "det-gtonly": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt"}),
+    "v-det-file": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "file"}),
+    "v-det-gtnoise": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt+noise"}),
+    "v-det-mix": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "mix", "train.mix_detected": 0.5}),
+    "v-det-gtonly": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt"}),
 }
 
 

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import Config, EvalConfig, apply_overrides, preset
+from .data.prepared import load_prepared
 from .errors import ConfigError
-from .reference import table4, table5, table6
+from .evaluate import evaluate
+from .inference import Lifter
+from .model import build_denoiser, count_parameters
+from .reference import paper_table, table4, table5, table6
+from .training import train
+from .utils import resolve_device
 
 __all__ = ["ABLATIONS", "ddim_speed_rows", "ablation_variants", "ablation_base_config", "train_variants",
            "evaluate_variants", "schedule_rows", "dim_rows", "denoiser_rows", "average_mpjpe"]
@@ -49,10 +53,6 @@ def ddim_speed_rows(run_dir, data_path, split: str, *, steps: Sequence[int] = (2
     """Table VI on a trained run: one row per (sampler, steps) with poses/s (at the smallest H)
     and MPJPE (mm) at each H, then the paper's fps / MPJPE (RTX A5000) for the same sampler and
     steps. eval_cfg supplies flip, aggregation, seed, max_samples, batch size."""
-    from .evaluate import evaluate
-    from .inference import Lifter
-    from .utils import resolve_device
-
     dev = resolve_device(device)
     model = Lifter.load(run_dir, checkpoint=(eval_cfg or EvalConfig()).checkpoint, device=dev)
     settings = [("ddim", int(s)) for s in steps] + ([("ddpm", model.config.diffusion.num_timesteps)] if ddpm else [])
@@ -119,10 +119,6 @@ def train_variants(base: Config, variants: dict[str, dict[str, dict[str, Any]]],
     """Train every distinct variant config once under work_dir/<hash>/ (resumed / reused when
     present). -> {config key: {"run_dir", "config", "parameters", "wall_time_s", "steps",
     "best_val_mpjpe"}}; `variant_key(base, overrides)` finds a variant's entry."""
-    from .model import build_denoiser, count_parameters
-    from .skeleton import get_skeleton
-    from .train import train
-
     work_dir = Path(work_dir)
     trained: dict[str, dict[str, Any]] = {}
     for table in variants.values():
@@ -134,17 +130,11 @@ def train_variants(base: Config, variants: dict[str, dict[str, dict[str, Any]]],
             run_dir = work_dir / key
             tic = time.perf_counter()
             result = train(cfg, run_dir, resume=True, progress=False)
-            skeleton = _run_skeleton(cfg, get_skeleton)
+            skeleton = load_prepared(cfg.data.path).skeleton
             trained[key] = {"run_dir": str(run_dir), "config": cfg, "steps": result.steps,
                             "wall_time_s": time.perf_counter() - tic, "best_val_mpjpe": result.best_val_mpjpe,
                             "parameters": count_parameters(build_denoiser(cfg.model, skeleton))}
     return trained
-
-
-def _run_skeleton(cfg: Config, get_skeleton):
-    from .data.prepared import load_prepared
-
-    return load_prepared(cfg.data.path).skeleton
 
 
 def variant_key(base: Config, overrides: dict[str, Any]) -> str:
@@ -156,8 +146,6 @@ def evaluate_variants(base: Config, variants: dict[str, dict[str, dict[str, Any]
                       device: str = "auto") -> dict[str, dict[str, dict[str, Any]]]:
     """-> {ablation: {label: {"parameters", "wall_time_s", "mpjpe": {H: mm}, "p_mpjpe": {H: mm}}}}
     (each distinct model evaluated once per H)."""
-    from .evaluate import evaluate
-
     cache: dict[tuple[str, int], Any] = {}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for ablation, table in variants.items():
@@ -182,8 +170,6 @@ def evaluate_variants(base: Config, variants: dict[str, dict[str, dict[str, Any]
 
 def schedule_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Noise schedule ablation: ours MPJPE at each H beside the paper's (N=1, dim 256)."""
-    from .reference import paper_table
-
     paper = paper_table("noise_schedule")
     rows = []
     for label, r in results.items():

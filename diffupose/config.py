@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .diffusion.loss import LOSSES
+from .diffusion.samplers import check_sampler
 from .diffusion.schedule import PREDICTIONS, SCHEDULES
 from .errors import ConfigError
 
 __all__ = [
-    "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "EvalConfig", "Config",
-    "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool",
+    "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "SamplingConfig", "EvalConfig", "Config",
+    "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool", "coerce_value",
     "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS", "MISSING_FILLS",
 ]
 
@@ -186,26 +187,38 @@ class TrainConfig:
             "amp": _one_of(AMP_MODES), "compile": _one_of(COMPILE_MODES), "device": (bool, "a device name (auto, cpu, cuda, cuda:N)"),
             "seed": (_non_negative, ">= 0"), "log_every": (_positive, ">= 1"),
             "val_every": (_non_negative, ">= 0 (0 = no validation)"), "checkpoint_every": (_positive, ">= 1"),
-            "val_hypotheses": (_positive, ">= 1"), "val_sampler": _one_of(("ddim", "ddpm")),
+            "val_hypotheses": (_positive, ">= 1"),
             "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
             "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
         })
+        check_sampler(self.val_sampler, "train.val_sampler")
         if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("train.max_steps = 0 means 'train for train.epochs epochs', but train.epochs is 0 "
                               "too: set train.max_steps (optimiser steps) or train.epochs")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    sampler: str = "ddim"          # ddim | ddpm
-    num_steps: int = 5             # DDIM steps (DDPM always uses num_timesteps)
-    eta: float = 0.0
+class SamplingConfig:
+    """How hypotheses are drawn and combined: the fields `EvalConfig` and
+    `inference.SamplingSettings` share, defined once here (both inherit them; the settings of
+    an evaluation are `SamplingSettings.from_eval_config`)."""
+
     num_hypotheses: int = 10
-    aggregate: str = "mean"        # mean | median | reproject
-    flip: bool = True
-    protocol: str = "gt_free"      # gt_free | official_oracle (uses 3D ground truth!)
-    batch_size: int = 2048
+    sampler: str = "ddim"          # ddim | ddpm (ddpm always runs all T steps)
+    num_steps: int = 5             # DDIM steps
+    eta: float = 0.0
+    flip: bool = True              # average each hypothesis with its mirrored twin (paper protocol)
+    aggregate: str = "mean"        # see diffupose.aggregate.AGGREGATIONS
+    batch_size: int = 2048         # 2D inputs per sampler call (each runs H (x2 with flip) chains)
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig(SamplingConfig):
+    """The sampling fields of `SamplingConfig` plus what an evaluation measures on. Names are
+    checked when an evaluation starts (`evaluate.check_eval_config`), not here."""
+
+    protocol: str = "gt_free"      # gt_free | official_oracle (uses 3D ground truth!)
     checkpoint: str = "best"       # best (EMA, chosen on val) | ema (latest EMA) | model (latest raw)
     max_samples: int = 0           # 0 = all
     input_2d: str = "file"         # file (keypoints_2d as prepared) | gt (keypoints_2d_gt of a detections file)
@@ -282,17 +295,42 @@ def parse_bool(value: str, key: str) -> bool:
     raise ConfigError(f"--set {key}: expected a boolean, got {value!r}")
 
 
-def _coerce(value: str, current: Any, key: str) -> Any:
+def coerce_value(text: Any, current: Any, key: str) -> Any:
+    """A `--set key=value` value (a string) -> the type of the setting's `current` value: bool
+    (`parse_bool`), int, float, a list or dict as JSON (a list also as `a,b,c`), else the string.
+    Non-strings pass unchanged. The one coercion of config overrides and report parameters."""
+    if not isinstance(text, str):
+        return text
     if isinstance(current, bool):
-        return parse_bool(value, key)
+        return parse_bool(text, key)
+    if isinstance(current, (int, float)):
+        try:
+            return float(text) if isinstance(current, float) else int(text)
+        except ValueError:
+            raise ConfigError(f"--set {key}: expected a number ({type(current).__name__}), got {text!r}") from None
+    if isinstance(current, (list, dict)):
+        return _coerce_json(text, current, key)
+    return text
+
+
+def _coerce_json(text: str, current: list | dict, key: str) -> Any:
     try:
-        if isinstance(current, int):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-    except ValueError:
-        raise ConfigError(f"--set {key}: expected {type(current).__name__}, got {value!r}") from None
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        if isinstance(current, list):  # a,b,c
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            return [coerce_value(p, current[0], key) if current else _json_or_text(p) for p in parts]
+        raise ConfigError(f"--set {key}: expected JSON, got {text!r}") from None
+    if not isinstance(value, type(current)):
+        raise ConfigError(f"--set {key}: expected a {type(current).__name__}, got {text!r}")
     return value
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def parse_override(text: str) -> tuple[str, str]:
@@ -317,7 +355,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
         if section not in d or name not in d[section]:
             raise ConfigError(f"unknown config key {key!r}")
         current = d[section][name]
-        d[section][name] = _coerce(value, current, key) if isinstance(value, str) else value
+        d[section][name] = coerce_value(value, current, key)
     return Config.from_dict(d)
 
 

@@ -22,8 +22,7 @@ import json
 import logging
 import math
 import os
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,22 @@ import numpy as np
 from . import metrics
 from .config import EvalConfig
 from .errors import ConfigError, DataError
-from .inference import Lifter, SamplingSettings, check_checkpoint_choice, checkpoint_for_split
+from .inference import SamplingSettings
 from .reference import (
     H36M_ACTION_ABBREVIATIONS, H36M_ACTIONS, HUMANEVA_ACTIONS, HUMANEVA_PAPER_ACTION, HUMANEVA_SUBJECTS,
     table1_ours, table2_ours, table3_cells, table3_rows,
 )
-from .utils import atomic_path, atomic_write_text, environment_info, resolve_device
+from .scoring import (PROTOCOLS, BatchScores, EvalRun, action_order, check_eval_config, check_protocol, open_run,
+                      score_batches, with_input_2d)
+from .utils import atomic_path, atomic_write_text, environment_info, to_jsonable
 
 __all__ = ["PROTOCOLS", "METRICS", "EvalResult", "evaluate", "official_oracle_pose", "compare_with_paper",
-           "evaluate_poses"]
+           "evaluate_poses", "check_protocol", "check_eval_config", "with_input_2d", "action_order"]
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("gt_free", "official_oracle")
 METRICS: tuple[str, ...] = ("MPJPE", "P-MPJPE", "N-MPJPE")
+HYPOTHESIS_KEYS: tuple[str, ...] = ("mean_of_hypotheses", "oracle_best_of_h", "spread")
 ORACLE_NOTE = ("oracle_best_of_h picks, per sample, the hypothesis closest to the 3D ground truth: "
                "an upper bound for any selector, not an estimate")
 _CARD_CSV_FIELDS = ("dataset", "data_file", "split", "keypoints_2d_source", "num_hypotheses", "aggregation",
@@ -79,24 +80,6 @@ def official_oracle_pose(pred, keypoints_2d, intrinsics, root_depth) -> np.ndarr
     return out
 
 
-def _clean(value):
-    """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def _fmt(value) -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.1f}"
 
@@ -125,7 +108,7 @@ class EvalResult:
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-sample arrays, JSON-safe (NaN -> None)."""
-        return _clean({
+        return to_jsonable({
             "per_action": self.per_action, "per_subject": self.per_subject,
             "subject_action": self.subject_action, "per_joint": self.per_joint,
             "hypotheses": self.hypotheses, "card": self.card, "poses_per_second": self.poses_per_second,
@@ -233,41 +216,13 @@ def _table3_columns(cells: dict[str, dict[str, float]]) -> list[tuple[str, float
 
 # ---------------------------------------------------------------------------------------------
 
-def check_protocol(protocol: str) -> str:
-    """`protocol` if known; the old name of the ground-truth-free protocol gets a one-line error."""
-    if protocol == "default":
-        raise ConfigError("protocol 'default' was renamed: use 'gt_free' (ground-truth free) "
-                          "or 'official_oracle' (the released evaluation, uses 3D ground truth)")
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    return protocol
-
-
-def check_eval_config(ev: EvalConfig) -> SamplingSettings:
-    """Validate an EvalConfig up front (one-line ConfigErrors) -> its sampling settings."""
-    check_protocol(ev.protocol)
-    check_checkpoint_choice(ev.checkpoint)
-    if ev.max_samples < 0:
-        raise ConfigError(f"eval.max_samples must be >= 0 (0 = all), got {ev.max_samples}")
-    return SamplingSettings.from_eval_config(ev)
-
-
-def _action_order(actions, dataset: str = "") -> tuple[str, ...]:
-    """The paper's column order: HumanEva-I's for HumanEva data (or when only its actions
-    occur and the dataset is unnamed), else Human3.6M's."""
-    present = set(np.unique(actions).tolist())
-    if "humaneva" in dataset.lower() or (not dataset and present <= set(HUMANEVA_ACTIONS)):
-        return HUMANEVA_ACTIONS
-    return H36M_ACTIONS
-
-
 def evaluate_poses(pred, gt, actions, subjects, order=None, joint_names=None) -> dict[str, Any]:
     """Tables for already aggregated predictions (metres in, millimetres out).
 
     pred, gt: (B, J, 3) metres; actions, subjects: (B,) -> dict with per_action, per_subject,
     subject_action, per_joint and per_sample (the per-sample errors in mm).
     """
-    order = order or _action_order(actions)
+    order = order or action_order(actions)
     errors = {"MPJPE": metrics.mpjpe(pred, gt) * 1000.0,
               "P-MPJPE": metrics.p_mpjpe(pred, gt) * 1000.0,
               "N-MPJPE": metrics.n_mpjpe(pred, gt) * 1000.0}
@@ -293,35 +248,28 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
 
     run_dir_or_model: a run/checkpoint directory, a `Lifter`, or an in-memory
     `(denoiser, Config[, Skeleton])`. eval_cfg: defaults to the run's `config.eval`. Returns an
-    EvalResult whose numbers are millimetres. Steps: load the model and the split (refusing a
-    `best` checkpoint on the split that chose it), sample and score batch by batch through the
-    shared inference path, then build the tables and the protocol card.
+    EvalResult whose numbers are millimetres. Steps: open the model on the split
+    (`scoring.open_run`: the seeded subset, the skeleton check, a `best` checkpoint refused on
+    the split that chose it), sample and score batch by batch through the shared inference path,
+    then build the tables and the protocol card.
     """
-    if eval_cfg is not None:
-        check_eval_config(eval_cfg)
-    from .data.prepared import load_prepared
-
-    checkpoint = eval_cfg.checkpoint if eval_cfg is not None else "best"
-    data = load_prepared(data_path)
-    lifter = Lifter.resolve(run_dir_or_model, checkpoint=checkpoint, device=resolve_device(device),
-                            skeleton=data.skeleton)
-    ev = eval_cfg or lifter.config.eval
-    settings = check_eval_config(ev)
-    data = _select_split(data, Path(data_path), split, ev, lifter)
-    scores = _score_batches(lifter, data, settings, oracle=ev.protocol == "official_oracle", progress=progress)
-    skeleton = lifter.skeleton
-    order = _action_order(data.action, f"{data.dataset} {skeleton.name}")
-    joint_names = list(skeleton.joint_names)
-    tables = _tables(scores.errors, scores.joint_sum / len(data), data.action, data.subject, order, joint_names)
+    run = open_run(run_dir_or_model, data_path, split, eval_cfg, device=device)
+    if run.ev.protocol == "official_oracle" and not np.isfinite(run.data.intrinsics).all():
+        raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
+                          f"which this file lacks (NaN, e.g. HumanEva)")
+    data, lifter, settings = run.data, run.lifter, run.settings
+    scores = _score(run, progress)
+    order = action_order(data.action, f"{data.dataset} {lifter.skeleton.name}")
+    joint_names = list(lifter.skeleton.joint_names)
+    errors = {m: scores.per_sample[m] for m in METRICS}
+    tables = _tables(errors, scores.sums["joint"] / len(data), data.action, data.subject, order, joint_names)
     hypotheses = _hypothesis_tables(scores, data, settings, order, joint_names)
     poses_per_second = len(data) / lifter.sampling_seconds if lifter.sampling_seconds > 0 else float("inf")
-    card = _protocol_card(data, Path(data_path), split, ev, settings, lifter, poses_per_second, scores)
+    card = _protocol_card(run, poses_per_second, _count_nan_samples(errors["MPJPE"]))
     per_sample = None
     if keep_per_sample:
-        per_sample = {**{f"{m}": scores.errors[m] for m in METRICS},
-                      **{f"hypotheses/{k}": v for k, v in scores.hyp_errors.items()},
-                      "action": data.action, "subject": data.subject, "camera": data.camera,
-                      "frame": data.frame}
+        per_sample = {**errors, **{f"hypotheses/{k}": scores.per_sample[k] for k in HYPOTHESIS_KEYS},
+                      "action": data.action, "subject": data.subject, "camera": data.camera, "frame": data.frame}
     log.info("evaluated %d samples: MPJPE %.1f mm, P-MPJPE %.1f mm", len(data),
              tables["per_action"]["MPJPE"][metrics.AVERAGE], tables["per_action"]["P-MPJPE"][metrics.AVERAGE])
     return EvalResult(per_action=tables["per_action"], per_subject=tables["per_subject"],
@@ -329,58 +277,13 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
                       hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample)
 
 
-def _select_split(data, data_path: Path, split: str, ev: EvalConfig, lifter: Lifter):
-    """The evaluated samples (seeded subset when ev.max_samples), checked against the model; a
-    `best` checkpoint is refused on the split that chose it."""
-    selected_on = lifter.checkpoint_card.get("selected_on")
-    if selected_on is not None:
-        checkpoint_for_split("best", split, selected_on)
-    available = data.splits()
-    data = data.select(split=split, max_samples=ev.max_samples, seed=ev.seed)
-    if len(data) == 0:
-        raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {available})")
-    data = with_input_2d(data, ev.input_2d, data_path)
-    if lifter.skeleton.name != data.skeleton.name:
-        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's "
-                        f"{lifter.skeleton.name!r}")
-    if ev.protocol == "official_oracle" and not np.isfinite(data.intrinsics).all():
-        raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
-                          f"which this file lacks (NaN, e.g. HumanEva)")
-    return data
+def _score(run: EvalRun, progress: bool) -> BatchScores:
+    """Sample, aggregate (ground-truth free) and score every sample, batch by batch: per-sample
+    errors (mm) under METRICS and HYPOTHESIS_KEYS, per-joint sums (mm) under "joint" and "spread"."""
+    data, lifter, settings = run.data, run.lifter, run.settings
+    oracle = run.ev.protocol == "official_oracle"
 
-
-def with_input_2d(data, input_2d: str, data_path) -> Any:
-    """The samples with the 2D input an evaluation asks for: `file` keeps keypoints_2d (the
-    prepared source: GT projection or detections), `gt` swaps in keypoints_2d_gt (a detections
-    file's projected ground truth) and says so in data.meta["keypoints_2d_name"]."""
-    if input_2d == "file":
-        return data
-    if data.keypoints_2d_gt is None:
-        raise DataError(f"{data_path}: eval.input_2d=gt needs keypoints_2d_gt (a file prepared from detections); "
-                        f"this file's keypoints_2d already are its 2D source "
-                        f"({data.meta.get('keypoints_2d_name', data.meta.get('keypoints', 'unknown'))})")
-    meta = {**data.meta, "keypoints": "gt", "keypoints_2d_name": "GT (projected ground truth)",
-            "keypoints_source": "projection (keypoints_2d_gt)"}
-    return replace(data, keypoints_2d=data.keypoints_2d_gt, meta=meta)
-
-
-@dataclass
-class _Scores:
-    """Per-sample errors (mm) and per-joint sums accumulated over the batches."""
-
-    errors: dict[str, np.ndarray]
-    hyp_errors: dict[str, np.ndarray]
-    joint_sum: np.ndarray
-    spread_sum: np.ndarray
-
-
-def _score_batches(lifter: Lifter, data, settings: SamplingSettings, *, oracle: bool, progress: bool) -> _Scores:
-    """Sample, aggregate (ground-truth free) and score every sample, batch by batch."""
-    n, num_joints = len(data), lifter.skeleton.num_joints
-    scores = _Scores(errors={m: np.empty(n) for m in METRICS},
-                     hyp_errors={k: np.empty(n) for k in ("mean_of_hypotheses", "oracle_best_of_h", "spread")},
-                     joint_sum=np.zeros(num_joints), spread_sum=np.zeros(num_joints))
-    for start, stop, hyps in lifter.iter_hypotheses(data.keypoints_2d, settings, progress=progress, desc="evaluate"):
+    def score(scores: BatchScores, start: int, stop: int, hyps: np.ndarray) -> None:
         hyps = hyps.astype(np.float64)
         gt = data.poses_3d[start:stop].astype(np.float64)
         pred = lifter.aggregate(hyps, settings.aggregate, keypoints_2d=data.keypoints_2d[start:stop],
@@ -388,59 +291,48 @@ def _score_batches(lifter: Lifter, data, settings: SamplingSettings, *, oracle: 
         if oracle:
             pred = official_oracle_pose(pred, data.keypoints_2d[start:stop], data.intrinsics[start:stop],
                                         data.root_position[start:stop, 2])
-        scores.errors["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
-        scores.errors["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
-        scores.errors["N-MPJPE"][start:stop] = metrics.n_mpjpe(pred, gt) * 1000.0
-        scores.joint_sum += metrics.per_joint_errors(pred, gt).sum(axis=0) * 1000.0
+        scores.put("MPJPE", start, stop, metrics.mpjpe(pred, gt) * 1000.0)
+        scores.put("P-MPJPE", start, stop, metrics.p_mpjpe(pred, gt) * 1000.0)
+        scores.put("N-MPJPE", start, stop, metrics.n_mpjpe(pred, gt) * 1000.0)
+        scores.add("joint", metrics.per_joint_errors(pred, gt).sum(axis=0) * 1000.0)
         summary = metrics.hypothesis_metrics(hyps, gt)
-        for key in scores.hyp_errors:
-            scores.hyp_errors[key][start:stop] = summary[key] * 1000.0
-        scores.spread_sum += metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0
-    return scores
+        for key in HYPOTHESIS_KEYS:
+            scores.put(key, start, stop, summary[key] * 1000.0)
+        scores.add("spread", metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0)
+
+    batches = lifter.iter_hypotheses(data.keypoints_2d, settings, progress=progress, desc="evaluate")
+    return score_batches(batches, len(data), score)
 
 
-def _count_nan_samples(scores: _Scores) -> int:
+def _count_nan_samples(mpjpe: np.ndarray) -> int:
     """Samples whose prediction is not finite (a diverged model); logged, and in the card."""
-    bad = int(np.count_nonzero(~np.isfinite(scores.errors["MPJPE"])))
+    bad = int(np.count_nonzero(~np.isfinite(mpjpe)))
     if bad:
         log.warning("%d of %d samples have a non-finite prediction (see num_nan_samples in the card)",
-                    bad, len(scores.errors["MPJPE"]))
+                    bad, len(mpjpe))
     return bad
 
 
-def _hypothesis_tables(scores: _Scores, data, settings: SamplingSettings, order, joint_names) -> dict[str, Any]:
+def _hypothesis_tables(scores: BatchScores, data, settings: SamplingSettings, order, joint_names) -> dict[str, Any]:
     return {
         "num_hypotheses": settings.num_hypotheses,
         "samples_per_hypothesis": 2 if settings.flip else 1,
-        **{key: metrics.action_table(scores.hyp_errors[key], data.action, order=order)
-           for key in ("mean_of_hypotheses", "oracle_best_of_h", "spread")},
-        "per_joint_spread": dict(zip(joint_names, map(float, scores.spread_sum / len(data)))),
+        **{key: metrics.action_table(scores.per_sample[key], data.action, order=order) for key in HYPOTHESIS_KEYS},
+        "per_joint_spread": dict(zip(joint_names, map(float, scores.sums["spread"] / len(data)))),
         "oracle_keys": ["oracle_best_of_h"],
         "oracle_note": ORACLE_NOTE,
     }
 
 
-def _source_label(meta: dict) -> str:
-    """GT / detector name for files prepared before keypoints_2d_name was recorded."""
-    kp = str(meta.get("keypoints", meta.get("keypoints_2d", "unknown")))
-    return "GT (projected ground truth)" if kp == "gt" else f"detections ({kp})"
-
-
-def _protocol_card(data, data_path: Path, split: str, ev: EvalConfig, settings: SamplingSettings, lifter: Lifter,
-                   poses_per_second: float, scores: _Scores) -> dict[str, Any]:
+def _protocol_card(run: EvalRun, poses_per_second: float, num_nan_samples: int) -> dict[str, Any]:
     """What exactly was measured: data and split, 2D source, sampling, protocol, checkpoint,
     seed, device, throughput, provenance."""
+    ev, settings, lifter = run.ev, run.settings, run.lifter
     oracle = ev.protocol == "official_oracle"
     cfg, device = lifter.config, lifter.device
     env = environment_info()
     return {
-        "dataset": data.dataset,
-        "data_file": str(data_path),
-        "split": split,
-        "keypoints_2d_source": str(data.meta.get("keypoints", data.meta.get("keypoints_2d", "unknown"))),
-        "keypoints_2d_name": str(data.meta.get("keypoints_2d_name") or _source_label(data.meta)),
-        "keypoints_2d_file": data.meta.get("keypoints_source"),
-        "skeleton": lifter.skeleton.name,
+        **run.data_card(),
         "num_hypotheses": settings.num_hypotheses,
         "aggregation": settings.aggregate,
         "flip": settings.flip,
@@ -452,12 +344,11 @@ def _protocol_card(data, data_path: Path, split: str, ev: EvalConfig, settings: 
         "uses_ground_truth": oracle,
         "protocol_note": ("x, y replaced by back-projection of the 2D input at the ground-truth root depth "
                           "(released code)" if oracle else "ground-truth free"),
-        "checkpoint": dict(lifter.checkpoint_card),
-        "checkpoint_selected_on": lifter.checkpoint_card.get("selected_on") or "none (no selection)",
+        **run.checkpoint_card(),
         "seed": settings.seed,
         "max_samples": ev.max_samples,
-        "num_samples": len(data),
-        "num_nan_samples": _count_nan_samples(scores),
+        "num_samples": len(run.data),
+        "num_nan_samples": num_nan_samples,
         "batch_size": settings.batch_size,
         "device": str(device) + (f" ({env['cuda']})" if device.type == "cuda" and env.get("cuda") else ""),
         "poses_per_second": poses_per_second,

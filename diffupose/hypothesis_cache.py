@@ -6,6 +6,8 @@ as float16 in an `.npz` (atomic write) with the samples' ids (index in the prepa
 subject, action, camera, frame), the sampling settings and the identity of the checkpoint
 (sha256 of its weights) and of the inputs (sha256 of the 2D keypoints and indices).
 `cached_hypotheses` reuses a cache file when all of these match and recomputes it otherwise.
+(Those live in `diffupose.hypothesis_store` and are re-exported here; `run_uncertainty` opens
+the run through `scoring.open_run`.)
 
 `evaluate_cache` then computes, in seconds, every aggregator of `diffupose.aggregate` for the
 prefixes N = 1, 5, 10, 20, 50 of the H hypotheses (a prefix of a seeded sample is itself a valid
@@ -21,11 +23,6 @@ from the prepared file at evaluation time and matched to the cached ids (a misma
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import hashlib
-import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,8 +31,13 @@ import numpy as np
 
 from . import aggregate as agg
 from . import metrics
+from .config import EvalConfig
 from .errors import DataError
-from .utils import as_numpy, atomic_path, git_commit
+from .hypothesis_store import (CACHE_VERSION, DEFAULT_NUM_HYPOTHESES, ID_KEYS, HypothesisCache, build_cache,
+                               cache_settings, cached_hypotheses, default_cache_path, inputs_identity, load_cache,
+                               model_identity, save_cache, select_indices, settings_dict)
+from .scoring import BatchScores, action_order, batch_ranges, open_run, score_batches
+from .utils import git_commit, to_jsonable
 
 __all__ = [
     "CACHE_VERSION", "DEFAULT_NUM_HYPOTHESES", "PREFIXES", "ID_KEYS", "HypothesisCache", "UncertaintyReport",
@@ -44,198 +46,9 @@ __all__ = [
     "run_uncertainty",
 ]
 
-log = logging.getLogger(__name__)
-
-CACHE_VERSION = 1
-DEFAULT_NUM_HYPOTHESES = 50
 PREFIXES: tuple[int, ...] = (1, 5, 10, 20, 50)
-ID_KEYS: tuple[str, ...] = ("subject", "action", "camera", "frame")
 GT_ROOT = "reproject_gt_root"   # JPMA with the ground-truth root (D3DP's released protocol)
 
-
-@dataclass
-class HypothesisCache:
-    """Hypotheses of one run on one split.
-
-    hypotheses: (S, H, J, 3) float16 metres, root-relative, camera frame
-    index: (S,) int64 sample indices into the prepared file; ids: subject, action, camera, frame
-    settings: the sampling settings; identity: checkpoint, inputs, split, seed, max_samples
-    """
-
-    hypotheses: np.ndarray
-    index: np.ndarray
-    ids: dict[str, np.ndarray]
-    settings: dict[str, Any]
-    identity: dict[str, Any]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_hypotheses(self) -> int:
-        return int(self.hypotheses.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.hypotheses.shape[0])
-
-    def key(self) -> dict[str, Any]:
-        """What must match for the cache to be reused."""
-        return {"version": CACHE_VERSION, "settings": self.settings, "identity": self.identity}
-
-
-def select_indices(data, split: str, max_samples: int = 0, seed: int = 0) -> np.ndarray:
-    """Indices into the prepared file of `data.select(split=split, max_samples=..., seed=...)`
-    (the same seeded subset, kept in file order). -> (S,) int64"""
-    index = np.flatnonzero(np.isin(data.split, [split]))
-    if max_samples and len(index) > max_samples:
-        rng = np.random.default_rng(seed)
-        index = np.sort(rng.choice(index, size=max_samples, replace=False))
-    return index.astype(np.int64)
-
-
-def settings_dict(settings) -> dict[str, Any]:
-    """Sampling settings (a dataclass such as `inference.SamplingSettings`, or a dict) -> a
-    JSON-safe dict. `aggregate` is left out: the cache holds raw hypotheses."""
-    if dataclasses.is_dataclass(settings):
-        d = dataclasses.asdict(settings)
-    else:
-        d = dict(settings)
-    d.pop("aggregate", None)
-    return json.loads(json.dumps(d, default=str, sort_keys=True))
-
-
-def model_identity(denoiser) -> str:
-    """sha256 of the denoiser's weights (names, dtypes, shapes and bytes, in name order)."""
-    import torch
-
-    h = hashlib.sha256()
-    state = denoiser.state_dict()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
-    return h.hexdigest()
-
-
-def inputs_identity(keypoints_2d, index) -> str:
-    """sha256 of the selected 2D inputs (float32) and their indices."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(as_numpy(keypoints_2d, np.float32)).tobytes())
-    h.update(np.ascontiguousarray(np.asarray(index, np.int64)).tobytes())
-    return h.hexdigest()
-
-
-def default_cache_path(run_dir, split: str, num_hypotheses: int) -> Path:
-    """`<run_dir>/hypotheses/<split>_H<num_hypotheses>.npz`."""
-    return Path(run_dir) / "hypotheses" / f"{split}_H{num_hypotheses}.npz"
-
-
-def cache_settings(num_hypotheses: int = DEFAULT_NUM_HYPOTHESES, *, sampler: str = "ddim", num_steps: int = 5,
-                   eta: float = 0.0, flip: bool = True, seed: int = 0, batch_size: int | None = None):
-    """`inference.SamplingSettings` for a cache; batch_size defaults to about 8192 chains per
-    sampler call (inputs x H x 2 with flip), which fits CPU memory."""
-    from .inference import SamplingSettings
-
-    if batch_size is None:
-        batch_size = max(1, 8192 // (int(num_hypotheses) * (2 if flip else 1)))
-    return SamplingSettings(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
-                            eta=float(eta), flip=bool(flip), aggregate="mean", batch_size=int(batch_size),
-                            seed=int(seed))
-
-
-def build_cache(lifter, data, split: str, settings, *, max_samples: int = 0, seed: int = 0,
-                checkpoint: dict[str, Any] | None = None, data_path: str | None = None,
-                progress: bool = True) -> HypothesisCache:
-    """Sample `settings.num_hypotheses` hypotheses for every selected sample, once.
-
-    lifter: an `inference.Lifter` (anything with `iter_hypotheses(keypoints_2d, settings,
-    progress=...)` yielding (start, stop, hyps (b, H, J, 3)) and a `denoiser`); data: a
-    `PreparedData`; split, max_samples, seed: which samples (as `PreparedData.select`).
-    """
-    index = select_indices(data, split, max_samples, seed)
-    if len(index) == 0:
-        raise DataError(f"{data_path or 'prepared data'}: split {split!r} is empty "
-                        f"(samples per split: {data.splits()})")
-    keypoints_2d = np.ascontiguousarray(data.keypoints_2d[index])
-    num_h = int(settings.num_hypotheses if hasattr(settings, "num_hypotheses") else settings["num_hypotheses"])
-    hyps = np.empty((len(index), num_h, keypoints_2d.shape[1], 3), dtype=np.float16)
-    for start, stop, batch in lifter.iter_hypotheses(keypoints_2d, settings, progress=progress):
-        batch = as_numpy(batch, np.float32)
-        if not np.isfinite(batch).all():
-            log.warning("hypotheses of samples %d-%d contain non-finite values", start, stop)
-        hyps[start:stop] = batch.astype(np.float16)
-    identity = {
-        "checkpoint": {**(checkpoint or {}), "sha256": model_identity(lifter.denoiser)},
-        "inputs_sha256": inputs_identity(keypoints_2d, index),
-        "data_file": str(data_path) if data_path else None,
-        "split": split, "max_samples": int(max_samples), "seed": int(seed), "num_samples": int(len(index)),
-    }
-    meta = {"created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": git_commit(), "dataset": data.dataset, "skeleton": data.skeleton.name}
-    return HypothesisCache(hyps, index, {k: np.asarray(getattr(data, k))[index] for k in ID_KEYS},
-                           settings_dict(settings), identity, meta)
-
-
-def save_cache(cache: HypothesisCache, path) -> Path:
-    """Write the cache as an `.npz` (no pickle; atomic)."""
-    path = Path(path)
-    meta = {**cache.key(), "meta": cache.meta}
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, hypotheses=cache.hypotheses.astype(np.float16), index=cache.index,
-                     **{k: np.asarray(v) for k, v in cache.ids.items()},
-                     meta_json=np.array(json.dumps(meta, sort_keys=True)))
-    return path
-
-
-def load_cache(path) -> HypothesisCache:
-    """Read a cache written by `save_cache` (DataError naming the file on any problem)."""
-    from .data.prepared import open_npz, read_array
-
-    path = Path(path)
-    npz = open_npz(path)
-    with npz:
-        meta = json.loads(str(read_array(npz, path, "meta_json")))
-        if meta.get("version") != CACHE_VERSION:
-            raise DataError(f"{path}: hypothesis cache version {meta.get('version')} (expected {CACHE_VERSION})")
-        hyps = read_array(npz, path, "hypotheses")
-        index = read_array(npz, path, "index")
-        ids = {k: read_array(npz, path, k) for k in ID_KEYS}
-    if hyps.ndim != 4 or hyps.shape[-1] != 3 or len(index) != len(hyps):
-        raise DataError(f"{path}: hypotheses {hyps.shape} / index {index.shape} are not (S, H, J, 3) / (S,)")
-    return HypothesisCache(hyps, index, ids, meta["settings"], meta["identity"], meta.get("meta", {}))
-
-
-def cached_hypotheses(path, lifter, data, split: str, settings, *, max_samples: int = 0, seed: int = 0,
-                      checkpoint: dict[str, Any] | None = None, data_path: str | None = None,
-                      progress: bool = True, refresh: bool = False) -> tuple[HypothesisCache, bool]:
-    """The cache at `path` when its settings, checkpoint weights and inputs match; otherwise
-    sample anew and overwrite it. -> (cache, reused)"""
-    path = Path(path)
-    want_settings = settings_dict(settings)
-    if path.exists() and not refresh:
-        try:
-            old = load_cache(path)
-        except DataError as e:
-            log.warning("ignoring unreadable hypothesis cache: %s", e)
-            old = None
-        if old is not None:
-            index = select_indices(data, split, max_samples, seed)
-            want = {"settings": want_settings,
-                    "checkpoint": model_identity(lifter.denoiser),
-                    "inputs": inputs_identity(data.keypoints_2d[index], index)}
-            have = {"settings": old.settings, "checkpoint": old.identity.get("checkpoint", {}).get("sha256"),
-                    "inputs": old.identity.get("inputs_sha256")}
-            differ = [k for k in want if want[k] != have[k]]
-            if not differ:
-                log.info("reusing hypothesis cache %s (%d samples, H=%d)", path, len(old), old.num_hypotheses)
-                return old, True
-            log.info("hypothesis cache %s is stale (%s differ); resampling", path, ", ".join(differ))
-    cache = build_cache(lifter, data, split, settings, max_samples=max_samples, seed=seed,
-                        checkpoint=checkpoint, data_path=data_path, progress=progress)
-    save_cache(cache, path)
-    return cache, False
-
-
-# --- Evaluation from the cache ----------------------------------------------------------------
 
 @dataclass
 class UncertaintyReport:
@@ -259,8 +72,6 @@ class UncertaintyReport:
     arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        from .viz import to_jsonable
-
         return to_jsonable({"table": self.table, "per_action": self.per_action, "per_joint": self.per_joint,
                             "calibration": self.calibration,
                             "pck_cps": self.pck_cps, "spread_error": self.spread_error,
@@ -356,7 +167,7 @@ def evaluate_cache(cache: HypothesisCache, data, prefixes: Sequence[int] = PREFI
     prefixes = sorted({int(n) for n in prefixes if 1 <= int(n) <= num_h} | {num_h})
     truth = _Truth.gather(cache, data, use_distortion)
     scores = _score_prefixes(cache, truth, prefixes, temperature, batch_size)
-    order = _order(truth.actions, data.dataset)
+    order = action_order(truth.actions, data.dataset)
     table, per_action, nan_total = _error_table(scores.errors, truth.actions, order, num_h)
     mean_err = metrics.per_joint_errors(scores.final_pred["mean"], truth.gt) * 1000.0      # (S, J) mm
     base_card = _card(cache, data, use_distortion, temperature, len(cache))
@@ -426,27 +237,43 @@ def _score_prefixes(cache: HypothesisCache, truth: _Truth, prefixes: Sequence[in
                     batch_size: int) -> _Scores:
     """Every aggregator on the first N hypotheses, for each N in `prefixes`, in batches of samples;
     at N = H also keep the predictions, the spread and the calibration indicators."""
-    num, num_h, num_joints = len(cache), cache.num_hypotheses, len(truth.joint_names)
-    scores = _Scores(errors={}, final_pred={}, spread=np.empty((num, num_joints)),
-                     indicators=np.empty((num, len(metrics.CALIBRATION_QUANTILES), num_joints), dtype=bool))
+    num, num_h = len(cache), cache.num_hypotheses
+    errors: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    final = BatchScores(num)
     for n in prefixes:
-        for start in range(0, num, batch_size):
-            stop = min(start + batch_size, num)
-            hyps = cache.hypotheses[start:stop, :n].astype(np.float64)
-            gt = truth.gt[start:stop]
-            preds = _aggregate_all(hyps, truth.keypoints_2d[start:stop], truth.intrinsics[start:stop],
-                                   None if truth.distortion is None else truth.distortion[start:stop],
-                                   truth.root[start:stop], gt, temperature)
-            for name, pred in preds.items():
-                e = scores.errors.setdefault((name, n), {"MPJPE": np.empty(num), "P-MPJPE": np.empty(num)})
-                e["MPJPE"][start:stop] = metrics.mpjpe(pred, gt) * 1000.0
-                e["P-MPJPE"][start:stop] = metrics.p_mpjpe(pred, gt) * 1000.0
-                if n == num_h:
-                    scores.final_pred.setdefault(name, np.empty_like(truth.gt))[start:stop] = pred
-            if n == num_h:
-                scores.spread[start:stop] = metrics.hypothesis_spread(hyps) * 1000.0
-                scores.indicators[start:stop] = metrics.calibration_indicators(hyps, gt)
-    return scores
+        batches = ((start, stop, cache.hypotheses[start:stop, :n].astype(np.float64))
+                   for start, stop in batch_ranges(num, batch_size))
+        scored = score_batches(batches, num, _prefix_scorer(truth, temperature, keep=n == num_h))
+        for (name, metric), values in scored.per_sample.items():
+            if metric in ("MPJPE", "P-MPJPE"):
+                errors.setdefault((name, n), {})[metric] = values
+        final = scored if n == num_h else final
+    preds = {name: v for (name, what), v in final.per_sample.items() if what == "pred"}
+    num_joints = len(truth.joint_names)
+    return _Scores(errors=errors, final_pred=preds,
+                   spread=final.per_sample.get(("", "spread"), np.empty((num, num_joints))),
+                   indicators=final.per_sample.get(("", "indicators"), np.empty(
+                       (num, len(metrics.CALIBRATION_QUANTILES), num_joints), dtype=bool)))
+
+
+def _prefix_scorer(truth: _Truth, temperature: float, keep: bool):
+    """The `score_batches` callback of one prefix N: MPJPE and P-MPJPE of every aggregator under
+    (aggregator, metric); with `keep` (N = H) also (aggregator, "pred"), ("", "spread") in mm and
+    ("", "indicators")."""
+    def score(scores: BatchScores, start: int, stop: int, hyps: np.ndarray) -> None:
+        gt = truth.gt[start:stop]
+        preds = _aggregate_all(hyps, truth.keypoints_2d[start:stop], truth.intrinsics[start:stop],
+                               None if truth.distortion is None else truth.distortion[start:stop],
+                               truth.root[start:stop], gt, temperature)
+        for name, pred in preds.items():
+            scores.put((name, "MPJPE"), start, stop, metrics.mpjpe(pred, gt) * 1000.0)
+            scores.put((name, "P-MPJPE"), start, stop, metrics.p_mpjpe(pred, gt) * 1000.0)
+            if keep:
+                scores.put((name, "pred"), start, stop, np.asarray(pred, dtype=truth.gt.dtype))
+        if keep:
+            scores.put(("", "spread"), start, stop, metrics.hypothesis_spread(hyps) * 1000.0)
+            scores.put(("", "indicators"), start, stop, metrics.calibration_indicators(hyps, gt))
+    return score
 
 
 def _error_table(errors: dict, actions: np.ndarray, order, num_h: int
@@ -525,12 +352,6 @@ def _ambiguity(spread: np.ndarray, truth: _Truth, order, base_card: dict) -> dic
     }
 
 
-def _order(actions, dataset: str):
-    from .evaluate import _action_order
-
-    return _action_order(actions, dataset)
-
-
 def _card(cache: HypothesisCache, data, use_distortion: bool, temperature: float, num: int) -> dict[str, Any]:
     cameras = np.unique(data.camera[cache.index])
     distortion = use_distortion and bool(np.any(agg.camera_distortion(data.dataset, cameras)))
@@ -556,18 +377,9 @@ def run_uncertainty(run_dir, data_path, split: str, *, num_hypotheses: int = DEF
     """Load the run's model (`inference.Lifter`), sample or reuse the cache
     (`<run_dir>/hypotheses/<split>_H<H>.npz` unless `cache_path`), evaluate it.
     -> (report, cache, reused). A `best` checkpoint is refused on the split that chose it."""
-    from .data.prepared import load_prepared
-    from .errors import ConfigError
-    from .inference import Lifter
-
-    lifter = Lifter.load(run_dir, checkpoint=checkpoint, device=device)
-    selected_on = lifter.checkpoint_card.get("selected_on")
-    if selected_on is not None and split == selected_on:
-        raise ConfigError(f"checkpoint 'best' was chosen on split {split!r}; use checkpoint 'ema' or another split")
-    data = load_prepared(data_path)
-    if lifter.skeleton.name != data.skeleton.name:
-        raise DataError(f"{data_path}: skeleton {data.skeleton.name!r} does not match the model's "
-                        f"{lifter.skeleton.name!r}")
+    run = open_run(run_dir, data_path, split, EvalConfig(checkpoint=checkpoint, max_samples=max_samples, seed=seed),
+                   device=device)
+    lifter, data = run.lifter, run.source
     settings = cache_settings(num_hypotheses, sampler=sampler, num_steps=num_steps, eta=eta, flip=flip, seed=seed,
                               batch_size=batch_size)
     path = Path(cache_path) if cache_path else default_cache_path(run_dir, split, settings.num_hypotheses)

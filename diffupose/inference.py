@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .aggregate import AGGREGATIONS, aggregate
-from .config import Config, EvalConfig
-from .diffusion import SAMPLERS, NoiseSchedule, sample
+from .checkpoint import load_model
+from .config import Config, EvalConfig, SamplingConfig
+from .diffusion import NoiseSchedule, check_sampler, sample
 from .errors import ConfigError
 from .metrics import hypothesis_spread
 from .skeleton import Skeleton
@@ -66,21 +68,12 @@ def checkpoint_for_split(requested: str, eval_split: str | None, selection_split
 
 
 @dataclass(frozen=True)
-class SamplingSettings:
-    """How hypotheses are drawn and combined (the sampling half of EvalConfig)."""
-
-    num_hypotheses: int = 10
-    sampler: str = "ddim"          # ddim | ddpm (ddpm always runs all T steps)
-    num_steps: int = 5             # DDIM steps
-    eta: float = 0.0
-    flip: bool = True              # average each hypothesis with its mirrored twin (paper protocol)
-    aggregate: str = "mean"        # see diffupose.aggregate.AGGREGATIONS
-    batch_size: int = 2048         # 2D inputs per sampler call (each runs H (x2 with flip) chains)
-    seed: int = 0
+class SamplingSettings(SamplingConfig):
+    """How hypotheses are drawn and combined: the fields of `config.SamplingConfig` (which
+    EvalConfig shares), checked on construction."""
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
+        check_sampler(self.sampler)
         if self.aggregate not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {self.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
         for name in ("num_hypotheses", "num_steps", "batch_size"):
@@ -89,7 +82,8 @@ class SamplingSettings:
 
     @classmethod
     def from_eval_config(cls, ev: EvalConfig, **overrides: Any) -> "SamplingSettings":
-        values = {k: getattr(ev, k) for k in cls.__dataclass_fields__}
+        """The sampling settings of an evaluation config: the one place they are derived."""
+        values = {f.name: getattr(ev, f.name) for f in fields(SamplingConfig)}
         values.update(overrides)
         return cls(**values)
 
@@ -136,8 +130,6 @@ class Lifter:
     def load(cls, path: str | os.PathLike, checkpoint: str = "best", device: str | torch.device = "auto") -> "Lifter":
         """The model of a run or checkpoint directory (or weight file); `checkpoint` is one of
         CHECKPOINTS. Errors are one-line CheckpointErrors naming the file."""
-        from .checkpoint import load_model
-
         weights, select = CHECKPOINTS[check_checkpoint_choice(checkpoint)]
         denoiser, config, skeleton = load_model(path, which=weights, device=resolve_device(device), select=select)
         return cls(denoiser, config, skeleton,
@@ -208,16 +200,17 @@ class Lifter:
                                   generator=generator).float().cpu().numpy()
 
     def iter_hypotheses(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
-                        progress: bool = False, desc: str = "sample") -> Iterator[tuple[int, int, np.ndarray]]:
+                        progress: bool = False, desc: str = "sample", generator: torch.Generator | None = None,
+                        as_numpy: bool = True) -> Iterator[tuple[int, int, Any]]:
         """keypoints_2d (N, J, 2) -> yields (start, stop, hypotheses (stop-start, H, J, 3)) per batch
         of settings.batch_size, all drawn from ONE generator seeded with settings.seed (the same
-        settings give the same hypotheses). `self.sampling_seconds` accumulates the sampler's wall
-        time (device synchronised), for throughput numbers."""
-        from tqdm.auto import tqdm
-
+        settings give the same hypotheses), or from `generator` (which the caller may also draw
+        from between batches). Hypotheses are float32 numpy, or device tensors with
+        `as_numpy=False`. `self.sampling_seconds` accumulates the sampler's wall time (device
+        synchronised), for throughput numbers."""
         settings = settings or SamplingSettings()
         n = len(keypoints_2d)
-        generator = self.generator(settings.seed)
+        generator = generator if generator is not None else self.generator(settings.seed)
         self.sampling_seconds = 0.0
         starts = range(0, n, settings.batch_size)
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
@@ -228,7 +221,7 @@ class Lifter:
             hyps = self.sample_tensor(keypoints_2d[start:stop], settings, keypoint_mask=mask, generator=generator)
             self._synchronize()
             self.sampling_seconds += time.perf_counter() - tic
-            yield start, stop, hyps.float().cpu().numpy()
+            yield start, stop, (hyps.float().cpu().numpy() if as_numpy else hyps)
 
     def aggregate(self, hypotheses, method: str = "mean", *, keypoints_2d=None, intrinsics=None):
         """Hypotheses (B, H, J, 3) -> one pose per sample (diffupose.aggregate; ground-truth free)."""

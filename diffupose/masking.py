@@ -13,6 +13,10 @@ anchors the pose; keypoint layouts without a pelvis derive it from the hips befo
 
 2D noise is Gaussian in pixels, converted to normalised screen units with the camera
 normalisation itself (`pixels_to_normalised`), so the formula lives in one place.
+
+The grid of the robustness matrix (mask x noise, `diffupose.robustness`) is plain data built
+here (`row_label`, `matrix_pivot`), so the tables of robustness and the heatmaps of
+`viz.uncertainty` read the same grid without the figures importing the evaluation.
 """
 from __future__ import annotations
 
@@ -22,14 +26,15 @@ import numpy as np
 import torch
 
 from .camera import normalize_screen_coordinates
-from .data.keypoints import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17
 from .errors import ConfigError, DataError
-from .skeleton import Skeleton
+from .skeleton import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17, Skeleton
 
-__all__ = ["neighbour_fill", "graph_diameter", "limbs", "random_joint_mask", "evaluation_mask", "fill_missing", "FILL_METHODS", "pixels_to_normalised",
-           "add_pixel_noise", "MASK_MODES"]
+__all__ = ["neighbour_fill", "graph_diameter", "limbs", "random_joint_mask", "evaluation_mask", "fill_missing",
+           "FILL_METHODS", "pixels_to_normalised", "add_pixel_noise", "MASK_MODES", "DETECTIONS", "row_label",
+           "matrix_pivot"]
 
 MASK_MODES = ("random", "limb")
+DETECTIONS = "detections"      # the mask name of the robustness matrix's "real detections" row
 
 
 @functools.lru_cache(maxsize=None)
@@ -297,3 +302,31 @@ def add_pixel_noise(keypoints_2d: np.ndarray, sigma_px: float, res_w, res_h, see
     scale = np.array([pixels_to_normalised(sigma_px, w, h) for w, h in zip(res_w, res_h)])
     noise = np.random.default_rng(seed).standard_normal(keypoints_2d.shape)
     return (keypoints_2d + noise * scale[:, None, None]).astype(keypoints_2d.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# The robustness grid: rows {mask, missing, noise_px, <metric>: mm} -> labels and a (mask, σ) array
+
+
+def row_label(row: dict) -> str:
+    """A matrix row's label: "none", "2 random", "1 limb", or "real detections"."""
+    if row["mask"] == DETECTIONS:
+        return "real detections"
+    return "none" if row["missing"] == 0 else f"{row['missing']} {row['mask']}"
+
+
+def matrix_pivot(rows: list[dict], metric: str = "mpjpe_aggregate") -> tuple[list[str], list[float], np.ndarray]:
+    """One model's rows -> (mask labels, σ values, (masks, σ) array of `metric`, NaN where absent):
+    the grid a heatmap shows."""
+    labels = []
+    for r in rows:
+        label = row_label(r)
+        if label not in labels:
+            labels.append(label)
+    sigmas = sorted({r["noise_px"] for r in rows})
+    grid = np.full((len(labels), len(sigmas)), np.nan)
+    for r in rows:
+        value = r.get(metric)
+        label = row_label(r)
+        grid[labels.index(label), sigmas.index(r["noise_px"])] = np.nan if value is None else value
+    return labels, sigmas, grid

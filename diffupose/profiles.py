@@ -33,11 +33,10 @@ Profiles
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
-from .config import parse_bool
+from .config import coerce_value
 from .errors import ConfigError
 
 __all__ = [
@@ -247,38 +246,6 @@ def get_profile(name: str) -> dict[str, Any]:
     return copy.deepcopy(PROFILES[name])
 
 
-def _coerce_like(text: str, current: Any, key: str) -> Any:
-    """`--set` value (a string) -> the type of the profile's current value; JSON for lists/dicts."""
-    if not isinstance(text, str):
-        return text
-    if isinstance(current, bool):
-        return parse_bool(text, key)
-    if isinstance(current, (int, float)) and not isinstance(current, bool):
-        try:
-            return float(text) if isinstance(current, float) else int(text)
-        except ValueError:
-            raise ConfigError(f"--set {key}: expected a number, got {text!r}") from None
-    if isinstance(current, (list, dict)):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            if isinstance(current, list):  # a,b,c
-                parts = [p.strip() for p in text.split(",") if p.strip()]
-                return [_coerce_like(p, current[0], key) if current else _scalar(p) for p in parts]
-            raise ConfigError(f"--set {key}: expected JSON, got {text!r}") from None
-        if not isinstance(value, type(current)):
-            raise ConfigError(f"--set {key}: expected a {type(current).__name__}, got {text!r}")
-        return value
-    return text
-
-
-def _scalar(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def parse_set(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
     """`["data_dir=/x", "train.lr=1e-3"]` (CLI `--set`) or a dict -> dict of raw values."""
     if not items:
@@ -325,7 +292,7 @@ def resolve_parameters(profile: str, report_dir: str | Path,
             known = ", ".join(sorted(k for k in params if k not in ("profile",)))
             raise ConfigError(f"--set {key}: not a parameter of profile {profile!r} "
                               f"(nor a config key like train.lr); known: {known}")
-        params[key] = _coerce_like(value, params[key], key)
+        params[key] = coerce_value(value, params[key], key)
         if key in PATH_KEYS and params[key]:
             params[key] = str(Path(params[key]).expanduser().resolve())   # relative: from the current directory
         if key in PATH_LIST_KEYS:

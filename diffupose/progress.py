@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .utils import eta_seconds, format_duration
+
 __all__ = [
     "PROGRESS_ENV", "progress_file", "emit", "ProgressFileHandler", "TrainingProgress", "format_duration",
     "format_event", "ProgressTail",
@@ -75,16 +77,6 @@ class ProgressFileHandler(logging.Handler):
         emit("log", logger=record.name, level=record.levelname, message=message)
 
 
-def format_duration(seconds: float | None) -> str:
-    """Seconds -> `m:ss` or `h:mm:ss` (`?` when unknown)."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 class TrainingProgress:
     """Steps/s and ETA from the history rows `train()` hands to its callback.
 
@@ -125,12 +117,8 @@ class TrainingProgress:
         done = step - self._first[0]
         rate = done / (now - self._first[1]) if now > self._first[1] and done > 0 else None
         total = self.total(row)
-        eta = None
-        if total is not None and rate:
-            eta = max(total - step, 0) / rate
-        if self.max_minutes > 0:
-            budget = max(self.max_minutes * 60.0 - elapsed, 0.0)
-            eta = budget if eta is None else min(eta, budget)
+        eta = eta_seconds(total - step if total is not None else 0, rate if total is not None else None,
+                          self.max_minutes * 60.0 - elapsed if self.max_minutes > 0 else None)
         return {"step": step, "total_steps": total,
                 "percent": (100.0 * step / total) if total else None,
                 "steps_per_s": rate, "eta_s": eta, "elapsed_s": elapsed,

@@ -27,11 +27,15 @@ import time
 import numpy as np
 
 from .camera import load_cameras
+from .config import EvalConfig
+from .data.prepared import load_prepared
 from .data.synthetic import synthetic_cameras
 from .errors import ConfigError
 from .inference import Lifter, SamplingSettings
-from .masking import FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing
+from .masking import (DETECTIONS, FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing,
+                      matrix_pivot, row_label)
 from .metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
+from .scoring import open_run
 
 __all__ = ["image_sizes", "cell_metrics", "robustness_matrix", "detection_rows", "row_label", "markdown_tables",
            "matrix_pivot", "run_robustness"]
@@ -121,16 +125,6 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
     return rows
 
 
-DETECTIONS = "detections"
-
-
-def row_label(row: dict) -> str:
-    """A matrix row's label: "none", "2 random", "1 limb", or "real detections"."""
-    if row["mask"] == DETECTIONS:
-        return "real detections"
-    return "none" if row["missing"] == 0 else f"{row['missing']} {row['mask']}"
-
-
 def detection_rows(lifters: dict[str, Lifter], detections: np.ndarray, poses_3d: np.ndarray,
                    settings: SamplingSettings, progress: bool = True) -> list[dict]:
     """The "real detections" row: every model on the file's detections as they are."""
@@ -186,42 +180,21 @@ def markdown_tables(rows: list[dict], settings: SamplingSettings) -> str:
     return "\n".join(out)
 
 
-def matrix_pivot(rows: list[dict], metric: str = "mpjpe_aggregate") -> tuple[list[str], list[float], np.ndarray]:
-    """One model's rows -> (mask labels, σ values, (masks, σ) array of `metric`, NaN where absent):
-    the grid a heatmap shows."""
-    labels = []
-    for r in rows:
-        label = row_label(r)
-        if label not in labels:
-            labels.append(label)
-    sigmas = sorted({r["noise_px"] for r in rows})
-    grid = np.full((len(labels), len(sigmas)), np.nan)
-    for r in rows:
-        value = r.get(metric)
-        label = row_label(r)
-        grid[labels.index(label), sigmas.index(r["noise_px"])] = np.nan if value is None else value
-    return labels, sigmas, grid
-
-
-
 def run_robustness(runs: dict[str, str], data_path, split: str, settings: SamplingSettings, *,
                    checkpoint: str = "ema", max_samples: int = 1000, missing=(0, 1, 2, 4), modes=MASK_MODES,
                    noise_px=(0, 2, 5, 10, 20), fill: str = "neighbour", image_size: tuple[int, int] | None = None,
                    seed: int = 0, device: str = "cpu", progress: bool = True) -> tuple[list[dict], dict]:
     """The matrix for named runs {name: run dir} on a seeded `max_samples` subset (0 = all) of
     `split` -> (cells, card). Every run must use the data's skeleton; `checkpoint` is the choice
-    for every run (the caller keeps `best` off the split that chose it)."""
-    from .data.prepared import load_prepared
-
+    for every run; `best` is refused on the split that chose it (`scoring.open_run`)."""
     if not runs:
         raise ConfigError("run_robustness: no run to test")
-    lifters = {name: Lifter.load(path, checkpoint=checkpoint, device=device) for name, path in runs.items()}
-    data = load_prepared(data_path).select(split=split, max_samples=max_samples, seed=seed)
-    if len(data) == 0:
-        raise ConfigError(f"{data_path}: split {split!r} is empty")
-    wrong = {n: lf.skeleton.name for n, lf in lifters.items() if lf.skeleton.name != data.skeleton.name}
-    if wrong:
-        raise ConfigError(f"{data_path} uses skeleton {data.skeleton.name}; run(s) {wrong} do not")
+    selection = EvalConfig(checkpoint=checkpoint, max_samples=max_samples, seed=seed)
+    source = load_prepared(data_path)
+    opened = {name: open_run(path, data_path, split, selection, device=device, source=source)
+              for name, path in runs.items()}
+    lifters = {name: run.lifter for name, run in opened.items()}
+    data = next(iter(opened.values())).data
     res_w, res_h = image_sizes(data, image_size)
     log.info("%d %s samples of %s; models: %s", len(data), split, data_path,
              ", ".join(f"{n} (missing_joints={lf.config.model.missing_joints})" for n, lf in lifters.items()))

@@ -1,7 +1,10 @@
 """Skeletons: joint names, parents, left/right joints, edges and the GCN adjacency.
 
 Skeletons are data (one place, here). `H36M17` is the standard 17-joint Human3.6M layout
-(32 -> 17 reduction as VideoPose3D), `HUMANEVA15` the 15-joint HumanEva-I layout.
+(32 -> 17 reduction as VideoPose3D), `HUMANEVA15` the 15-joint HumanEva-I layout;
+`H36M17_TO_HUMANEVA15` maps the one onto the other, and `MEAN_POSE_2D_H36M17` is the mean 2D
+pose that fills missing joints (`masking.fill_missing`) — data the model floor and the
+keypoint layouts (`data.layouts`) both use.
 """
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Skeleton", "flip_horizontal", "H36M17", "HUMANEVA15", "H36M32_TO_17", "get_skeleton", "SKELETONS"]
+__all__ = ["Skeleton", "flip_horizontal", "H36M17", "HUMANEVA15", "H36M32_TO_17", "H36M17_TO_HUMANEVA15",
+           "MEAN_POSE_2D_H36M17", "get_skeleton", "SKELETONS"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,18 @@ HUMANEVA15 = Skeleton(
 )
 
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (H36M17, HUMANEVA15)}
+
+# HumanEva-15 joint -> H36M-17 joint index (pelvis, thorax, arms, legs, head).
+H36M17_TO_HUMANEVA15: tuple[int, ...] = (0, 8, 11, 12, 13, 14, 15, 16, 4, 5, 6, 1, 2, 3, 10)
+
+# Mean H36M-17 2D pose (pelvis at 0, y down, in units of the pelvis-to-thorax length) over Human3.6M S1
+# ground-truth projections (4 cameras, every 10th frame; back views mirrored to face the camera);
+# used only to fill joints for a model trained without masking.
+MEAN_POSE_2D_H36M17 = np.array([
+    [0.000, 0.000], [-0.245, -0.018], [-0.157, 0.683], [-0.139, 1.496], [0.245, 0.018], [0.171, 0.696],
+    [0.089, 1.523], [-0.023, -0.464], [0.003, -0.971], [-0.010, -1.140], [-0.009, -1.334], [0.258, -0.845],
+    [0.428, -0.376], [0.344, -0.214], [-0.261, -0.855], [-0.416, -0.416], [-0.307, -0.392],
+], dtype=np.float64)
 
 
 def get_skeleton(name: str) -> Skeleton:

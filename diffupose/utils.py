@@ -1,8 +1,10 @@
-"""Small shared helpers: device resolution, atomic writes, run provenance."""
+"""Small shared helpers: device resolution, JSON-safe values, durations and ETAs, atomic
+writes, run provenance."""
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import math
 import os
 import platform
 import subprocess
@@ -12,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["as_numpy", "resolve_device", "atomic_path", "atomic_write_text", "atomic_savez", "check_output_file",
+__all__ = ["as_numpy", "to_jsonable", "format_duration", "eta_seconds", "resolve_device", "atomic_path", "atomic_write_text", "atomic_savez", "check_output_file",
            "environment_info", "git_commit"]
 
 
@@ -22,6 +24,44 @@ def as_numpy(x, dtype=np.float64) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
+
+
+def to_jsonable(value):
+    """numpy / torch scalars and arrays, Paths and tuples -> plain JSON types (NaN and inf ->
+    None): the one JSON-safe conversion of results, cards and metrics files."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds -> `m:ss` or `h:mm:ss` (`?` when unknown): every elapsed time and ETA shown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def eta_seconds(steps_left: int, steps_per_s: float | None, budget_left_s: float | None = None) -> float | None:
+    """Seconds to go: the steps left at `steps_per_s` (None when the rate is unknown or 0),
+    capped by the wall-clock budget left (`budget_left_s`; None = no cap, never below 0)."""
+    eta = max(steps_left, 0) / steps_per_s if steps_per_s else None
+    if budget_left_s is not None:
+        budget = max(budget_left_s, 0.0)
+        eta = budget if eta is None else min(eta, budget)
+    return eta
 
 
 def resolve_device(name: str = "auto"):

@@ -122,3 +122,60 @@ def test_old_boolean_compile_is_read():
     assert Config.from_dict(d).train.compile == "off"
     d["train"]["compile"] = True
     assert Config.from_dict(d).train.compile == "on"
+
+
+def test_eval_config_shares_the_sampling_fields_once(tmp_path):
+    """EvalConfig inherits the sampling fields of SamplingConfig (as SamplingSettings does);
+    keyword construction, `--set` and config.json files written before keep working."""
+    from dataclasses import fields
+
+    from diffupose.config import EvalConfig, SamplingConfig
+    from diffupose.inference import SamplingSettings
+
+    ev = EvalConfig(num_hypotheses=3, input_2d="gt", sampler="ddpm", flip=False)
+    assert isinstance(ev, SamplingConfig) and issubclass(SamplingSettings, SamplingConfig)
+    sampling = {f.name for f in fields(SamplingConfig)}
+    assert sampling == {"num_hypotheses", "sampler", "num_steps", "eta", "flip", "aggregate", "batch_size", "seed"}
+    assert {f.name for f in fields(EvalConfig)} - sampling == {"protocol", "checkpoint", "max_samples", "input_2d"}
+    settings = SamplingSettings.from_eval_config(ev)
+    assert (settings.num_hypotheses, settings.sampler, settings.flip) == (3, "ddpm", False)
+    assert SamplingSettings() == SamplingSettings.from_eval_config(EvalConfig())      # the same defaults
+    old = {"sampler": "ddim", "num_steps": 5, "eta": 0.0, "num_hypotheses": 10, "aggregate": "mean", "flip": True,
+           "protocol": "gt_free", "batch_size": 2048, "seed": 0, "checkpoint": "best", "max_samples": 0,
+           "input_2d": "file"}                                     # a run's config.json "eval" before the change
+    d = preset("tiny").to_dict()
+    d["eval"] = old
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(d))
+    cfg = Config.from_json(path)
+    assert cfg.eval == EvalConfig() and json.loads(cfg.to_json())["eval"] == old
+    assert apply_overrides(cfg, ["eval.num_hypotheses=7", "eval.flip=no"]).eval.num_hypotheses == 7
+
+
+def test_sampler_names_are_checked_by_one_function():
+    from diffupose.diffusion import check_sampler
+    from diffupose.inference import SamplingSettings
+
+    assert check_sampler("ddim") == "ddim"
+    with pytest.raises(ConfigError) as e:
+        preset("tiny", {"train.val_sampler": "euler"})
+    _one_line(e, "unknown train.val_sampler 'euler'", "ddpm, ddim")
+    with pytest.raises(ConfigError) as e:
+        SamplingSettings(sampler="euler")
+    _one_line(e, "unknown sampler 'euler'", "ddpm, ddim")
+
+
+def test_set_values_are_coerced_by_one_function():
+    from diffupose.config import coerce_value
+
+    assert coerce_value("yes", False, "k") is True and coerce_value("3", 1, "k") == 3
+    assert coerce_value("3", 1.0, "k") == 3.0 and isinstance(coerce_value("3", 1.0, "k"), float)
+    assert coerce_value("[1, 2]", [0], "k") == [1, 2] and coerce_value("4,5", [0], "k") == [4, 5]
+    assert coerce_value("a,b", [], "k") == ["a", "b"] and coerce_value('{"a": 1}', {}, "k") == {"a": 1}
+    assert coerce_value("text", "old", "k") == "text" and coerce_value(5, "old", "k") == 5
+    for text, current, fragment in (("many", 1, "expected a number (int)"), ("x", 0.5, "expected a number (float)"),
+                                    ("maybe", True, "boolean"), ("{", {}, "expected JSON"),
+                                    ("[1]", {}, "expected a dict")):
+        with pytest.raises(ConfigError) as e:
+            coerce_value(text, current, "section.key")
+        _one_line(e, "--set section.key", fragment)

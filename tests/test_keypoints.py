@@ -11,6 +11,7 @@ import pytest
 
 from diffupose.camera import normalize_screen_coordinates
 from diffupose.data import keypoints as K
+from diffupose.data import keypoint_examples
 from diffupose.errors import DataError
 from diffupose.skeleton import H36M17, HUMANEVA15
 
@@ -211,7 +212,7 @@ def test_examples_are_small_and_labelled():
     assert sum(p.stat().st_size for p in files) < 300_000
     readme = (EXAMPLES / "README.md").read_text()
     assert "synthetic" in readme.lower() and "ground truth" in readme.lower()
-    for name, fmt, *_ in K.EXAMPLES:
+    for name, fmt, *_ in keypoint_examples.EXAMPLES:
         kp = K.read_keypoints(EXAMPLES / name)
         assert kp.format == fmt and kp.is_track and (~kp.present).any()
 
@@ -219,8 +220,8 @@ def test_examples_are_small_and_labelled():
 @pytest.mark.realdata
 def test_examples_regenerate_identically(tmp_path, shared_data):
     require_file(shared_data / "h36m" / "h36m_3d17_train.npz")
-    K.make_examples(shared_data / "h36m", tmp_path)
-    for name, *_ in K.EXAMPLES:
+    keypoint_examples.make_examples(shared_data / "h36m", tmp_path)
+    for name, *_ in keypoint_examples.EXAMPLES:
         ours, shipped = tmp_path / name, EXAMPLES / name
         pairs = ([(ours, shipped)] if ours.is_file()
                  else [(p, shipped / p.name) for p in sorted(ours.iterdir())])

@@ -66,3 +66,14 @@ def test_tail_throttles_training_and_keeps_validation_rows(tmp_path, monkeypatch
     assert [line.split(" · ")[0] for line in train] == ["training: step 10", "training: step 50", "training: step 100"]
     assert sum("diffupose.train" in line for line in shown) == 1            # dropped once train events come
     assert any("3 samples are NaN" in line for line in shown)
+
+
+def test_eta_is_the_steps_left_at_the_rate_capped_by_the_budget():
+    from diffupose.utils import eta_seconds
+
+    assert eta_seconds(100, 4.0) == 25.0 and eta_seconds(-5, 4.0) == 0.0
+    assert eta_seconds(100, None) is None and eta_seconds(100, 0.0) is None
+    assert eta_seconds(100, 4.0, budget_left_s=10.0) == 10.0 and eta_seconds(100, None, budget_left_s=-3.0) == 0.0
+    import diffupose.progress
+    import diffupose.training.progress
+    assert diffupose.progress.format_duration is diffupose.training.progress.format_duration   # one formatter

@@ -221,6 +221,47 @@ def test_wall_clock_budget_checkpoints_then_resume(synthetic_npz, tmp_path):
     assert result.steps == 3 and [r["step"] for r in result.history] == [1, 2, 3]
 
 
+def test_time_cap_is_said_and_written_to_the_run_card(synthetic_npz, tmp_path, monkeypatch, caplog):
+    """train.max_minutes stopping before max_steps: one terminal line, TrainResult and
+    run_card.json say so; the resumed call that reaches max_steps says it no longer is."""
+    import json
+    import time
+    import types
+
+    from diffupose.training import loop
+
+    offset = {"s": 0.0}                # the loop's clock jumps an hour once step 3 is logged
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset["s"]))
+
+    def jump(row):
+        if row["step"] == 3:
+            offset["s"] = 3600.0
+
+    cfg = _small(synthetic_npz, **{"train.max_minutes": 30.0})
+    with caplog.at_level("WARNING", logger="diffupose.train"):
+        result = train(cfg, tmp_path, progress=False, callback=jump)
+    assert result.steps == 4 and result.stopped_by_time_cap and result.max_steps == 20
+    lines = [r.getMessage() for r in caplog.records if "time cap" in r.getMessage()]
+    assert lines == ["stopped by the time cap (30 min) at step 4 of 20 — the model is undertrained; run the same "
+                     "command again to resume it, or raise train.max_minutes"]
+    card = json.loads((tmp_path / "run_card.json").read_text())
+    assert set(card) == {"steps", "max_steps", "stopped_by_time_cap", "max_minutes", "training_minutes",
+                         "best_val_mpjpe_mm", "seed", "git_commit"}
+    assert card["steps"] == 4 and card["max_steps"] == 20 and card["stopped_by_time_cap"] is True
+    assert card["max_minutes"] == 30.0 and 0 < card["training_minutes"] < 10 and card["seed"] == 0
+    assert card["best_val_mpjpe_mm"] == result.best_val_mpjpe and isinstance(card["git_commit"], str)
+
+    monkeypatch.setattr(loop, "time", time)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="diffupose.train"):
+        result = train(cfg, tmp_path, progress=False)                 # resumed: reaches max_steps
+    assert result.steps == 20 and not result.stopped_by_time_cap
+    assert not [r for r in caplog.records if "time cap" in r.getMessage()]
+    card2 = json.loads((tmp_path / "run_card.json").read_text())
+    assert card2["steps"] == 20 and card2["stopped_by_time_cap"] is False
+    assert card2["training_minutes"] >= card["training_minutes"]
+
+
 def test_bf16_autocast_on_cpu_and_fp16_refused(synthetic_npz, tmp_path):
     result = train(_small(synthetic_npz, **{"train.amp": "bf16", "train.max_steps": 3, "train.val_every": 3}),
                    tmp_path / "bf16", progress=False)
@@ -427,9 +468,9 @@ def test_start_repairs_an_interrupted_best_swap(synthetic_npz, tmp_path):
 
 
 def test_progress_line_is_logged(synthetic_npz, tmp_path, caplog, monkeypatch):
-    import diffupose.train as train_module
+    import diffupose.training.progress as progress_module
 
-    monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(progress_module, "PROGRESS_EVERY_S", 0.0)
     with caplog.at_level("INFO", logger="diffupose.train"):
         train(_small(synthetic_npz, **{"train.max_steps": 5}), tmp_path, progress=False)
     lines = [r.getMessage() for r in caplog.records if r.name == "diffupose.train" and "steps/s" in r.getMessage()]
@@ -455,13 +496,13 @@ def test_cli_train_no_resume_and_overwrite(synthetic_npz, tmp_path, capsys):
 
 
 def test_compile_auto_off_on_and_fallback(synthetic_npz, tmp_path, monkeypatch, caplog):
-    from diffupose import train as train_module
+    from diffupose.training.optim import should_compile
 
     tc = preset("tiny").train
     cpu = torch.device("cpu")
-    assert not train_module._should_compile(tc, cpu, 200)                     # auto: short runs stay eager
-    assert not train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "off"}).train, cpu, 10**6)
-    assert train_module._should_compile(apply_overrides(preset("tiny"), {"train.compile": "on"}).train, cpu, 5)
+    assert not should_compile(tc, cpu, 200)                                   # auto: short runs stay eager
+    assert not should_compile(apply_overrides(preset("tiny"), {"train.compile": "off"}).train, cpu, 10**6)
+    assert should_compile(apply_overrides(preset("tiny"), {"train.compile": "on"}).train, cpu, 5)
 
     class Broken(torch.nn.Module):                      # what a failing compiler looks like at the first call
         def __init__(self, module):

@@ -14,9 +14,17 @@ from ..errors import ConfigError
 from ..skeleton import Skeleton, flip_horizontal
 from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 
-__all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "make_sampler", "sample"]
+__all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "check_sampler", "make_sampler", "sample"]
 
 SAMPLERS = ("ddpm", "ddim")
+
+
+def check_sampler(name: str, key: str = "sampler") -> str:
+    """`name` if it is one of SAMPLERS, else a one-line ConfigError naming `key`: the one check
+    of sampler names (config, sampling settings, `sample`)."""
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown {key} {name!r}; known: {', '.join(SAMPLERS)}")
+    return name
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -125,9 +133,8 @@ def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta:
     """`ddpm` (all T steps) or `ddim` (num_steps, eta), for a network that predicts `prediction`."""
     if name == "ddpm":
         return DDPMSampler(schedule, clip_x0=clip_x0, prediction=prediction)
-    if name == "ddim":
-        return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
-    raise ConfigError(f"unknown sampler {name!r}; known: {list(SAMPLERS)}")
+    check_sampler(name)
+    return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
 
 
 def _validate_condition(keypoints_2d, num_joints: int | None) -> torch.Tensor:
@@ -162,8 +169,7 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
     config.diffusion.prediction).
     """
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}")
+    check_sampler(sampler)
     if num_hypotheses < 1:
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:

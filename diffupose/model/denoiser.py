@@ -21,66 +21,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import MISSING_FILLS
 from ..errors import ConfigError
 from ..skeleton import Skeleton
-from .gcn import (GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock,
-                  SinusoidalTimeEmbedding, TimeFiLM)
+from .condition import MissingJointFill, condition_channels, missing_joint_fill
+from .gcn import GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock, TimeFiLM, time_mlp
+from .unet import UNetDenoiser
 
 __all__ = ["GCNDenoiser", "build_denoiser", "count_parameters", "condition_channels"]
-
-
-def condition_channels(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | None, missing_joints: bool,
-                       dtype: torch.dtype, fill: "MissingJointFill | None" = None) -> torch.Tensor:
-    """The per-joint condition the denoiser reads: keypoints_2d (B, J, 2) normalised keypoints and
-    keypoint_mask (B, J) bool, True = present (None = all present) -> (B, J, 2), or (B, J, 3)
-    with the missing indicator when `missing_joints`. Missing joints' 2D (NaN allowed) become the
-    mean of their present skeleton neighbours with `fill` (model.missing_fill = neighbour), else 0.
-    A model without missing-joint support given a mask with missing joints raises ConfigError."""
-    if keypoint_mask is not None and keypoint_mask.shape != keypoints_2d.shape[:2]:
-        raise ValueError(f"keypoint_mask must have shape {tuple(keypoints_2d.shape[:2])} (B, J), got {tuple(keypoint_mask.shape)}")
-    if not missing_joints:
-        if keypoint_mask is not None and not bool(keypoint_mask.all()):
-            raise ConfigError("missing joints given to a model without missing-joint support "
-                              "(model.missing_joints=false): train with model.missing_joints=true, or fill "
-                              "them first (diffupose.masking.fill_missing)")
-        return keypoints_2d.to(dtype)
-    if keypoint_mask is None:
-        return torch.cat((keypoints_2d.to(dtype), keypoints_2d.new_zeros(keypoints_2d.shape[:2] + (1,), dtype=dtype)), dim=-1)
-    present = keypoint_mask.to(device=keypoints_2d.device, dtype=torch.bool)
-    if fill is not None:
-        keypoints_2d = fill(keypoints_2d, present).to(dtype)
-    else:
-        keypoints_2d = torch.where(present.unsqueeze(-1), keypoints_2d,
-                                   torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device)).to(dtype)
-    return torch.cat((keypoints_2d, (~present).unsqueeze(-1).to(dtype)), dim=-1)
-
-
-class MissingJointFill(nn.Module):
-    """model.missing_fill = neighbour: a missing joint's 2D input is the mean of its present
-    skeleton neighbours (masking.neighbour_fill), not 0. Zeros shift the BatchNorm statistics of
-    masked training batches away from complete inputs and cost ~6 mm on complete inputs (H36M
-    S8, measured); a neighbour mean keeps the inputs, and so the statistics, close to complete
-    ones. No parameters; the adjacency is a non-persistent buffer (not in checkpoints)."""
-
-    def __init__(self, adjacency) -> None:
-        super().__init__()
-        from ..masking import graph_diameter
-
-        self.register_buffer("adjacency", torch.as_tensor(adjacency, dtype=torch.float32), persistent=False)
-        self.hops = graph_diameter(adjacency)
-
-    def forward(self, keypoints_2d: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        from ..masking import neighbour_fill
-
-        return neighbour_fill(keypoints_2d, present, self.adjacency, self.hops)
-
-
-def missing_joint_fill(missing_joints: bool, missing_fill: str, skeleton_adjacency) -> MissingJointFill | None:
-    """The fill module of a denoiser: None unless missing joints are supported with the neighbour fill."""
-    if missing_fill not in MISSING_FILLS:
-        raise ConfigError(f"unknown model.missing_fill {missing_fill!r}; known: {list(MISSING_FILLS)}")
-    return MissingJointFill(skeleton_adjacency) if missing_joints and missing_fill == "neighbour" else None
 
 
 class GCNDenoiser(nn.Module):
@@ -105,10 +52,7 @@ class GCNDenoiser(nn.Module):
         self.num_joints = int(adjacency.shape[0])
         self.dim = dim
         time_dim = dim // 2
-        self.time_mlp = nn.Sequential(
-            SinusoidalTimeEmbedding(dim // 8), nn.Linear(dim // 8, time_dim), nn.GELU(),
-            nn.Linear(time_dim, time_dim),
-        )
+        self.time_mlp = time_mlp(dim)
         self.input_block = GraphConvBlock(in_channels, dim, adjacency)
         self.blocks = nn.ModuleList(ResidualGraphBlock(dim, adjacency) for _ in range(num_blocks))
         self.film1 = TimeFiLM(dim, time_dim)
@@ -155,7 +99,6 @@ def build_denoiser(model_cfg, skeleton: Skeleton) -> nn.Module:
                            released_unused_film=model_cfg.released_unused_film,
                            missing_joints=missing, missing_fill=fill)
     if kind == "unet":
-        from .unet import UNetDenoiser
         return UNetDenoiser(skeleton.num_joints, dim=model_cfg.dim, missing_joints=missing, missing_fill=fill)
     raise ConfigError(f"unknown model.denoiser {kind!r}; known: ['gcn', 'unet']")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 __all__ = [
     "modulated_affinity", "ModulatedGraphConv", "GraphConvBlock", "ResidualGraphBlock",
-    "NonLocalBlock", "TimeFiLM", "SinusoidalTimeEmbedding",
+    "NonLocalBlock", "TimeFiLM", "SinusoidalTimeEmbedding", "time_mlp",
 ]
 
 
@@ -201,3 +201,11 @@ class SinusoidalTimeEmbedding(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         args = t.to(torch.float32)[:, None] * self.freqs[None, :]
         return torch.cat((args.sin(), args.cos()), dim=-1)
+
+
+def time_mlp(dim: int) -> nn.Sequential:
+    """The step embedding of both denoisers (released form): sinusoids of width dim/8, then
+    Linear -> GELU -> Linear to dim/2. t: (N,) -> (N, dim/2)."""
+    time_dim = dim // 2
+    return nn.Sequential(SinusoidalTimeEmbedding(dim // 8), nn.Linear(dim // 8, time_dim), nn.GELU(),
+                         nn.Linear(time_dim, time_dim))

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gcn import SinusoidalTimeEmbedding
+from .condition import condition_channels
+from .gcn import time_mlp
 
 __all__ = ["UNetDenoiser"]
 
@@ -49,15 +50,12 @@ class UNetDenoiser(nn.Module):
                  missing_joints: bool = False, missing_fill: nn.Module | None = None) -> None:
         super().__init__()
         self.missing_joints = missing_joints    # + 1 input channel, the missing indicator (as the GCN)
-        self.missing_fill = missing_fill        # denoiser.MissingJointFill or None (zeros)
+        self.missing_fill = missing_fill        # condition.MissingJointFill or None (zeros)
         in_channels += int(missing_joints)
         self.num_joints = num_joints
         self.padded = -(-num_joints // 4) * 4
         time_dim = dim // 2
-        self.time_mlp = nn.Sequential(
-            SinusoidalTimeEmbedding(dim // 8), nn.Linear(dim // 8, time_dim), nn.GELU(),
-            nn.Linear(time_dim, time_dim),
-        )
+        self.time_mlp = time_mlp(dim)
         c1, c2 = dim // 2, dim
         self.input_conv = nn.Conv1d(in_channels, c1, 3, padding=1)
         self.enc1 = ResBlock1d(c1, c1, time_dim)
@@ -75,7 +73,6 @@ class UNetDenoiser(nn.Module):
 
     def forward(self, x_t: torch.Tensor, keypoints_2d: torch.Tensor, t: torch.Tensor,
                 keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        from .denoiser import condition_channels
         t_emb = self.time_mlp(t)
         cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype, self.missing_fill)
         h = torch.cat((x_t, cond), dim=-1).transpose(1, 2)                  # (B, 5 or 6, J)

@@ -3,11 +3,9 @@ learned affinities; training/error curves; `save_figure` and `record_metrics` fo
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, to_jsonable
 from .curves import (bone_length_histograms, error_vs_hypotheses_figure, find_export_browser, kaleido_available,
                      read_history, save_figure, static_export_renderer, training_curves_figure)
 from .heatmaps import affinity_figure, affinity_heatmaps, model_affinities, strongest_nonskeletal_links
@@ -21,23 +19,6 @@ __all__ = [
     "save_figure", "kaleido_available", "find_export_browser", "static_export_renderer", "record_metrics",
     "to_jsonable",
 ]
-
-
-def to_jsonable(value: Any) -> Any:
-    """numpy / torch scalars and arrays, Paths and tuples -> plain JSON types (NaN -> None)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def record_metrics(out_dir, section: str, values: dict) -> Path:

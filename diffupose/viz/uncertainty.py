@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..masking import matrix_pivot
 from ..utils import as_numpy
 
 __all__ = ["aggregator_error_figure", "reliability_figure", "spread_error_figure", "ambiguity_figure",
@@ -123,8 +124,6 @@ def robustness_heatmaps(rows: Sequence[dict[str, Any]], metric: str = "mpjpe_agg
     """One heatmap per model: rows = missing joints (none, k random, k limb), columns = 2D
     noise σ (px), cells = `metric` in mm (annotated), one shared colour scale.
     rows: `diffupose.robustness.robustness_matrix` cells."""
-    from ..robustness import matrix_pivot
-
     models = list(dict.fromkeys(r["model"] for r in rows))
     grids = {m: matrix_pivot([r for r in rows if r["model"] == m], metric) for m in models}
     finite = np.concatenate([g[np.isfinite(g)] for _, _, g in grids.values()] or [np.zeros(1)])

@@ -1,0 +1,127 @@
+"""What a training reads: the train split (flip-doubled) and a fixed val subsample as device
+tensors (`load_training_data`), the shuffle of each epoch (`epoch_indices`), the identity of the
+data file (`data_identity`) and the step budget (`step_budget`)."""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config, TrainConfig
+from ..data.detector_noise import DetectorNoise
+from ..data.prepared import load_prepared
+from ..errors import DataError
+from ..skeleton import Skeleton, flip_horizontal
+
+__all__ = ["TrainingData", "load_training_data", "epoch_indices", "data_identity", "Budget", "step_budget"]
+
+
+@dataclass
+class TrainingData:
+    poses_3d: torch.Tensor       # (N, J, 3) metres, root-relative, camera frame (flip-doubled)
+    keypoints_2d: torch.Tensor   # (N, J, 2) normalised screen coordinates
+    val_poses_3d: torch.Tensor   # (V, J, 3)
+    val_keypoints_2d: torch.Tensor
+    skeleton: Skeleton
+    keypoints_2d_gt: torch.Tensor | None = None   # (N, J, 2) projected GT (input_2d gt+noise / mix)
+    noise: DetectorNoise | None = None            # measured detector error (input_2d gt+noise / mix)
+    input_2d: str = "file"
+    mix_detected: float = 0.5
+
+    def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The 2D input of the samples `idx` for one training step (train.input_2d)."""
+        if self.noise is None:
+            return self.keypoints_2d[idx]
+        noisy = self.noise.apply(self.keypoints_2d_gt[idx], generator)
+        if self.input_2d == "gt+noise":
+            return noisy
+        use_detection = torch.rand(len(idx), generator=generator, device=noisy.device) < self.mix_detected
+        return torch.where(use_detection[:, None, None], self.keypoints_2d[idx], noisy)
+
+
+def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
+    """Train split (doubled with mirrored copies when flip_augment, as released) and a
+    fixed-seed subsample of the val split, as tensors on `device` (indexed there each step:
+    no host-side input pipeline in the loop)."""
+    data = load_prepared(cfg.data.path)
+    train = data.select(split=cfg.data.train_split)
+    if len(train) == 0:
+        raise DataError(f"{cfg.data.path}: no samples in split {cfg.data.train_split!r}")
+    val = data.select(split=cfg.data.val_split, max_samples=cfg.data.max_val_samples, seed=0)
+    mode = cfg.train.input_2d
+    if mode != "file" and train.keypoints_2d_gt is None:
+        raise DataError(f"{cfg.data.path}: train.input_2d={mode} needs detections with the ground-truth 2D kept "
+                        f"beside them (keypoints_2d_gt); prepare with detections, e.g. --keypoints sh")
+    flip = cfg.data.flip_augment
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        return (torch.cat([t, flip_horizontal(t, data.skeleton)]) if flip else t).to(device)
+
+    keypoints = tensor(train.keypoints_2d_gt if mode == "gt" else train.keypoints_2d)
+    extra = {}
+    if mode in ("gt+noise", "mix"):
+        noise = DetectorNoise.measure(train.keypoints_2d, train.keypoints_2d_gt, data.skeleton, mirrored=flip,
+                                      seed=cfg.train.seed, device=device)
+        extra = {"keypoints_2d_gt": tensor(train.keypoints_2d_gt), "noise": noise, "input_2d": mode,
+                 "mix_detected": cfg.train.mix_detected}
+    return TrainingData(
+        tensor(train.poses_3d), keypoints,
+        torch.from_numpy(np.ascontiguousarray(val.poses_3d, dtype=np.float32)).to(device),
+        torch.from_numpy(np.ascontiguousarray(val.keypoints_2d, dtype=np.float32)).to(device),
+        data.skeleton, **extra,
+    )
+
+
+def data_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """A cheap identity of a prepared data file, stored with every checkpoint: absolute path,
+    size in bytes and the sha256 of its first and last MiB (milliseconds, even for 1 GB)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data file not found (train.data.path / --data)")
+    size, mib = path.stat().st_size, 1 << 20
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(mib))
+        if size > mib:
+            f.seek(max(mib, size - mib))
+            digest.update(f.read())
+    return {"path": str(path.resolve()), "size": size, "sha256_head_tail": digest.hexdigest()}
+
+
+@dataclass(frozen=True)
+class Budget:
+    micro: int              # samples per micro-batch per rank
+    steps_per_epoch: int    # optimiser steps
+    total_steps: int
+
+
+def step_budget(tc: TrainConfig, num_samples: int, world_size: int) -> Budget:
+    """Micro-batches per rank and optimiser steps per epoch; max_steps, or epochs when it is 0."""
+    per_rank = math.ceil(num_samples / world_size)
+    micro = min(tc.batch_size, max(1, per_rank // tc.grad_accum))
+    steps_per_epoch = max(1, per_rank // (micro * tc.grad_accum))
+    total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * steps_per_epoch
+    return Budget(micro, steps_per_epoch, total_steps)
+
+
+# ---------------------------------------------------------------------------- distributed
+
+
+def epoch_indices(num_samples: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """This rank's shuffled sample indices for one epoch, with DistributedSampler semantics:
+    the same permutation on every rank (a function of seed and epoch only, so a resumed run
+    recomputes it), padded by wrapping to a multiple of world_size, then sliced
+    rank::world_size (equal lengths)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)   # seeds 0 and 1 never share an order
+    perm = torch.randperm(num_samples, generator=g)
+    total = math.ceil(num_samples / world_size) * world_size
+    if total > num_samples:
+        perm = perm.repeat(math.ceil(total / num_samples))[:total]
+    return perm[rank::world_size]

@@ -1,0 +1,100 @@
+"""The model zoo: every shipped model loads, matches its card (config, parameter count,
+checksum) and lifts the shipped examples deterministically; the CLI takes zoo names; export
+and checksum verification work on a tiny run."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffupose import zoo
+from diffupose.checkpoint import load_model
+from diffupose.cli import main as cli_main
+from diffupose.config import Config, preset
+from diffupose.errors import CheckpointError, ConfigError
+from diffupose.lift import lift
+from diffupose.model import count_parameters
+from diffupose.train import train
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SHIPPED = zoo.available()
+
+
+def test_zoo_lists_shipped_models():
+    assert SHIPPED == sorted(SHIPPED)
+    for name in SHIPPED:
+        assert (zoo.ZOO_DIR / name / "README.md").is_file()
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo model shipped"))])
+def test_shipped_model_matches_its_card_and_lifts_deterministically(name, tmp_path):
+    card = zoo.card(name)
+    folder = zoo.model_dir(name)                       # verifies the sha256
+    denoiser, cfg, skeleton = load_model(folder, which="ema", select="latest")
+    assert cfg.to_dict() == Config.from_dict(card["config"]).to_dict()
+    assert count_parameters(denoiser) == card["parameters"] == sum(p.numel() for p in denoiser.parameters())
+    assert skeleton.name == card["skeleton"]
+    assert (folder / "ema.safetensors").stat().st_size < 8 * 2 ** 20      # a few MB
+    assert all("command" in r and np.isfinite(r["mpjpe"]) for r in card["val_results"])
+    example = EXAMPLES / "coco17_S8_walking.json"
+    runs = [lift(example, str(folder), image_size=(1000, 1002), num_hypotheses=3, checkpoint="ema", seed=0,
+                 num_steps=2, out=tmp_path / f"walk{i}", outputs=["npz"], device="cpu", progress=False)
+            for i in range(2)]
+    np.testing.assert_array_equal(runs[0].hypotheses, runs[1].hypotheses)
+    assert np.isfinite(runs[0].aggregate).all()
+    # a plausible human: root-relative, metres, within 1.2 m of the root
+    assert np.abs(runs[0].aggregate).max() < 1.2
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory, synthetic_npz):
+    root = tmp_path_factory.mktemp("zoo")
+    run = root / "run"
+    train(preset("tiny", {"data.path": str(synthetic_npz), "train.max_steps": 5}), run, progress=False)
+    zoo.export_model(run, "tiny-test", {"summary": "a tiny test model",
+                                        "val_results": [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 1.0,
+                                                         "p_mpjpe": 1.0, "command": "none"}]}, root=root / "models")
+    return root / "models"
+
+
+def test_export_writes_card_with_checksum_and_refuses_to_overwrite(tiny_zoo):
+    card = zoo.card("tiny-test", root=tiny_zoo)
+    assert card["weights_sha256"] == zoo.sha256(tiny_zoo / "tiny-test" / "ema.safetensors")
+    assert card["parameters"] > 0 and card["skeleton"] == "h36m17"
+    assert "Validation numbers" in (tiny_zoo / "tiny-test" / "README.md").read_text()
+    with pytest.raises(ConfigError, match="exists"):
+        zoo.export_model(tiny_zoo / ".." / "run", "tiny-test", {}, root=tiny_zoo)
+
+
+def test_damaged_weights_fail_the_checksum(tiny_zoo, tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(tiny_zoo, copy)
+    weights = copy / "tiny-test" / "ema.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        zoo.model_dir("tiny-test", root=copy)
+    with pytest.raises(ConfigError, match="unknown zoo model 'nope'"):
+        zoo.model_dir("nope", root=copy)
+
+
+def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setattr(zoo, "ZOO_DIR", tiny_zoo)
+    assert cli_main(["models"]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    assert cli_main(["models", "tiny-test"]) == 0
+    assert "Model card: `tiny-test`" in capsys.readouterr().out
+    kp = tmp_path / "kp.npy"
+    np.save(kp, np.random.default_rng(0).normal(scale=0.2, size=(3, 17, 2)).astype(np.float32))
+    out = tmp_path / "hyps.npz"
+    assert cli_main(["sample", "--model", "tiny-test", "--keypoints", str(kp), "--out", str(out),
+                     "--hypotheses", "2", "--steps", "2", "--device", "cpu"]) == 0
+    assert np.load(out)["hypotheses"].shape == (3, 2, 17, 3)
+    assert cli_main(["sample", "--model", "tiny-test", "--keypoints", str(kp), "--out", str(tmp_path / "b.npz"),
+                     "--checkpoint", "best"]) == 2
+    assert "ships only its final EMA weights" in capsys.readouterr().err
+    assert json.loads((tiny_zoo / "tiny-test" / "card.json").read_text())["name"] == "tiny-test"
