@@ -210,3 +210,27 @@ def test_robustness_matrix_starts_from_gt_and_adds_real_detections(_tiny_run, si
     labels, _, grid = matrix_pivot(rows)
     assert labels == ["none", "real detections"] and np.isfinite(grid).all()
     assert "| det | real detections |" in markdown_tables(rows, settings)
+
+
+def test_layout_round_trips_are_the_lift_mapping(simulated):
+    """train.input_layouts: each layout's matrix reproduces from_h36m17 -> to_h36m17 exactly, and
+    training inputs go through one of them per sample."""
+    from diffupose.data.keypoints import from_h36m17, to_h36m17
+    from diffupose.data.layout_mix import LAYOUT_CHOICES, LayoutMix, roundtrip_matrix
+
+    x = np.random.default_rng(0).normal(size=(6, 17, 2))
+    for layout in LAYOUT_CHOICES:
+        written = from_h36m17(x, layout)
+        ref, ok = to_h36m17(written, np.isfinite(written).all(axis=-1), layout)
+        np.testing.assert_allclose(np.einsum("jk,bkc->bjc", roundtrip_matrix(layout), x), ref, atol=1e-12)
+    coco = roundtrip_matrix("coco17")
+    assert not np.allclose(coco, np.eye(17)) and np.allclose(coco.sum(axis=1), 1.0)   # affine: derived joints
+    cfg = preset("tiny", {"data.path": str(simulated), "train.input_layouts": "h36m17,coco17"})
+    data = load_training_data(cfg, torch.device("cpu"))
+    assert data.layouts is not None and data.layouts.layouts == ("h36m17", "coco17")
+    idx = torch.arange(200)
+    out = data.inputs(idx, torch.Generator().manual_seed(0))
+    unchanged = torch.isclose(out, data.keypoints_2d[idx]).all(dim=(1, 2))
+    assert 0 < int(unchanged.sum()) < 200                       # some samples went through COCO-17
+    with pytest.raises(Exception, match="input_layouts"):
+        preset("tiny", {"train.input_layouts": "coco17,nonsense"})
