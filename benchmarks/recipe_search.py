@@ -57,6 +57,8 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "det-gtnoise": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt+noise"}),
     "det-mix": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "mix", "train.mix_detected": 0.5}),
     "det-gtonly": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "gt"}),
+    "det-mix-layouts": ("h36m_cpu", {"diffusion.prediction": "v", "train.input_2d": "mix", "train.mix_detected": 0.5,
+                                     "train.input_layouts": "h36m17,coco17,halpe26,body25,mpii16"}),
 }
 
 

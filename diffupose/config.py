@@ -76,6 +76,12 @@ def _one_of(choices: tuple[str, ...]) -> tuple[Any, str]:
 
 
 INPUT_2D_MODES = ("file", "gt", "gt+noise", "mix")
+INPUT_LAYOUTS = ("coco17", "halpe26", "body25", "mpii16", "h36m17")
+
+
+def _layout_list(value: str) -> bool:
+    names = [v.strip() for v in str(value).split(",")]
+    return bool(names) and all(n in INPUT_LAYOUTS for n in names)
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,9 @@ class TrainConfig:
     # probability mix_detected, else GT plus measured detector error
     input_2d: str = "file"
     mix_detected: float = 0.5
+    # Layouts whose lift mapping (copy what the layout has, derive the rest) the 2D input goes
+    # through, one drawn per sample (diffupose.data.layout_mix): "h36m17" = the true joints only
+    input_layouts: str = "h36m17"
 
     def __post_init__(self) -> None:
         probability = (lambda v: 0.0 <= v < 1.0, "in [0, 1)")
@@ -189,6 +198,7 @@ class TrainConfig:
             "val_hypotheses": (_positive, ">= 1"), "val_sampler": _one_of(("ddim", "ddpm")),
             "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
             "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+            "input_layouts": (_layout_list, "a comma-separated list of coco17, halpe26, body25, mpii16, h36m17"),
         })
         if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("train.max_steps = 0 means 'train for train.epochs epochs', but train.epochs is 0 "

@@ -50,6 +50,7 @@ from .config import COMPILE_AUTO_MIN_STEPS, LR_SCHEDULES, Config, TrainConfig
 from .ema import make_ema, set_num_updates
 from .errors import CheckpointError, ConfigError, DataError, DiffuPoseError
 from .data.detector_noise import DetectorNoise
+from .data.layout_mix import LayoutMix
 from .skeleton import Skeleton, flip_horizontal
 from .utils import atomic_write_text, environment_info, resolve_device
 
@@ -202,9 +203,15 @@ class TrainingData:
     noise: DetectorNoise | None = None            # measured detector error (input_2d gt+noise / mix)
     input_2d: str = "file"
     mix_detected: float = 0.5
+    layouts: LayoutMix | None = None              # train.input_layouts other than h36m17 alone
 
     def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The 2D input of the samples `idx` for one training step (train.input_2d)."""
+        """The 2D input of the samples `idx` for one training step (train.input_2d, then the
+        layout round trip of train.input_layouts)."""
+        x = self._inputs_2d(idx, generator)
+        return x if self.layouts is None else self.layouts.apply(x, generator)
+
+    def _inputs_2d(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.noise is None:
             return self.keypoints_2d[idx]
         noisy = self.noise.apply(self.keypoints_2d_gt[idx], generator)
@@ -242,6 +249,12 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
                                       seed=cfg.train.seed, device=device)
         extra = {"keypoints_2d_gt": tensor(train.keypoints_2d_gt), "noise": noise, "input_2d": mode,
                  "mix_detected": cfg.train.mix_detected}
+    layouts = [v.strip() for v in cfg.train.input_layouts.split(",")]
+    if layouts != ["h36m17"]:
+        if data.skeleton.name != "h36m17":
+            raise ConfigError(f"train.input_layouts={cfg.train.input_layouts}: layouts map to H36M-17, but the data "
+                              f"uses {data.skeleton.name}")
+        extra["layouts"] = LayoutMix.build(layouts, device=device)
     return TrainingData(
         tensor(train.poses_3d), keypoints,
         torch.from_numpy(np.ascontiguousarray(val.poses_3d, dtype=np.float32)).to(device),
