@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from diffupose import zoo
-from diffupose.config import EvalConfig, apply_overrides, preset
+from diffupose.config import EvalConfig, apply_overrides, parse_override, preset
 from diffupose.data import prepare_dataset
 from diffupose.evaluate import evaluate
 from diffupose.metrics import AVERAGE
@@ -65,14 +65,17 @@ RECIPES: dict[str, dict] = {
 
 
 def recipe_for(name: str) -> dict:
-    """A shipped model's card (its recipe fields) or the table above."""
+    """The recipe of a shipped model's card (its overrides as written there), else the table above."""
+    recipe = dict(RECIPES.get(name, {}))
     if name in zoo.available():
         card = zoo.card(name)
-        return {k: card[k] for k in RECIPES.get(name, card) if k in card} | {
-            k: v for k, v in RECIPES.get(name, {}).items() if k not in card}
-    if name not in RECIPES:
+        recipe.update({k: card[k] for k in ("summary", "data", "keypoints_2d", "prepare", "data_dir", "preset", "seed",
+                                            "intended_use", "license") if k in card})
+        if "overrides" in card:
+            recipe["overrides"] = dict(parse_override(o) for o in card["overrides"])
+    if not recipe:
         raise SystemExit(f"unknown zoo recipe {name!r}; known: {sorted(set(RECIPES) | set(zoo.available()))}")
-    return RECIPES[name]
+    return recipe
 
 
 def val_results(run_dir: Path, data: Path, name: str, max_samples: int, detections: bool) -> list[dict]:

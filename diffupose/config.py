@@ -437,15 +437,19 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
             "train.val_every": 1000, "train.checkpoint_every": 1000,
         },
         # Detection-ready H36M (data prepared with --keypoints sh, which keeps the projected GT
-        # beside the detections): the h36m_cpu recipe with the 2D input of
-        # benchmarks/RECIPES.md's winner ("Detected 2D").
+        # beside the detections): the h36m_cpu recipe with, per sample, the real SH detection or
+        # the GT plus resampled measured detector error (mix), sent through one detector layout's
+        # lift mapping (COCO-17, Halpe-26, BODY_25, MPII-16 or the true joints); 6,000 steps
+        # (34 min on a 2-core CPU without AVX-512, ~7 min with bf16); benchmarks/RECIPES.md
+        # section 5 and docs/detections.md. The zoo model h36m-det is this preset.
         "h36m_sh_cpu": {
             "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
             "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 30000,
+            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 6000,
             "train.ema_decay": 0.999, "train.ema_every": 1,
             "train.val_every": 1000, "train.checkpoint_every": 1000,
             "train.input_2d": "mix", "train.mix_detected": 0.5,
+            "train.input_layouts": "h36m17,coco17,halpe26,body25,mpii16",
         },
     }
 

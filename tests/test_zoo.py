@@ -98,3 +98,15 @@ def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path):
                      "--checkpoint", "best"]) == 2
     assert "ships only its final EMA weights" in capsys.readouterr().err
     assert json.loads((tiny_zoo / "tiny-test" / "card.json").read_text())["name"] == "tiny-test"
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo model shipped"))])
+def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
+    """benchmarks/zoo.py retrains from the card: its preset, overrides and seed give the shipped config."""
+    from diffupose.config import apply_overrides
+
+    recipe = benchmark_script("zoo").recipe_for(name)
+    rebuilt = apply_overrides(preset(recipe["preset"], {"train.seed": recipe["seed"]}), recipe["overrides"]).to_dict()
+    shipped = zoo.card(name)["config"]
+    rebuilt["data"]["path"] = shipped["data"]["path"]
+    assert rebuilt == shipped
