@@ -140,9 +140,16 @@ class EvalRun:
 
 
 def _source_label(meta: dict) -> str:
-    """GT / detector name for files prepared before keypoints_2d_name was recorded."""
-    kp = str(meta.get("keypoints", meta.get("keypoints_2d", "unknown")))
-    return "GT (projected ground truth)" if kp == "gt" else f"detections ({kp})"
+    """GT / detector name for files that do not record keypoints_2d_name (synthetic data, files
+    prepared before it existed): GT unless the file names a detections source."""
+    kp = meta.get("keypoints", meta.get("keypoints_2d"))
+    if kp is None:
+        kp = (meta.get("prepare") or {}).get("keypoints", "gt")
+    kp = str(kp)
+    if kp == "gt":
+        noise = meta.get("noise_px") or (meta.get("prepare") or {}).get("noise_px")
+        return "GT (projected ground truth)" + (f" + {noise} px Gaussian noise" if noise else "")
+    return f"detections ({kp})"
 
 
 def open_run(model, data_path, split: str, eval_cfg: EvalConfig | None = None, *, device: str = "auto",

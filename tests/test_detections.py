@@ -234,3 +234,11 @@ def test_layout_round_trips_are_the_lift_mapping(simulated):
     assert 0 < int(unchanged.sum()) < 200                       # some samples went through COCO-17
     with pytest.raises(Exception, match="input_layouts"):
         preset("tiny", {"train.input_layouts": "coco17,nonsense"})
+
+
+def test_gt_files_are_named_gt_in_cards(synthetic_npz):
+    """A file with no recorded 2D source (synthetic data) is ground truth, never 'detections'."""
+    from diffupose.scoring import _source_label
+
+    assert _source_label(load_prepared(synthetic_npz).meta).startswith("GT")
+    assert _source_label({"keypoints": "cpn_ft_h36m_dbb"}) == "detections (cpn_ft_h36m_dbb)"
