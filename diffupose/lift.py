@@ -233,6 +233,14 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     keypoints_2d, present, counts = prepare_keypoints(kp, lifter.skeleton, image_size)
     if kp.pixels and trained_on_detections(lifter.config) is False:
         log.warning(GT_ONLY_WARNING.format(source=kp.source))
+    layouts = model_layouts(lifter.config)
+    covered = layout_covered(kp.format, layouts)
+    if not covered:
+        log.warning("%s: this model was not trained on %s input (its layouts: %s); the derived H36M-17 joints "
+                    "are used as they are (a model trained with train.input_layouts including %s, e.g. "
+                    "--model h36m-det, has seen them)", kp.source, kp.format, ", ".join(layouts),
+                    _LAYOUT_FAMILY.get(kp.format, kp.format))
+    counts = {**counts, "model_layouts": list(layouts), "layout_covered_by_model": covered}
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
@@ -250,6 +258,25 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                         person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
     _check_finite(result)
     return result
+
+
+# a file format -> the training layout whose lift mapping it goes through
+_LAYOUT_FAMILY = {"coco_wholebody": "coco17"}
+
+
+def model_layouts(config) -> tuple[str, ...]:
+    """The keypoint layouts a model saw in training (`train.input_layouts`; h36m17 alone for
+    models trained before the setting existed)."""
+    text = getattr(getattr(config, "train", None), "input_layouts", "h36m17") or "h36m17"
+    return tuple(v.strip() for v in str(text).split(","))
+
+
+def layout_covered(fmt: str, layouts) -> bool:
+    """Whether a file's layout reaches the model as it did in training: the model's own skeleton
+    layouts always do; another layout only when its mapping was in train.input_layouts."""
+    if fmt in ("h36m17", "humaneva15"):
+        return True
+    return _LAYOUT_FAMILY.get(fmt, fmt) in layouts
 
 
 def _check_finite(result: LiftResult) -> None:

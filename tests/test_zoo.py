@@ -110,3 +110,27 @@ def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
     shipped = zoo.card(name)["config"]
     rebuilt["data"]["path"] = shipped["data"]["path"]
     assert rebuilt == shipped
+
+
+def test_lift_card_records_the_model_layouts_and_warns_when_uncovered(tiny_zoo, tmp_path, caplog):
+    """A model without train.input_layouts says so in one line for COCO input; the card records
+    the model's layouts; a layout-aware model lifts a COCO file without any flag or warning."""
+    from diffupose.lift import layout_covered, model_layouts
+
+    folder = tiny_zoo / "tiny-test"
+    example = EXAMPLES / "coco17_S8_walking.json"
+    with caplog.at_level("WARNING"):
+        result = lift(example, str(folder), image_size=(1000, 1002), num_hypotheses=2, num_steps=2,
+                      checkpoint="ema", device="cpu", progress=False)
+    assert result.card["model_layouts"] == ["h36m17"] and result.card["layout_covered_by_model"] is False
+    assert any("not trained on coco17 input" in r.getMessage() for r in caplog.records)
+    assert layout_covered("coco_wholebody", ("h36m17", "coco17")) and layout_covered("h36m17", ("h36m17",))
+    for name in SHIPPED:
+        layouts = model_layouts(load_model(zoo.model_dir(name), which="ema", select="latest")[1])
+        assert "coco17" in layouts       # the in-the-wild models cover what most detectors write
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            res = lift(example, str(zoo.model_dir(name)), image_size=(1000, 1002), num_hypotheses=2, num_steps=2,
+                       checkpoint="ema", device="cpu", progress=False)
+        assert res.card["layout_covered_by_model"] is True
+        assert not any("not trained on" in r.getMessage() for r in caplog.records)
