@@ -344,9 +344,9 @@ def _missing_joint_input(lifter, kp: Keypoints, present: np.ndarray, counts: dic
 
 # train.input_2d modes that show the model detector-like 2D (diffupose.config.INPUT_2D_MODES).
 DETECTION_READY_INPUT_2D = ("gt+noise", "mix")
-GT_ONLY_WARNING = ("{source}: this model was trained on ground-truth 2D only and loses much of its accuracy on "
-                   "detector keypoints (docs/detections.md); use a detection-ready model: --model h36m-det, or a run "
-                   "trained with train.input_2d=gt+noise or mix, or on detections")
+GT_ONLY_WARNING = ("{source}: this model was trained on ground-truth 2D only and never saw detector error "
+                   "(measurements: docs/detections.md); consider a model trained on detector-like input: "
+                   "--model h36m-det, or a run with train.input_2d=gt+noise or mix, or trained on detections")
 
 
 def trained_on_detections(config) -> bool | None:
