@@ -371,6 +371,14 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
 
 def _preset_overrides() -> dict[str, dict[str, Any]]:
     """Named presets as override tables (data, not logic: long only because there are seven)."""
+    # The CPU-budget recipe shared by humaneva_cpu, h36m_cpu and h36m_sh_cpu (see below).
+    cpu = {
+        "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
+        "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
+        "train.epochs": 0, "train.max_minutes": 45.0,
+        "train.ema_decay": 0.999, "train.ema_every": 1,
+        "train.val_every": 1000, "train.checkpoint_every": 1000,
+    }
     return {
         "default": {},
         # Tests and the smoke path: seconds on a CPU.
@@ -423,18 +431,10 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # bf16 + compile: 30,000 steps in 28.5 min); max_minutes is a safety cap that
         # checkpoints and stops.
         "humaneva_cpu": {
-            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
-            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 32000,
-            "train.ema_decay": 0.999, "train.ema_every": 1,
-            "train.val_every": 1000, "train.checkpoint_every": 1000,
+            **cpu, "train.max_steps": 32000,
         },
         "h36m_cpu": {
-            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
-            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 30000,
-            "train.ema_decay": 0.999, "train.ema_every": 1,
-            "train.val_every": 1000, "train.checkpoint_every": 1000,
+            **cpu, "train.max_steps": 30000,
         },
         # Detection-ready H36M (data prepared with --keypoints sh, which keeps the projected GT
         # beside the detections): the h36m_cpu recipe with, per sample, the real SH detection or
@@ -443,11 +443,7 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # (34 min on a 2-core CPU without AVX-512, ~7 min with bf16); benchmarks/RECIPES.md
         # section 5 and docs/detections.md. The zoo model h36m-det is this preset.
         "h36m_sh_cpu": {
-            "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
-            "train.lr": 1e-3, "train.lr_schedule": "cosine", "train.warmup_steps": 200,
-            "train.epochs": 0, "train.max_minutes": 45.0, "train.max_steps": 6000,
-            "train.ema_decay": 0.999, "train.ema_every": 1,
-            "train.val_every": 1000, "train.checkpoint_every": 1000,
+            **cpu, "train.max_steps": 6000,
             "train.input_2d": "mix", "train.mix_detected": 0.5,
             "train.input_layouts": "h36m17,coco17,halpe26,body25,mpii16",
         },
