@@ -61,6 +61,36 @@ RECIPES: dict[str, dict] = {
                         "validated on S8). Root-relative poses; a focal length places the root.",
         "license": H36M_LICENSE,
     },
+    "h36m-gt": {
+        "summary": "Human3.6M lifter for ground-truth (or very clean) 2D in the H36M-17 layout: the h36m_cpu preset.",
+        "data": "Human3.6M S1, S5, S6, S7 (train); S8 held out (val); every frame, 4 cameras",
+        "keypoints_2d": "ground truth: the 3D poses projected with the Human3.6M cameras",
+        "prepare": {"dataset": "h36m", "keypoints": "gt", "val_subjects": ["S8"], "stride": 1},
+        "data_dir": "../shared/data/h36m",
+        "preset": "h36m_cpu",
+        # the h36m-det budget (6,000 steps, no time cap) so the two models compare at equal training
+        "overrides": {"train.max_steps": 6000, "train.max_minutes": 0.0},
+        "seed": 0,
+        "intended_use": "Research on clean 2D: lifting ground-truth or motion-capture 2D keypoints (H36M-17) to 3D "
+                        "hypotheses. Detector output loses accuracy with this model; use h36m-det for it.",
+        "license": H36M_LICENSE,
+    },
+    "humaneva": {
+        "summary": "HumanEva-I lifter (15 joints, ground-truth 2D): the humaneva_cpu preset.",
+        "data": "HumanEva-I Train/S1, S2, S3, Walking, Jog, Box; the last chunk of each subject x action held "
+                "out (val); 3 cameras",
+        "keypoints_2d": "ground truth (the dataset's 2D file, data_2d_humaneva15_gt.npz)",
+        # the VideoPose3D files are pickled: the script refuses them without --allow-pickle
+        "prepare": {"dataset": "humaneva", "keypoints": "gt", "val_subjects": None, "stride": 1, "allow_pickle": True},
+        "data_dir": "../shared/data/humaneva",
+        "preset": "humaneva_cpu",
+        "overrides": {"train.max_steps": 6000, "train.max_minutes": 0.0},
+        "seed": 0,
+        "intended_use": "Research on HumanEva-I-style data (15-joint skeleton, ground-truth 2D). Not trained on the "
+                        "Validate split, the protocol's test set.",
+        "license": "Trained on HumanEva-I (http://humaneva.is.tue.mpg.de), whose license allows non-commercial "
+                   "research use only; these weights are derived from it and carry the same terms.",
+    },
 }
 
 
@@ -112,9 +142,13 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
     p.add_argument("--export", action="store_true", help="write the model into diffupose/zoo_models/")
     p.add_argument("--overwrite", action="store_true", help="replace a shipped model of the same name")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="let the recipe read pickled dataset files (HumanEva-I); unpickling can run code")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     recipe = recipe_for(args.model)
+    if recipe["prepare"].get("allow_pickle") and not args.allow_pickle:
+        raise SystemExit(f"{args.model}: its dataset files are pickled; pass --allow-pickle to read them")
     work = Path(args.work) / args.model
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data.npz"
@@ -122,7 +156,8 @@ def main() -> None:
     data_dir = args.data_dir or recipe.get("data_dir")
     if not data.is_file():
         prepare_dataset(prep["dataset"], data_dir=data_dir, out=data, keypoints=prep["keypoints"],
-                        val_subjects=prep.get("val_subjects"), stride=prep.get("stride", 1))
+                        val_subjects=prep.get("val_subjects"), stride=prep.get("stride", 1),
+                        allow_pickle=bool(prep.get("allow_pickle")))
     overrides = {**recipe.get("overrides", {}), "train.seed": recipe["seed"], "data.path": str(data.resolve())}
     cfg = apply_overrides(preset(recipe["preset"], overrides), args.set)
     run_dir = work / "run"
@@ -143,10 +178,12 @@ def main() -> None:
                      "torch": env["versions"].get("torch"), "wall_minutes_this_call": round((time.perf_counter() - t0) / 60, 1)},
         "commit": env.get("git_commit"),
         "val_results": rows,
-        "reproduce": f"python benchmarks/zoo.py --model {args.model} --work runs/zoo --data-dir {data_dir}",
-        "prepare_command": (f"diffupose prepare --dataset {prep['dataset']} --data-dir {data_dir} --keypoints "
-                            f"{prep['keypoints']} --val-subjects {' '.join(prep.get('val_subjects') or [])} "
-                            f"--out {data.name}"),
+        "reproduce": (f"python benchmarks/zoo.py --model {args.model} --work runs/zoo --data-dir {data_dir}"
+                      + (" --allow-pickle" if prep.get("allow_pickle") else "")),
+        "prepare_command": " ".join(
+            [f"diffupose prepare --dataset {prep['dataset']} --data-dir {data_dir} --keypoints {prep['keypoints']}"]
+            + ([f"--val-subjects {' '.join(prep['val_subjects'])}"] if prep.get("val_subjects") else [])
+            + (["--allow-pickle"] if prep.get("allow_pickle") else []) + [f"--out {data.name}"]),
     })
     print(json.dumps({k: v for k, v in fields.items() if k != "license"}, indent=2))
     if args.export:
