@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .diffusion.loss import LOSSES
-from .diffusion.samplers import check_sampler
+from .diffusion.samplers import check_sampler, resolve_sampler
+from .diffusion.flow import FLOW_TIMES, OBJECTIVES
 from .diffusion.schedule import PREDICTIONS, SCHEDULES
 from .errors import ConfigError
 
@@ -128,12 +129,14 @@ class DiffusionConfig:
     lambda_2d: float = 0.8         # weight of the 2D reconstruction term (eq. 10)
     joint_weights: bool = True     # per-joint loss weights on every channel
     clip_x0: float = 1.0           # clamp x0 estimate to [-clip, clip] metres (0 = off)
-    prediction: str = "eps"        # the 3D output: eps (paper, released) | x0 | v (velocity)
+    prediction: str = "eps"        # the 3D output: eps (paper, released) | x0 | v (velocity); DDPM only
+    objective: str = "ddpm"        # ddpm (the paper) | flow (conditional flow matching; diffusion/flow.py)
+    flow_time: str = "uniform"     # flow training time s: uniform | logit_normal
 
     def __post_init__(self) -> None:
         _validate(self, "diffusion", {
             "num_timesteps": (_positive, ">= 1"), "schedule": _one_of(SCHEDULES), "loss": _one_of(LOSSES),
-            "prediction": _one_of(PREDICTIONS), "lambda_2d": (_non_negative, ">= 0"),
+            "prediction": _one_of(PREDICTIONS), "objective": _one_of(OBJECTIVES), "flow_time": _one_of(FLOW_TIMES), "lambda_2d": (_non_negative, ">= 0"),
             "clip_x0": (_non_negative, ">= 0 (0 = off)"),
         })
 
@@ -244,6 +247,11 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        # the samplers a config names must suit its objective (ddim means euler for flow)
+        resolve_sampler(self.train.val_sampler, self.diffusion.objective, "train.val_sampler")
+        resolve_sampler(self.eval.sampler, self.diffusion.objective, "eval.sampler")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from .aggregate import AGGREGATIONS, aggregate
 from .checkpoint import load_model
 from .config import Config, EvalConfig, SamplingConfig
-from .diffusion import NoiseSchedule, check_sampler, sample
+from .diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
+                        resolve_sampler, sample)
 from .errors import ConfigError
 from .metrics import hypothesis_spread
 from .skeleton import Skeleton
@@ -91,8 +92,8 @@ class SamplingSettings(SamplingConfig):
         return SamplingSettings(**{**asdict(self), **changes})
 
     def steps_for(self, config: Config) -> int:
-        """Denoising steps actually run: num_steps for DDIM, all T for DDPM."""
-        return self.num_steps if self.sampler == "ddim" else config.diffusion.num_timesteps
+        """Network evaluations per chain (NFE): all T for DDPM, num_steps for every other sampler."""
+        return function_evaluations(self.sampler, self.num_steps, config.diffusion.num_timesteps)
 
 
 @dataclass
@@ -116,13 +117,13 @@ class Lifter:
     denoiser: torch.nn.Module
     config: Config
     skeleton: Skeleton
-    schedule: NoiseSchedule = field(init=False)
+    schedule: NoiseSchedule | FlowPath = field(init=False)  # the DDPM schedule, or the flow path
     checkpoint_card: dict[str, Any] = field(default_factory=lambda: {"path": None, "checkpoint": "in-memory"})
     sampling_seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.denoiser.eval()
-        self.schedule = NoiseSchedule.from_config(self.config.diffusion).to(self.device)
+        self.schedule = build_process(self.config.diffusion).to(self.device)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -174,6 +175,14 @@ class Lifter:
     def generator(self, seed: int) -> torch.Generator:
         """A generator on the model's device; one per sweep makes a whole sweep reproducible."""
         return torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def sampler_card(self, settings: SamplingSettings) -> dict[str, Any]:
+        """What runs for `settings` on this model: the objective (ddpm | flow), the sampler (ddim
+        means euler for a flow model), its steps and the network evaluations per chain (NFE)."""
+        objective = objective_of(self.schedule)
+        nfe = settings.steps_for(self.config)
+        return {"objective": objective, "sampler": resolve_sampler(settings.sampler, objective), "num_steps": nfe,
+                "nfe": nfe}
 
     def sample_tensor(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                       generator: torch.Generator | None = None, return_trajectory: bool = False):

@@ -249,7 +249,7 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                       keypoint_mask=mask, progress=progress)
     sample_s = time.perf_counter() - start
     aggregate, root = _smooth_and_place(out.aggregate, keypoints_2d, present, intrinsics, smooth)
-    card = _card(kp, lifter.skeleton, settings, image_size=image_size, focal_length=focal_length,
+    card = _card(kp, lifter, settings, image_size=image_size, focal_length=focal_length,
                  placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
                  lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
     result = LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
@@ -393,9 +393,10 @@ def _smooth_and_place(aggregate: np.ndarray, keypoints_2d: np.ndarray, present: 
     return aggregate, smooth_sequence(root, smooth) if smooth > 0 else root
 
 
-def _card(kp: Keypoints, skeleton, settings, *, image_size, focal_length, placed: bool, smooth: float,
+def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: bool, smooth: float,
           missing_mode: str, counts: dict, lifting_s: float, sampling_s: float) -> dict:
     """The result's card: provenance, coordinates, missing-joint handling, smoothing, sampling."""
+    skeleton = lifter.skeleton
     return {
         "source": kp.source, "format": kp.format,
         "layout": kp.meta.get("layout", f"{kp.format} (given as Keypoints)"), "skeleton": skeleton.name,
@@ -405,8 +406,8 @@ def _card(kp: Keypoints, skeleton, settings, *, image_size, focal_length, placed
         "min_score": kp.meta.get("min_score"), "track": kp.is_track,
         "smoothing": (f"gaussian, sigma {smooth:g} frames, truncated at 3 sigma, aggregate and root only"
                       if smooth > 0 else "off"),
-        "sampling": {k: getattr(settings, k) for k in ("num_hypotheses", "sampler", "num_steps", "eta", "flip",
-                                                       "aggregate", "seed")},
+        "sampling": {**{k: getattr(settings, k) for k in ("num_hypotheses", "eta", "flip", "aggregate", "seed")},
+                     **lifter.sampler_card(settings)},
         "spread": "per joint: mean distance (metres) of the hypotheses to their mean; the model's uncertainty",
         "lifting_time_s": round(lifting_s, 3),
         "sampling_time_s": round(sampling_s, 3),

@@ -158,11 +158,14 @@ def test_sampler_names_are_checked_by_one_function():
 
     assert check_sampler("ddim") == "ddim"
     with pytest.raises(ConfigError) as e:
-        preset("tiny", {"train.val_sampler": "euler"})
-    _one_line(e, "unknown train.val_sampler 'euler'", "ddpm, ddim")
+        preset("tiny", {"train.val_sampler": "rk4"})
+    _one_line(e, "unknown train.val_sampler 'rk4'", "ddpm, ddim, euler, heun, midpoint")
     with pytest.raises(ConfigError) as e:
-        SamplingSettings(sampler="euler")
-    _one_line(e, "unknown sampler 'euler'", "ddpm, ddim")
+        SamplingSettings(sampler="rk4")
+    _one_line(e, "unknown sampler 'rk4'", "ddpm, ddim")
+    with pytest.raises(ConfigError) as e:
+        preset("tiny", {"train.val_sampler": "euler"})     # a DDPM model has no flow sampler
+    _one_line(e, "train.val_sampler euler needs a flow-matching model")
 
 
 def test_set_values_are_coerced_by_one_function():

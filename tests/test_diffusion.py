@@ -203,7 +203,7 @@ def test_sample_validates_inputs(schedule):
         sample(model, schedule, bad)
     with pytest.raises(ConfigError, match="skeleton"):
         sample(model, schedule, torch.zeros(2, J, 2), flip=True)
-    assert SAMPLERS == ("ddpm", "ddim")
+    assert SAMPLERS == ("ddpm", "ddim", "euler", "heun", "midpoint")
 
 
 class Oracle(nn.Module):

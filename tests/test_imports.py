@@ -41,7 +41,7 @@ MODULE_FLOORS: dict[str, str] = {
     "evaluate": "training/evaluation", "hypothesis_cache": "training/evaluation",
     "hypothesis_store": "training/evaluation",
     "robustness": "training/evaluation", "ablations": "training/evaluation", "reference": "training/evaluation",
-    "detection_analysis": "training/evaluation",
+    "detection_analysis": "training/evaluation", "sampler_curve": "training/evaluation",
     "reports": "workbench", "profiles": "workbench", "progress": "workbench", "widgets": "workbench",
     "explore": "workbench", "viz": "workbench", "workbench": "workbench",
     "cli": "cli", "__main__": "cli", "__init__": "cli",

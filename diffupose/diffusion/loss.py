@@ -4,15 +4,18 @@ L = mean over (B, J, 5) of w_j · |[ε, y] - [ε̂, ŷ]| (y = keypoints_2d) with
 (L1; the released code), or the same with squared errors (`kind="l2"`, eq. 5's form).
 With `prediction="x0"` or `"v"` the 3D channels compare the network's output with x0 or v
 instead of ε (schedule.prediction_target); "eps" is the paper's.
+`flow_matching_loss` is the same loss with the flow-matching velocity as the 3D target
+(diffusion/flow.py); `diffusion_loss` hands a FlowPath to it, so callers hold one loss.
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import ConfigError
+from .flow import FlowPath, flow_interpolate, flow_velocity_target
 from .schedule import NoiseSchedule, prediction_target, q_sample
 
-__all__ = ["diffusion_loss", "weighted_pose_loss", "LOSSES"]
+__all__ = ["diffusion_loss", "flow_matching_loss", "weighted_pose_loss", "LOSSES"]
 
 LOSSES = ("l1", "l2")
 
@@ -58,6 +61,10 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     Flip augmentation mirrors whole training rows before batching (train.load_training_data),
     so each row's mask is drawn after mirroring and needs no flipping here.
     """
+    if isinstance(schedule, FlowPath):
+        return flow_matching_loss(denoiser, schedule, x0, keypoints_2d, joint_weights=joint_weights,
+                                  lambda_2d=lambda_2d, kind=kind, generator=generator, s=t, noise=noise,
+                                  return_parts=return_parts, keypoint_mask=keypoint_mask)
     B = x0.shape[0]
     if t is None:
         t = torch.randint(0, schedule.num_timesteps, (B,), device=x0.device, generator=generator)
@@ -72,6 +79,34 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_eps.detach(), "loss_2d": part_y.detach()}
+    if return_parts:
+        parts = {k: float(v) for k, v in parts.items()}
+    return loss, parts
+
+
+def flow_matching_loss(denoiser, path: FlowPath, x0: torch.Tensor, keypoints_2d: torch.Tensor, *,
+                       joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
+                       generator: torch.Generator | None = None, s: torch.Tensor | None = None,
+                       noise: torch.Tensor | None = None, return_parts: bool = True,
+                       keypoint_mask: torch.Tensor | None = None):
+    """Conditional flow matching: s ~ path.sample_time, ε ~ N(0, I), x_s = (1 - s) x0 + s ε, and
+    the network's 3D output regressed on the velocity ε - x0 with the weighted loss of eqs. 8-10
+    (the 2D reconstruction term unchanged). The network sees time s·T. `s` (B,) floats in [0, 1]
+    and `noise` may be given (tests). Returns (loss, parts) as diffusion_loss."""
+    B = x0.shape[0]
+    if s is None:
+        s = path.sample_time(B, x0.device, generator)
+    if noise is None:
+        noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+    x_s = flow_interpolate(x0, noise, s)
+    t_model = path.model_time(s)
+    if keypoint_mask is None:
+        output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model)
+    else:
+        output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, keypoint_mask=keypoint_mask)
+    loss, part_v, part_y = weighted_pose_loss(output_3d, flow_velocity_target(x0, noise), keypoints_2d_hat,
+                                              keypoints_2d, joint_weights=joint_weights, lambda_2d=lambda_2d, kind=kind)
+    parts = {"loss": loss.detach(), "loss_eps": part_v.detach(), "loss_2d": part_y.detach()}
     if return_parts:
         parts = {k: float(v) for k, v in parts.items()}
     return loss, parts

@@ -1,6 +1,9 @@
 """Reverse-process samplers in the diffusers spirit: the schedule is data, a sampler has
 `set_timesteps(n)` and `step(eps_hat, t, t_prev, x_t, generator)`, and the network is passed
 to `sample`, which runs all B × H (× 2 with flip) chains in one batched forward per step.
+A flow-matching model (a FlowPath in place of the schedule) runs the ODE solvers of
+diffusion/flow.py through the same `sample`; "ddim", the default few-step sampler everywhere,
+means Euler for it (both are the first-order deterministic solver of their model's ODE).
 """
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ import torch
 
 from ..errors import ConfigError
 from ..skeleton import Skeleton, flip_horizontal
+from .flow import FLOW_SAMPLERS, FlowPath, FlowSampler
 from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 
-__all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "check_sampler", "make_sampler", "sample"]
+__all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "DDPM_SAMPLERS", "check_sampler", "make_sampler", "sample",
+           "resolve_sampler", "function_evaluations", "objective_of"]
 
-SAMPLERS = ("ddpm", "ddim")
+DDPM_SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = DDPM_SAMPLERS + FLOW_SAMPLERS
 
 
 def check_sampler(name: str, key: str = "sampler") -> str:
@@ -25,6 +31,35 @@ def check_sampler(name: str, key: str = "sampler") -> str:
     if name not in SAMPLERS:
         raise ConfigError(f"unknown {key} {name!r}; known: {', '.join(SAMPLERS)}")
     return name
+
+
+def objective_of(schedule) -> str:
+    """"flow" for a FlowPath, else "ddpm"."""
+    return "flow" if isinstance(schedule, FlowPath) else "ddpm"
+
+
+def resolve_sampler(name: str, objective: str, key: str = "sampler") -> str:
+    """The sampler that runs for a model of `objective`: flow models run euler/heun/midpoint and
+    take "ddim" as euler; DDPM models run ddpm/ddim. Anything else is a one-line ConfigError
+    naming `key`."""
+    check_sampler(name, key)
+    if objective == "flow":
+        if name == "ddim":
+            return "euler"
+        if name == "ddpm":
+            raise ConfigError(f"{key} ddpm needs a DDPM model; this is a flow-matching model: use euler, heun "
+                              "or midpoint (ddim means euler for it)")
+        return name
+    if name in FLOW_SAMPLERS:
+        raise ConfigError(f"{key} {name} needs a flow-matching model (diffusion.objective=flow); this is a "
+                          "DDPM model: use ddim or ddpm")
+    return name
+
+
+def function_evaluations(sampler: str, num_steps: int, num_timesteps: int) -> int:
+    """Network evaluations per chain (NFE): all T for DDPM, num_steps for every other sampler
+    (for heun and midpoint num_steps counts evaluations, not intervals)."""
+    return int(num_timesteps) if sampler == "ddpm" else int(num_steps)
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -169,14 +204,16 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
     config.diffusion.prediction).
     """
-    check_sampler(sampler)
+    sampler = resolve_sampler(sampler, objective_of(schedule))
     if num_hypotheses < 1:
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
     keypoints_2d, keypoint_mask = _apply_keypoint_mask(keypoints_2d, keypoint_mask)
     keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None))
-    step_runner = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0, prediction=prediction)
+    step_runner = (FlowSampler(sampler, num_steps, eta=eta) if isinstance(schedule, FlowPath)
+                   else make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0,
+                                     prediction=prediction))
     device = next(denoiser.parameters()).device
     B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[1], num_hypotheses
     was_training = denoiser.training
@@ -185,8 +222,9 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
         with torch.inference_mode():
             cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
             x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
-            trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
-                                     return_trajectory)
+            run = _run_flow if isinstance(schedule, FlowPath) else _run_chains
+            trajectory = run(denoiser, step_runner, x, cond, mask, generator, autocast_dtype, return_trajectory,
+                             schedule)
             out = _combine_views(trajectory[-1], B, H, flip, skeleton)
             if return_trajectory:
                 return out, torch.stack([_combine_views(z, B, H, flip, skeleton) for z in trajectory])
@@ -222,25 +260,48 @@ def _chain_conditions(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | 
     return cond, torch.stack(m_views).unsqueeze(2).expand(len(views), B, num_hypotheses, J).reshape(-1, J)
 
 
-def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
-                generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-                return_trajectory: bool) -> list[torch.Tensor]:
-    """The reverse process from x_T for all chains at once: one denoiser forward per step.
-    -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
-    rows, device = x.shape[0], x.device
+def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_dtype: torch.dtype | None):
+    """The denoiser's 3D output (fp32) for all chains at one time value, under autocast when
+    asked: f(x, t) with t one number (an integer step, or s·T for a flow model)."""
+    rows, device = cond.shape[0], cond.device
     amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
            else contextlib.nullcontext())
-    trajectory = [x] if return_trajectory else None
-    t_full = {}
-    for t, t_prev in step_runner.pairs():
+    t_full: dict = {}
+
+    def f(x: torch.Tensor, t) -> torch.Tensor:
         if t not in t_full:
-            t_full[t] = torch.full((rows,), t, dtype=torch.long, device=device)
+            t_full[t] = torch.full((rows,), t, dtype=torch.long if isinstance(t, int) else torch.float32,
+                                   device=device)
         with amp:
             output, _ = (denoiser(x, cond, t_full[t]) if mask is None
                          else denoiser(x, cond, t_full[t], keypoint_mask=mask))
-        x = step_runner.step(output.float(), t, t_prev, x, generator)
+        return output.float()
+
+    return f
+
+
+def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
+                generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
+                return_trajectory: bool, schedule=None) -> list[torch.Tensor]:
+    """The reverse process from x_T for all chains at once: one denoiser forward per step.
+    -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
+    net = _network(denoiser, cond, mask, autocast_dtype)
+    trajectory = [x] if return_trajectory else None
+    for t, t_prev in step_runner.pairs():
+        x = step_runner.step(net(x, t), t, t_prev, x, generator)
         if return_trajectory:
             trajectory.append(x)
+    return trajectory if return_trajectory else [x]
+
+
+def _run_flow(denoiser, solver: FlowSampler, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
+              generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
+              return_trajectory: bool, path: FlowPath) -> list[torch.Tensor]:
+    """The flow ODE from x_1 = noise to s = 0 for all chains at once (one forward per
+    evaluation). -> [x_1, x after each interval] with `return_trajectory`, else [x_0]."""
+    net = _network(denoiser, cond, mask, autocast_dtype)
+    trajectory = [x] if return_trajectory else None
+    x = solver.integrate(lambda z, s: net(z, float(s) * path.num_timesteps), x, generator, trajectory)
     return trajectory if return_trajectory else [x]
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoint import CHECKPOINT_DIR, load_training_state, save_checkpoint
 from ..config import Config
-from ..diffusion import NoiseSchedule
+from ..diffusion import build_process
 from ..ema import make_ema, set_num_updates
 from ..errors import ConfigError
 from ..inference import Lifter
@@ -44,7 +44,7 @@ class RunState:
     ema: torch.optim.swa_utils.AveragedModel
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    schedule: Any                      # diffusion NoiseSchedule
+    schedule: Any                      # diffusion NoiseSchedule, or FlowPath (objective flow)
     joint_weights: torch.Tensor | None
     noise_gen: torch.Generator
     autocast_dtype: torch.dtype | None
@@ -91,7 +91,7 @@ def build_run(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, di
         denoiser=denoiser, model=model, ddp_model=ddp_model, ema=make_ema(denoiser, tc.ema_decay),
         optimizer=torch.optim.Adam(denoiser.parameters(), lr=tc.lr, weight_decay=tc.weight_decay),
         scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16),
-        schedule=NoiseSchedule.from_config(cfg.diffusion).to(device), joint_weights=joint_weights,
+        schedule=build_process(cfg.diffusion).to(device), joint_weights=joint_weights,
         noise_gen=torch.Generator(device=device).manual_seed(tc.seed + 1_000_003 * (dist.rank + 1)),
         autocast_dtype=autocast_dtype, t_call=t_call,
     )

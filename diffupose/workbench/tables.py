@@ -182,7 +182,7 @@ def table_card(card: dict[str, Any], checkpoint_selected_on: str | None = None) 
     which weights (and on which split they were chosen: `checkpoint_selected_on`, from the card
     or given) and the count of samples with a non-finite prediction when the card has it."""
     keys = ("dataset", "split", "keypoints_2d_name", "keypoints_2d_source", "num_samples", "num_hypotheses", "aggregation", "flip",
-            "sampler", "num_steps", "protocol", "oracle", "seed", "device")
+            "objective", "sampler", "num_steps", "protocol", "oracle", "seed", "device")
     out = {k: card[k] for k in keys if k in card}
     ckpt = card.get("checkpoint")
     if isinstance(ckpt, dict):
