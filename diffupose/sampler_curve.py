@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -70,10 +70,14 @@ def _informative_joints(data) -> np.ndarray:
 def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] = (1, 2, 3, 5, 10, 20),
                   samplers: Iterable[str] | None = None, etas: Sequence[float] = (0.0,), num_hypotheses: int = 10,
                   max_samples: int = 10000, seed: int = 0, flip: bool = True, input_2d: str = "file",
-                  batch_size: int = 1024, checkpoint: str = "ema", device: str = "auto") -> list[dict[str, Any]]:
+                  batch_size: int = 1024, checkpoint: str = "ema", device: str = "auto",
+                  skip: Callable[[str, int, float], bool] | None = None,
+                  on_point: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """The curve of one model (a run directory, zoo folder or Lifter) on `split` of a prepared
     file: one `curve_point` per (sampler, NFE, η), second-order solvers from NFE 2, η > 0 only
-    where the sampler has it (DDIM, Euler). Never a test split for choosing anything."""
+    where the sampler has it (DDIM, Euler). `skip(sampler, nfe, eta)` leaves points out (a
+    resumed sweep); `on_point(row)` sees each row as it is measured. Never a test split for
+    choosing anything."""
     ev = EvalConfig(num_hypotheses=num_hypotheses, num_steps=1, flip=flip, aggregate="mean", checkpoint=checkpoint,
                     max_samples=max_samples, seed=seed, input_2d=input_2d, batch_size=batch_size)
     run = open_run(model, data_path, split, ev, device=device)
@@ -84,13 +88,15 @@ def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] =
             if sampler in ("heun", "midpoint") and nfe < 2:
                 continue
             for eta in etas:
-                if eta > 0 and sampler not in ("ddim", "euler"):
+                if (eta > 0 and sampler not in ("ddim", "euler")) or (skip is not None and skip(sampler, nfe, eta)):
                     continue
                 settings = SamplingSettings(num_hypotheses=num_hypotheses, sampler=sampler, num_steps=int(nfe),
                                             eta=float(eta), flip=flip, seed=seed, batch_size=batch_size)
                 tic = time.perf_counter()
                 row = curve_point(run, settings)
                 rows.append(row)
+                if on_point is not None:
+                    on_point(row)
                 log.info("%s %s NFE %d eta %g: MPJPE N=1 %.1f, N=%d %.1f, oracle %.1f, spread %.1f mm, "
                          "calibration %.3f, %.0f poses/s (%.0f s)", objective, row["sampler"], nfe, eta,
                          row["mpjpe_n1"], num_hypotheses, row[f"mpjpe_n{num_hypotheses}"], row["oracle"],

@@ -260,22 +260,39 @@ def _chain_conditions(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | 
     return cond, torch.stack(m_views).unsqueeze(2).expand(len(views), B, num_hypotheses, J).reshape(-1, J)
 
 
-def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_dtype: torch.dtype | None):
+# Rows per denoiser forward on a CPU. One sampler call runs B·H(·2) chains; at N = 10 with flip
+# and 2,048 inputs that is 40,960 rows, whose activations (rows x J x dim floats) no longer fit
+# the caches: evaluation at N = 10 ran 50 poses/s against 787 at N = 1. In chunks of 256-1,024
+# rows it runs 91 (2 cores, dim 128; benchmarks/eval_speed.py). The chain maths stays batched;
+# only the network is called chunk by chunk (rows are independent: the same numbers).
+# Accelerators want large batches: FORWARD_CHUNK_ROWS_ACCELERATOR.
+FORWARD_CHUNK_ROWS = 1024
+FORWARD_CHUNK_ROWS_ACCELERATOR = 1 << 20
+
+
+def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_dtype: torch.dtype | None,
+             chunk_rows: int | None = None):
     """The denoiser's 3D output (fp32) for all chains at one time value, under autocast when
-    asked: f(x, t) with t one number (an integer step, or s·T for a flow model)."""
+    asked: f(x, t) with t one number (an integer step, or s·T for a flow model), evaluated in
+    chunks of `chunk_rows` rows (default: FORWARD_CHUNK_ROWS on a CPU, read at call time)."""
     rows, device = cond.shape[0], cond.device
+    chunk_rows = int(chunk_rows or (FORWARD_CHUNK_ROWS if device.type == "cpu" else FORWARD_CHUNK_ROWS_ACCELERATOR))
     amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
            else contextlib.nullcontext())
     t_full: dict = {}
+    chunks = [(a, min(a + chunk_rows, rows)) for a in range(0, rows, chunk_rows)]
 
     def f(x: torch.Tensor, t) -> torch.Tensor:
         if t not in t_full:
             t_full[t] = torch.full((rows,), t, dtype=torch.long if isinstance(t, int) else torch.float32,
                                    device=device)
+        outs = []
         with amp:
-            output, _ = (denoiser(x, cond, t_full[t]) if mask is None
-                         else denoiser(x, cond, t_full[t], keypoint_mask=mask))
-        return output.float()
+            for a, b in chunks:
+                output, _ = (denoiser(x[a:b], cond[a:b], t_full[t][a:b]) if mask is None
+                             else denoiser(x[a:b], cond[a:b], t_full[t][a:b], keypoint_mask=mask[a:b]))
+                outs.append(output.float())
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     return f
 
