@@ -46,7 +46,7 @@ __all__ = [
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data_prep", "02_train", "03_evaluate", "04_affinity", "05_hypotheses", "06_paper_figures",
-    "07_in_the_wild", "08_uncertainty", "09_robustness", "10_detections",
+    "07_in_the_wild", "08_uncertainty", "09_robustness", "10_detections", "11_samplers",
 )
 CONFIG_SECTIONS = ("data", "model", "diffusion", "train", "eval")
 
@@ -92,6 +92,10 @@ _COMMON: dict[str, Any] = {
     # 10_detections: the run on the split's detections (simulated ones when the data has none)
     # and on its ground-truth 2D, on a seeded subset.
     "detection_max_samples": 2000, "detection_hypotheses": [1, 10],
+    # 11_samplers: accuracy, spread and calibration against NFE on val; flow_twin trains a
+    # flow-matching twin of the run at the same budget (doubles the training: off by default).
+    "curve_nfe": [1, 2, 3, 5, 10], "curve_etas": [0.0, 1.0], "curve_hypotheses": 10, "curve_max_samples": 2000,
+    "flow_twin": False,
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -105,6 +109,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "overrides": {"train.max_steps": 40, "train.val_every": 20, "train.log_every": 10},
             "hypothesis_counts": [1, 2, 4], "max_samples": 96, "num_examples": 2, "num_hypotheses": 4,
             "detection_max_samples": 96, "detection_hypotheses": [1, 2],
+            "curve_nfe": [1, 2], "curve_etas": [0.0, 1.0], "curve_hypotheses": 2, "curve_max_samples": 32,
+            "flow_twin": True,
             "speed_steps": [2, 5], "speed_hypotheses": [1, 2], "speed_ddpm": False,
             "speed_max_samples": 32,
             "ablation_steps": 30, "ablation_dims": [32, 48], "ablation_hypotheses": [1, 2],

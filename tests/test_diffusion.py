@@ -180,6 +180,29 @@ def test_one_batched_forward_per_step(schedule):
     assert calls == [3 * 5 * 2] * 4
 
 
+def test_forward_chunks_give_the_same_hypotheses(schedule, monkeypatch):
+    """On a CPU the network runs in chunks of FORWARD_CHUNK_ROWS rows: the same numbers as one
+    forward (rows are independent), only the forward calls split."""
+    from diffupose.diffusion import samplers
+
+    calls = []
+    base = GaussianEps(schedule)
+
+    class Spy(GaussianEps):
+        def forward(self, x_t, y, t):
+            calls.append(x_t.shape[0])
+            return base(x_t, y, t)
+
+    y = torch.randn(3, J, 2)
+    kw = dict(num_hypotheses=5, num_steps=3, flip=True, skeleton=H36M17, eta=0.5)
+    whole = sample(Spy(schedule), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
+    monkeypatch.setattr(samplers, "FORWARD_CHUNK_ROWS", 7)
+    calls.clear()
+    chunked = sample(Spy(schedule), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
+    assert calls == [7, 7, 7, 7, 2] * 3
+    torch.testing.assert_close(chunked, whole)
+
+
 def test_trajectory_shape(schedule):
     model = GaussianEps(schedule)
     out, traj = sample(model, schedule, torch.zeros(2, J, 2), num_hypotheses=3, num_steps=5, return_trajectory=True)

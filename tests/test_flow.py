@@ -91,7 +91,8 @@ def test_solvers_match_the_closed_form_gaussian_transport(method):
     y = torch.zeros(64, 4, 2)
     g = torch.Generator().manual_seed(1)
     x1 = torch.randn(64 * 1, 4, 3, generator=torch.Generator().manual_seed(1))
-    steps, tol = (2000, 2e-3) if method == "euler" else (100, 1e-3)  # first order vs second order
+    # first order vs second order (Heun's last interval is an Euler step: a little looser)
+    steps, tol = {"euler": (2000, 2e-3), "heun": (100, 3e-3), "midpoint": (100, 1e-3)}[method]
     out = sample(model, FlowPath(100), y, sampler=method, num_steps=steps, generator=g)
     torch.testing.assert_close(out[:, 0], mu + sigma * x1, atol=tol, rtol=0)
 
@@ -105,18 +106,20 @@ def test_second_order_solvers_beat_euler_at_equal_evaluations():
     for method in ("euler", "heun", "midpoint"):
         out = sample(model, FlowPath(100), y, sampler=method, num_steps=6, generator=torch.Generator().manual_seed(1))
         err[method] = float((out[:, 0] - (mu + sigma * x1)).abs().max())
-    assert err["heun"] < err["euler"] / 3 and err["midpoint"] < err["euler"] / 3, err
+    assert err["midpoint"] < err["euler"] / 3 and err["heun"] < err["euler"], err
 
 
 def test_solver_grids_count_evaluations():
     calls = []
-    for method, nfe in (("euler", 3), ("heun", 4), ("heun", 5), ("midpoint", 1), ("midpoint", 2)):
+    for method, nfe in (("euler", 3), ("heun", 2), ("heun", 4), ("heun", 5), ("midpoint", 1), ("midpoint", 2)):
         solver = FlowSampler(method, nfe)
         calls.clear()
         solver.integrate(lambda x, s: calls.append(s) or torch.zeros_like(x), torch.zeros(2, 3))
         assert len(calls) == nfe, (method, nfe)
         iv = solver.intervals()
         assert iv[0][0] == 1.0 and iv[-1][1] == 0.0
+        if method == "heun":             # never evaluated at s = 0
+            assert 0.0 not in calls and iv[-1][2] == "euler"
         assert all(a > b for a, b, _ in iv)
     with pytest.raises(ConfigError, match="num_steps"):
         FlowSampler("euler", 0)

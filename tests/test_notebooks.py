@@ -113,6 +113,20 @@ def test_paper_figures_section(metrics):
     assert pf["card"]["steps"] == 30 and pf["card"]["models_trained"] == 4
 
 
+def test_samplers_section(metrics):
+    """11_samplers: the run's DDIM curve (deterministic and stochastic) and, in the tiny profile,
+    a flow-matching twin's Euler/Heun/midpoint curves, each point with finite numbers."""
+    sec = metrics["samplers"]
+    assert sec["split"] == "val" and sec["flow_twin"] is True
+    seen = {(r["model"], r["objective"], r["sampler"], r["eta"]) for r in sec["rows"]}
+    assert {("report run", "ddpm", "ddim", 0.0), ("report run", "ddpm", "ddim", 1.0), ("flow twin", "flow", "euler", 0.0),
+            ("flow twin", "flow", "euler", 1.0), ("flow twin", "flow", "heun", 0.0)} <= seen
+    for r in sec["rows"]:
+        assert r["nfe"] in (1, 2) and r["nfe"] == r["num_steps"]
+        assert all(_finite_positive(r[k]) for k in ("mpjpe_n1", "mpjpe_n2", "oracle", "poses_per_second"))
+        assert 0.0 <= r["calibration_error"] <= 1.0 and r["oracle"] <= r["mpjpe_n1"] + 1e-6
+
+
 def test_html_pages_use_one_local_plotly_js_and_load_nothing_remote(report):
     index = (report / "index.html").read_text()
     assert (report / "plotly.min.js").stat().st_size > 1_000_000

@@ -1,6 +1,6 @@
 """Reports: execute the notebooks with papermill into reports/<name>/ and index them.
 
-`run_report("demo")` runs notebooks/01_data_prep ... 10_detections in order with the parameters
+`run_report("demo")` runs notebooks/01_data_prep ... 11_samplers in order with the parameters
 of a profile (diffupose.profiles), writes for each notebook the executed `.ipynb` and a
 standalone `.html`, collects the figures the notebooks save under `figures/` and the numbers
 they record in one `metrics.json`, and writes `index.html` (links, run config, seed, git
