@@ -83,7 +83,12 @@ def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] =
     run = open_run(model, data_path, split, ev, device=device)
     objective = objective_of(run.lifter.schedule)
     rows = []
-    for sampler in (tuple(samplers) if samplers is not None else default_samplers(objective)):
+    wanted = tuple(samplers) if samplers is not None else default_samplers(objective)
+    usable = [s for s in wanted if s in default_samplers(objective)]   # names only; ddim is euler for flow
+    if len(usable) < len(wanted):
+        log.info("%s model: skipping samplers %s (they need the other objective)", objective,
+                 sorted(set(wanted) - set(usable)))
+    for sampler in usable:
         for nfe in nfes:
             if sampler in ("heun", "midpoint") and nfe < 2:
                 continue
