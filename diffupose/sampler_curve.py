@@ -84,7 +84,8 @@ def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] =
     objective = objective_of(run.lifter.schedule)
     rows = []
     wanted = tuple(samplers) if samplers is not None else default_samplers(objective)
-    usable = [s for s in wanted if s in default_samplers(objective)]   # names only; ddim is euler for flow
+    own = FLOW_SAMPLERS if objective == "flow" else DDPM_SAMPLERS
+    usable = [s for s in wanted if s in own]     # by name: "ddim" would run as euler on a flow model
     if len(usable) < len(wanted):
         log.info("%s model: skipping samplers %s (they need the other objective)", objective,
                  sorted(set(wanted) - set(usable)))
