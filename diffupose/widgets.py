@@ -32,7 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .diffusion import SAMPLERS
+from .diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of, resolve_sampler
 from .explore import (HypothesisResult, explore_sample, result_figures, sample_indices,
                       subjects_and_actions)
 from .inference import Lifter
@@ -111,6 +111,7 @@ class HypothesisExplorer:
         self.data = data
         self.handle = Lifter.resolve(model_or_run, device=device, config=config, skeleton=skeleton or data.skeleton)
         self.skeleton = skeleton or self.handle.skeleton
+        self.objective = objective_of(self.handle.schedule)
         self.aggregate = aggregate
         self.choices = subjects_and_actions(data)
         if not self.choices:
@@ -157,7 +158,9 @@ class HypothesisExplorer:
             "frame": widgets.IntSlider(value=0, min=0, max=0, description="frame", **slider),
             "num_hypotheses": widgets.IntSlider(value=int(num_hypotheses), min=1, max=max_hypotheses,
                                                 description="hypotheses H", **slider),
-            "sampler": widgets.Dropdown(options=list(SAMPLERS), value=sampler, description="sampler"),
+            # the samplers of this model's objective (ddim is euler for a flow model)
+            "sampler": widgets.Dropdown(options=list(FLOW_SAMPLERS if self.objective == "flow" else DDPM_SAMPLERS),
+                                        value=resolve_sampler(sampler, self.objective), description="sampler"),
             "num_steps": widgets.IntSlider(value=int(num_steps), min=1, max=max_steps,
                                            description="steps", **slider),
             "seed": widgets.IntText(value=int(seed), description="seed"),
