@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .aggregate import AGGREGATIONS
+from .diffusion.samplers import SAMPLERS
 from .errors import ConfigError, DataError, DiffuPoseError
 from .workbench.assets import EXTRA_MODULES, WORKBENCH_INSTALL
 
@@ -19,9 +20,12 @@ log = logging.getLogger("diffupose")
 
 
 def _add_eval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None)
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (DDPM always runs T steps)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="ddpm | ddim for a DDPM model; euler | heun | midpoint for a flow-matching model "
+                        "(ddim means euler for it)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="network evaluations per chain (NFE) for ddim and the flow samplers; ddpm always runs T")
+    p.add_argument("--eta", type=float, default=None, help="DDIM / Euler eta (0 = deterministic)")
     p.add_argument("--hypotheses", type=int, default=None, help="number of hypotheses H")
     p.add_argument("--flip", dest="flip", action="store_true", default=None, help="test-time flip")
     p.add_argument("--no-flip", dest="flip", action="store_false")
