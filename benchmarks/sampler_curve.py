@@ -84,10 +84,12 @@ def main() -> None:
         raise SystemExit(f"{out}: exists; pass --resume to extend it or choose another --out")
     doc = json.loads(out.read_text()) if out.exists() else {"rows": []}
     env = environment_info()
-    doc.update({"command": "python benchmarks/sampler_curve.py " + " ".join(
-        f"--model {m}" for m in args.model) + f" --data {args.data} --nfe {args.nfe} --eta {args.eta} "
-        f"--hypotheses {args.hypotheses} --max-samples {args.max_samples} --seed {args.seed} --input-2d {args.input_2d}",
-        "machine": f"{platform.processor() or platform.machine()}, {env.get('num_threads')} threads",
+    command = ("python benchmarks/sampler_curve.py " + " ".join(f"--model {m}" for m in args.model)
+               + (f" --samplers {args.samplers}" if args.samplers else "") + f" --data {args.data} --nfe {args.nfe} "
+               f"--eta {args.eta} --hypotheses {args.hypotheses} --max-samples {args.max_samples} --seed {args.seed} "
+               f"--input-2d {args.input_2d}")
+    doc.setdefault("commands", []).append(command)     # every call that added rows to this file
+    doc.update({"machine": f"{platform.processor() or platform.machine()}, {env.get('num_threads')} threads",
         "versions": env["versions"], "commit": env.get("git_commit")})
     done = {(r["model"], r["sampler"], r["nfe"], r["eta"]) for r in doc["rows"]}
     nfes = [int(v) for v in args.nfe.split(",")]
