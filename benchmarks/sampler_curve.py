@@ -36,7 +36,7 @@ COLUMNS = ("model", "objective", "sampler", "nfe", "eta", "mpjpe_n1", "mpjpe_n10
 
 
 def table(rows: list[dict]) -> str:
-    hyp = {k for r in rows for k in r if k.startswith("mpjpe_n") and k != "mpjpe_n1"}
+    hyp = {k for r in rows for k in r if k.startswith("mpjpe_n") and k != "mpjpe_n1" and not k.endswith("average")}
     columns = [c for c in COLUMNS if c != "mpjpe_n10"]
     columns[columns.index("mpjpe_n1") + 1:columns.index("mpjpe_n1") + 1] = sorted(hyp)
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"

@@ -21,7 +21,8 @@ def sampler_curve_figure(rows: Sequence[dict[str, Any]], title: str | None = Non
     """Three panels against NFE (log axis): MPJPE of the mean of N hypotheses (solid) and of one
     hypothesis (dotted), the ORACLE best-of-N (uses the ground truth), and the quantile
     calibration error (0 = honest spread)."""
-    hyp_key = next((k for r in rows for k in r if k.startswith("mpjpe_n") and k != "mpjpe_n1"), "mpjpe_n1")
+    hyp_key = next((k for r in rows for k in r if k.startswith("mpjpe_n") and k not in ("mpjpe_n1",)
+                    and not k.endswith("average")), "mpjpe_n1")
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
                         subplot_titles=("MPJPE (mm): mean of N (solid), one hypothesis (dotted)",
                                         "ORACLE best-of-N (mm; uses the ground truth)", "calibration error"))
