@@ -259,6 +259,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
     from .utils import check_output_file
 
+    _resolve_model_source(args)
     for path in (args.json, args.csv):
         if path:
             check_output_file(path, overwrite=args.overwrite)

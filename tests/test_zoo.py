@@ -82,7 +82,7 @@ def test_damaged_weights_fail_the_checksum(tiny_zoo, tmp_path):
         zoo.model_dir("nope", root=copy)
 
 
-def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path):
+def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path, synthetic_npz):
     monkeypatch.setattr(zoo, "ZOO_DIR", tiny_zoo)
     assert cli_main(["models"]) == 0
     assert "tiny-test" in capsys.readouterr().out
@@ -94,6 +94,10 @@ def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path):
     assert cli_main(["sample", "--model", "tiny-test", "--keypoints", str(kp), "--out", str(out),
                      "--hypotheses", "2", "--steps", "2", "--device", "cpu"]) == 0
     assert np.load(out)["hypotheses"].shape == (3, 2, 17, 3)
+    ev_json = tmp_path / "ev.json"     # the card's own command form: evaluate --model NAME
+    assert cli_main(["evaluate", "--model", "tiny-test", "--data", str(synthetic_npz), "--split", "val",
+                     "--hypotheses", "2", "--steps", "2", "--max-samples", "16", "--json", str(ev_json)]) == 0
+    assert json.loads(ev_json.read_text())["card"]["checkpoint"]["checkpoint"] == "ema"
     assert cli_main(["sample", "--model", "tiny-test", "--keypoints", str(kp), "--out", str(tmp_path / "b.npz"),
                      "--checkpoint", "best"]) == 2
     assert "ships only its final EMA weights" in capsys.readouterr().err
