@@ -176,7 +176,8 @@ def main() -> None:
                      "hardware": f"{platform.processor() or platform.machine()}, {env.get('num_threads')} threads, "
                                  f"{'CUDA ' + str(env.get('cuda')) if env.get('cuda') else 'CPU'}",
                      "torch": env["versions"].get("torch"), "wall_minutes_this_call": round((time.perf_counter() - t0) / 60, 1)},
-        "commit": env.get("git_commit"),
+        # the code the run was trained with (recorded when training started), not this call's tree
+        "commit": json.loads((run_dir / "environment.json").read_text()).get("git_commit", env.get("git_commit")),
         "val_results": rows,
         "reproduce": (f"python benchmarks/zoo.py --model {args.model} --work runs/zoo --data-dir {data_dir}"
                       + (" --allow-pickle" if prep.get("allow_pickle") else "")),
