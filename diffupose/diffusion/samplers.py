@@ -1,7 +1,7 @@
 """Reverse-process samplers in the diffusers spirit: the schedule is data, a sampler has
 `set_timesteps(n)` and `step(eps_hat, t, t_prev, x_t, generator)`, and the network is passed
-to `sample`, which runs all B × H (× 2 with flip) chains in one batched forward per step.
-A flow-matching model (a FlowPath in place of the schedule) runs the ODE solvers of
+to `sample`, which runs all B × H (× 2 with flip) chains together at each step (on a CPU the
+network forward is split into chunks of FORWARD_CHUNK_ROWS rows). A flow-matching model (a FlowPath in place of the schedule) runs the ODE solvers of
 diffusion/flow.py through the same `sample`; "ddim", the default few-step sampler everywhere,
 means Euler for it (both are the first-order deterministic solver of their model's ODE).
 """
