@@ -109,6 +109,10 @@ class _RecordingLifter:
         self.skeleton = H36M17
         self.calls = []
 
+    def sampler_card(self, settings):
+        return {"objective": "ddpm", "sampler": settings.sampler, "num_steps": settings.num_steps,
+                "nfe": settings.num_steps}
+
     def lift(self, keypoints_2d, settings, intrinsics=None, keypoint_mask=None, progress=False):
         self.calls.append(dict(keypoints_2d=keypoints_2d, mask=keypoint_mask, settings=settings))
         n = len(keypoints_2d)
