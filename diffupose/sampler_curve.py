@@ -3,8 +3,9 @@
 For every (sampler, NFE, η) point the same seeded samples are lifted once with H hypotheses
 (flip: each hypothesis averages the plain and the mirrored chain, the paper's protocol) and scored
 ground-truth free — MPJPE of the mean of the H hypotheses (N = H), of the first hypothesis alone
-(N = 1: the hypotheses are independent draws, so the first is an N = 1 run) — beside the
-ORACLE best-of-H (uses the ground truth; an upper bound, not a result), the hypotheses' spread
+(N = 1: the hypotheses are independent draws, so the first is an N = 1 run), both averaged over
+samples, and the N = H one also as evaluate's headline (the mean of the per-action means,
+`mpjpe_nH_action_average`) — beside the ORACLE best-of-H (uses the ground truth; an upper bound, not a result), the hypotheses' spread
 and their quantile calibration error (metrics.quantile_calibration: mean |observed - nominal|
 over the levels 0.05..0.95; 0 = honest spread, larger = over- or under-confident). poses/s
 counts poses (samples) per second of sampling on this machine. A DDPM model runs DDIM; a flow
