@@ -167,8 +167,8 @@ def test_flip_with_equivariant_target(schedule):
     assert torch.allclose(out[:, 1], expect, atol=1e-5)
 
 
-def test_one_batched_forward_per_step(schedule):
-    calls = []
+def _counting_model(schedule, calls: list) -> nn.Module:
+    """GaussianEps that appends the row count of every forward to `calls`."""
     base = GaussianEps(schedule)
 
     class Spy(GaussianEps):
@@ -176,7 +176,12 @@ def test_one_batched_forward_per_step(schedule):
             calls.append(x_t.shape[0])
             return base(x_t, y, t)
 
-    sample(Spy(schedule), schedule, torch.zeros(3, J, 2), num_hypotheses=5, num_steps=4, flip=True, skeleton=H36M17)
+    return Spy(schedule)
+
+
+def test_one_batched_forward_per_step(schedule):
+    calls = []
+    sample(_counting_model(schedule, calls), schedule, torch.zeros(3, J, 2), num_hypotheses=5, num_steps=4, flip=True, skeleton=H36M17)
     assert calls == [3 * 5 * 2] * 4
 
 
@@ -186,19 +191,12 @@ def test_forward_chunks_give_the_same_hypotheses(schedule, monkeypatch):
     from diffupose.diffusion import samplers
 
     calls = []
-    base = GaussianEps(schedule)
-
-    class Spy(GaussianEps):
-        def forward(self, x_t, y, t):
-            calls.append(x_t.shape[0])
-            return base(x_t, y, t)
-
     y = torch.randn(3, J, 2)
     kw = dict(num_hypotheses=5, num_steps=3, flip=True, skeleton=H36M17, eta=0.5)
-    whole = sample(Spy(schedule), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
+    whole = sample(_counting_model(schedule, calls), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
     monkeypatch.setattr(samplers, "FORWARD_CHUNK_ROWS", 7)
     calls.clear()
-    chunked = sample(Spy(schedule), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
+    chunked = sample(_counting_model(schedule, calls), schedule, y, generator=torch.Generator().manual_seed(0), **kw)
     assert calls == [7, 7, 7, 7, 2] * 3
     torch.testing.assert_close(chunked, whole)
 

@@ -222,9 +222,12 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
         with torch.inference_mode():
             cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
             x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
-            run = _run_flow if isinstance(schedule, FlowPath) else _run_chains
-            trajectory = run(denoiser, step_runner, x, cond, mask, generator, autocast_dtype, return_trajectory,
-                             schedule)
+            if isinstance(schedule, FlowPath):
+                trajectory = _run_flow(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
+                                       return_trajectory, schedule)
+            else:
+                trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
+                                         return_trajectory)
             out = _combine_views(trajectory[-1], B, H, flip, skeleton)
             if return_trajectory:
                 return out, torch.stack([_combine_views(z, B, H, flip, skeleton) for z in trajectory])
@@ -299,7 +302,7 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
 
 def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
                 generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-                return_trajectory: bool, schedule=None) -> list[torch.Tensor]:
+                return_trajectory: bool) -> list[torch.Tensor]:
     """The reverse process from x_T for all chains at once: one denoiser forward per step.
     -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
     net = _network(denoiser, cond, mask, autocast_dtype)
