@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/cache_speed.py                          # demo-size model, CPU
     PYTHONPATH=$PWD python benchmarks/cache_speed.py --run runs/x --data d.npz --split val
 
-Three ways to get every aggregator (diffupose.aggregate, plus the oracles) and the uncertainty
+Three ways to get every aggregator (diffupose.inference.aggregate, plus the oracles) and the uncertainty
 metrics for N = 1, 5, 10, 20 on the same samples:
 - resample: sample N hypotheses afresh for each N (what a per-N evaluation does), evaluate;
 - cache, first run: sample max(N) hypotheses once into the cache, evaluate every prefix;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from diffupose import hypothesis_cache as hc
+from diffupose.evaluation import hypothesis_cache as hc
 from diffupose.data.prepared import load_prepared
 from diffupose.utils import environment_info
 
@@ -33,7 +33,7 @@ def _lifter(args):
     from diffupose.config import preset
     from diffupose.inference import Lifter
     from diffupose.model import build_denoiser
-    from diffupose.skeleton import get_skeleton
+    from diffupose.geometry.skeleton import get_skeleton
 
     if args.run:
         return Lifter.load(args.run, checkpoint=args.checkpoint, device=args.device)

@@ -16,7 +16,7 @@ import numpy as np
 
 from diffupose.data.detector_noise import error_summary
 from diffupose.data.prepared import load_prepared
-from diffupose.detection_analysis import pixel_scale
+from diffupose.evaluation.detection_analysis import pixel_scale
 
 
 def main() -> None:

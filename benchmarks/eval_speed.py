@@ -6,7 +6,7 @@
 One sampler call lifts `eval.batch_size` (2,048) inputs with H (x2 with flip) chains each; at
 N = 10 that is 40,960 chains per denoiser forward unless the forward is chunked
 (`diffusion.samplers.FORWARD_CHUNK_ROWS`; 0 here = one forward for all rows, the behaviour
-before chunking). Each row: `diffupose.evaluate` on the val split (seeded subset, DDIM-5, flip,
+before chunking). Each row: `diffupose.evaluation.protocols` on the val split (seeded subset, DDIM-5, flip,
 mean; the user-facing protocol) with the sampler's wall time -> poses/s, the whole evaluation's
 wall time, and the MPJPE (the same at every chunk size: rows are independent).
 """
@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from diffupose import zoo
+from diffupose.inference import zoo
 from diffupose.config import EvalConfig
 from diffupose.diffusion import samplers
-from diffupose.evaluate import evaluate
-from diffupose.metrics import AVERAGE
+from diffupose.evaluation.protocols import evaluate
+from diffupose.inference.metrics import AVERAGE
 
 
 def main() -> None:

@@ -33,8 +33,8 @@ from diffupose.data import keypoints as K
 from diffupose.data.detector_noise import DetectorNoise
 from diffupose.data.prepared import load_prepared
 from diffupose.inference import Lifter, SamplingSettings
-from diffupose.metrics import mpjpe, per_joint_errors
-from diffupose.skeleton import H36M17
+from diffupose.inference.metrics import mpjpe, per_joint_errors
+from diffupose.geometry.skeleton import H36M17
 
 log = logging.getLogger("keypoint_mapping_cost")
 LAYOUTS = ("coco17", "halpe26", "body25", "mpii16")   # coco_wholebody maps exactly as coco17

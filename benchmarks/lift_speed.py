@@ -26,7 +26,7 @@ import torch
 
 from diffupose.data import keypoints as K
 from diffupose.inference import Lifter
-from diffupose.lift import lift, plan_outputs, write_outputs
+from diffupose.lifting import lift, plan_outputs, write_outputs
 from diffupose.utils import environment_info
 
 log = logging.getLogger("lift_speed")
@@ -35,7 +35,7 @@ log = logging.getLogger("lift_speed")
 def make_track(path: Path, frames: int, data_dir: Path | None, seed: int = 0) -> str:
     """Write a COCO-17 results file of `frames` frames; returns a description of its source."""
     if data_dir is not None and (data_dir / "h36m_3d17_train.npz").exists():
-        from diffupose.camera import load_cameras
+        from diffupose.geometry.camera import load_cameras
         from diffupose.data.h36m import read_plain_h36m
 
         world = read_plain_h36m([data_dir / "h36m_3d17_train.npz"], [("S8", "Walking 1")])[("S8", "Walking 1")]

@@ -21,7 +21,7 @@ import torch
 from diffupose.data.prepared import load_prepared
 from diffupose.diffusion import q_sample
 from diffupose.inference import Lifter, SamplingSettings
-from diffupose.masking import graph_diameter, neighbour_fill, random_joint_mask
+from diffupose.model.masking import graph_diameter, neighbour_fill, random_joint_mask
 
 
 def val_mpjpe(lifter: Lifter, keypoints_2d: np.ndarray, poses_3d: np.ndarray) -> float:

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from diffupose.config import EvalConfig, apply_overrides, preset
-from diffupose.evaluate import evaluate
-from diffupose.metrics import AVERAGE
-from diffupose.train import train
+from diffupose.evaluation.protocols import evaluate
+from diffupose.inference.metrics import AVERAGE
+from diffupose.training import train
 from diffupose.utils import atomic_write_text
 
 log = logging.getLogger("recipe_search")

@@ -7,13 +7,13 @@
     python benchmarks/robustness.py --tables-from robustness_plain.json robustness_masked.json
 
 On a seeded subset of the val split (H36M: S8, held out of training), for every noise level
-σ (pixels, added before normalisation: `diffupose.masking.add_pixel_noise`) and every mask
+σ (pixels, added before normalisation: `diffupose.model.masking.add_pixel_noise`) and every mask
 (k = 0/1/2/4 joints missing, `random` joints or distal `limb` segments:
-`diffupose.masking.evaluation_mask`; never the root), each model lifts the same inputs through
-`diffupose.inference.Lifter` with the same sampling seed:
+`diffupose.model.masking.evaluation_mask`; never the root), each model lifts the same inputs through
+`diffupose.inference.lifter.Lifter` with the same sampling seed:
 
 - a model trained with `model.missing_joints=true` gets the mask (its missing-joint input);
-- a model without it gets the missing joints filled (`diffupose.masking.fill_missing`), and no
+- a model without it gets the missing joints filled (`diffupose.model.masking.fill_missing`), and no
   mask: `--fill neighbour` (default) with the mean of their present skeleton neighbours,
   `--fill template` with the mean pose fitted to the present joints (what `diffupose lift` does
   for a single frame).
@@ -33,8 +33,8 @@ import logging
 import torch
 
 from diffupose.inference import SamplingSettings
-from diffupose.masking import FILL_METHODS, MASK_MODES
-from diffupose.robustness import markdown_tables, run_robustness
+from diffupose.model.masking import FILL_METHODS, MASK_MODES
+from diffupose.evaluation.robustness import markdown_tables, run_robustness
 from diffupose.utils import atomic_write_text, environment_info
 
 log = logging.getLogger("robustness")

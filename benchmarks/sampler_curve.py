@@ -25,8 +25,8 @@ import logging
 import platform
 from pathlib import Path
 
-from diffupose import zoo
-from diffupose.sampler_curve import sampler_curve
+from diffupose.inference import zoo
+from diffupose.evaluation.sampler_curve import sampler_curve
 from diffupose.utils import atomic_write_text, environment_info
 
 log = logging.getLogger("sampler_curve")

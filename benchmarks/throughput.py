@@ -29,7 +29,7 @@ import torch
 from diffupose.config import DiffusionConfig, ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
 from diffupose.model import build_denoiser, count_parameters
-from diffupose.skeleton import H36M17
+from diffupose.geometry.skeleton import H36M17
 from diffupose.utils import environment_info, resolve_device
 
 log = logging.getLogger("throughput")
@@ -66,7 +66,7 @@ def bench_train(dim: int, batch: int, device: torch.device, amp_dtype, compile_m
 def _train_stepper(model_cfg: ModelConfig, batch: int, device: torch.device, amp_dtype,
                    compile_mode: str | bool | None, ema_decay: float | None):
     """A closure running one training step (forward + backward + Adam [+ EMA]) on fixed random data."""
-    from diffupose.ema import make_ema
+    from diffupose.model.ema import make_ema
 
     skeleton = H36M17
     torch.manual_seed(0)
@@ -148,7 +148,7 @@ def compile_table(preset_names: list[str], device: torch.device, steady_steps: i
                   clock=time.perf_counter) -> list[dict]:
     """Eager vs torch.compile training at each preset (autocast as train.amp=auto picks it):
     compile time (first steps) and steady-state samples/s; the break-even point in minutes."""
-    from diffupose.train import amp_dtype
+    from diffupose.training import amp_dtype
 
     rows = []
     for name in preset_names:

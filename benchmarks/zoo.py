@@ -25,12 +25,12 @@ import platform
 import time
 from pathlib import Path
 
-from diffupose import zoo
+from diffupose.inference import zoo
 from diffupose.config import EvalConfig, apply_overrides, parse_override, preset
 from diffupose.data import prepare_dataset
-from diffupose.evaluate import evaluate
-from diffupose.metrics import AVERAGE
-from diffupose.train import read_history, train
+from diffupose.evaluation.protocols import evaluate
+from diffupose.inference.metrics import AVERAGE
+from diffupose.training import read_history, train
 from diffupose.utils import environment_info
 
 log = logging.getLogger("zoo")

@@ -11,9 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .aggregate import AGGREGATIONS
+from .config import PRESETS
 from .diffusion.samplers import SAMPLERS
 from .errors import ConfigError, DataError, DiffuPoseError
+from .inference.aggregate import AGGREGATIONS
 from .workbench.assets import EXTRA_MODULES, WORKBENCH_INSTALL
 
 log = logging.getLogger("diffupose")
@@ -56,7 +57,7 @@ def _resolve_model_source(args: argparse.Namespace) -> None:
     """--model NAME -> args.run = the zoo folder (checksum verified); its weights are the final
     EMA (no checkpoint selection), so the checkpoint default becomes `ema`."""
     if getattr(args, "model", None):
-        from .zoo import model_dir
+        from .inference.zoo import model_dir
 
         args.run = str(model_dir(args.model))
         if args.checkpoint is None:
@@ -105,7 +106,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--data", required=True, help="prepared .npz")
     p.add_argument("--out", required=True,
                    help="run directory (an existing run is resumed when its data and config match)")
-    p.add_argument("--preset", default="default", help="config preset: default, tiny, demo, paper, humaneva, humaneva_cpu, h36m_cpu")
+    p.add_argument("--preset", default="default", help=f"config preset: {', '.join(PRESETS)}")
     p.add_argument("--config", default=None, help="config JSON (replaces the preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
@@ -228,7 +229,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .train import train
+    from .training import train
 
     cfg = _train_config(args)
     result = train(cfg, args.out, resume=not args.no_resume, overwrite=args.overwrite, progress=not args.no_progress)
@@ -240,7 +241,7 @@ def _eval_config(args: argparse.Namespace):
     """The run's EvalConfig with the command-line overrides, validated (one-line errors)."""
     from .config import Config, apply_overrides
     from .errors import CheckpointError
-    from .evaluate import check_eval_config
+    from .evaluation.protocols import check_eval_config
 
     _resolve_model_source(args)
     config_path = Path(args.run) / "config.json"
@@ -256,7 +257,7 @@ def _eval_config(args: argparse.Namespace):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate
+    from .evaluation.protocols import evaluate
     from .utils import check_output_file
 
     _resolve_model_source(args)
@@ -282,7 +283,7 @@ def read_keypoints_file(path: str | Path, image_size: tuple[int, int] | None = N
     `image_size` (W, H); input that looks like pixels without it is refused."""
     import numpy as np
 
-    from .camera import normalize_screen_coordinates
+    from .geometry.projection import normalize_screen_coordinates
 
     path = Path(path)
     if not path.is_file():
@@ -320,7 +321,7 @@ def read_keypoints_file(path: str | Path, image_size: tuple[int, int] | None = N
 def cmd_sample(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from .inference import Lifter, SamplingSettings
+    from .inference.lifter import Lifter, SamplingSettings
     from .utils import atomic_path, check_output_file
 
     eval_cfg = _eval_config(args)
@@ -340,7 +341,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_lift(args: argparse.Namespace) -> None:
-    from .lift import lift
+    from .lifting import lift
 
     _resolve_model_source(args)
     num_hypotheses = args.hypotheses if args.hypotheses is not None else 10
@@ -356,7 +357,7 @@ def cmd_lift(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from . import zoo
+    from .inference import zoo
 
     if args.name is None:
         print(zoo.models_table())
@@ -368,7 +369,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_describe(args: argparse.Namespace) -> None:
     from .config import ModelConfig
     from .model import build_denoiser, count_parameters
-    from .skeleton import get_skeleton
+    from .geometry.skeleton import get_skeleton
 
     skeleton = get_skeleton(args.skeleton)
     model_cfg = ModelConfig(denoiser=args.denoiser, dim=args.dim, released_unused_film=args.released_unused_film)
@@ -381,7 +382,7 @@ def cmd_describe(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from .reports import run_report
+    from .workbench.reports import run_report
 
     overrides = list(args.overrides) + (["allow_pickle=true"] if args.allow_pickle else [])
     path = run_report(args.profile, name=args.name, overrides=overrides, out_root=args.out_root,

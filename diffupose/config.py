@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .diffusion.flow import FLOW_TIMES, OBJECTIVES
 from .diffusion.loss import LOSSES
 from .diffusion.samplers import check_sampler, resolve_sampler
-from .diffusion.flow import FLOW_TIMES, OBJECTIVES
 from .diffusion.schedule import PREDICTIONS, SCHEDULES
 from .errors import ConfigError
 
@@ -221,7 +221,7 @@ class SamplingConfig:
     num_steps: int = 5             # DDIM steps
     eta: float = 0.0
     flip: bool = True              # average each hypothesis with its mirrored twin (paper protocol)
-    aggregate: str = "mean"        # see diffupose.aggregate.AGGREGATIONS
+    aggregate: str = "mean"        # see diffupose.inference.aggregate.AGGREGATIONS
     batch_size: int = 2048         # 2D inputs per sampler call (each runs H (x2 with flip) chains)
     seed: int = 0
 
@@ -378,7 +378,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
 
 
 def _preset_overrides() -> dict[str, dict[str, Any]]:
-    """Named presets as override tables (data, not logic: long only because there are seven)."""
+    """Named presets as override tables (data, not logic: long only because there are nine)."""
     # The CPU-budget recipe shared by humaneva_cpu, h36m_cpu and h36m_sh_cpu (see below).
     cpu = {
         "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.aggregate import (
-    AGGREGATIONS, aggregate, estimate_root_translation, fit_weak_perspective, project_perspective,
-)
+from diffupose.inference.aggregate import (
+              AGGREGATIONS, aggregate, estimate_root_translation, fit_weak_perspective, project_perspective,
+          )
 from diffupose.errors import ConfigError
 
 
@@ -101,10 +101,10 @@ def test_reproject_mixed_intrinsics_rows():
 
 # --- The full aggregator set --------------------------------------------------------------------
 
-from diffupose import aggregate as agg  # noqa: E402
-from diffupose.aggregate import (  # noqa: E402
-    ORACLES, camera_distortion, estimate_root_translation as _root, project_camera, reproject_weighted_mean,
-)
+from diffupose.inference import aggregate as agg  # noqa: E402
+from diffupose.inference.aggregate import (  # noqa: E402
+              ORACLES, camera_distortion, estimate_root_translation as _root, project_camera, reproject_weighted_mean,
+          )
 
 _FUNCTIONS = {"mean": agg.mean_pose, "median": agg.coordinate_median, "geometric_median": agg.geometric_median,
               "reproject": agg.reproject_select, "reproject_weighted": agg.reproject_weighted_mean,
@@ -127,7 +127,7 @@ def _h36m_scene(seed=0, num_h=5):
     rng = np.random.default_rng(seed)
     batch, joints = 4, 17
     ids = ["54138969", "55011271", "58860488", "60457274"]
-    from diffupose.camera import load_cameras
+    from diffupose.geometry.camera import load_cameras
 
     cams = {c.id: c for c in load_cameras("h36m").intrinsics}
     intrinsics = np.stack([cams[i].normalized for i in ids])
@@ -148,7 +148,8 @@ def _h36m_scene(seed=0, num_h=5):
 
 
 def test_distortion_lookup_and_projection_match_the_camera_module():
-    from diffupose.camera import load_cameras, normalize_screen_coordinates, project_to_2d
+    from diffupose.geometry.camera import load_cameras
+    from diffupose.geometry.projection import normalize_screen_coordinates, project_to_2d
 
     cam = load_cameras("h36m").intrinsics[2]
     d = camera_distortion("h36m", [cam.id, "unknown"])

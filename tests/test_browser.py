@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from diffupose.reports import run_report
+from diffupose.workbench.reports import run_report
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 

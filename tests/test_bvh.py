@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffupose.bvh import (bvh_joint_positions, bvh_text, euler_zxy_from_matrix, matrix_from_euler, parse_bvh,
-                           read_bvh, write_bvh)
+from diffupose.lifting.bvh import (bvh_joint_positions, bvh_text, euler_zxy_from_matrix, matrix_from_euler, parse_bvh,
+                                   read_bvh, write_bvh)
 from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
 from diffupose.errors import DataError
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 from conftest import require_file
 
@@ -100,7 +100,7 @@ def test_malformed_bvh_is_a_one_line_error(tmp_path):
 
 @pytest.mark.realdata
 def test_bvh_of_h36m_ground_truth(shared_data):
-    from diffupose.camera import load_cameras
+    from diffupose.geometry.camera import load_cameras
     from diffupose.data.h36m import read_plain_h36m
 
     src = require_file(shared_data / "h36m" / "h36m_3d17_train.npz")

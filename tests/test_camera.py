@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffupose import camera as C
+from diffupose import geometry as C
 
 
 

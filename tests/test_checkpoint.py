@@ -6,14 +6,14 @@ import fractions
 import pytest
 import torch
 
-from diffupose import checkpoint as ckpt
-from diffupose.checkpoint import (BEST, CHECKPOINT_DIR, LATEST, load_model, load_training_state,
-                                  read_metadata, resolve_checkpoint, save_checkpoint)
+from diffupose.model import checkpoint as ckpt
+from diffupose.model.checkpoint import (BEST, CHECKPOINT_DIR, LATEST, load_model, load_training_state,
+                                        read_metadata, resolve_checkpoint, save_checkpoint)
 from diffupose.config import apply_overrides, preset
-from diffupose.ema import make_ema
+from diffupose.model.ema import make_ema
 from diffupose.errors import CheckpointError
 from diffupose.model import build_denoiser
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 
 def _tiny(dim=32, skeleton=H36M17, seed=0):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from diffupose.cli import main
-from diffupose.reference import H36M_ACTIONS
-from diffupose.skeleton import H36M32_TO_17
+from diffupose.evaluation.reference import H36M_ACTIONS
+from diffupose.geometry.skeleton import H36M32_TO_17
 
 from conftest import require_file
 

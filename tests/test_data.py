@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 import pytest
 
-from diffupose.camera import load_cameras, normalize_screen_coordinates
+from diffupose.geometry.camera import load_cameras
+from diffupose.geometry.projection import normalize_screen_coordinates
 from diffupose.data import build_dataset, load_prepared, prepare_dataset, save_prepared, summarize
 from diffupose.data.h36m import assign_splits, canonical_action, load_h36m
 from diffupose.data.humaneva import load_humaneva
 from diffupose.data.synthetic import _rest, forward_kinematics, subject_bones
 from diffupose.errors import ConfigError, DataError
-from diffupose.skeleton import H36M32_TO_17, H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M32_TO_17, H36M17, HUMANEVA15
 
 # ---------------------------------------------------------------------------------------------
 # small world-pose sequences and files

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, require_file
-from diffupose.camera import image_coordinates, load_cameras
+from diffupose.geometry.projection import image_coordinates
+from diffupose.geometry.camera import load_cameras
 from diffupose.data.h36m import load_h36m
 from diffupose.data.humaneva import load_humaneva
 from diffupose.errors import DataError
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 pytestmark = pytest.mark.realdata
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffupose.train import epoch_indices
+from diffupose.training import epoch_indices
 
 
 def _free_port() -> int:
@@ -62,7 +62,7 @@ def test_two_process_gloo_training(synthetic_npz, tmp_path):
     assert state["step"] == 4 and state["extra"]["world_size"] == 2
     assert len(state["rng"]["noise_generator"]) == 2                # every rank's noise stream saved
     assert not torch.equal(*state["rng"]["noise_generator"])        # ranks draw different noise
-    from diffupose.train import read_history
+    from diffupose.training import read_history
     assert [r["step"] for r in read_history(run_dir)] == [1, 2, 3, 4]
 
 
@@ -81,7 +81,7 @@ def _worker(npz: str, run_dir: str, weights_dir: str, max_steps: str) -> None:
     from safetensors.torch import save_file
 
     from diffupose.config import preset
-    from diffupose.train import train
+    from diffupose.training import train
 
     torch.set_num_threads(1)
     cfg = preset("tiny", {"data.path": npz, "train.device": "cpu", "train.batch_size": 64,

@@ -14,13 +14,13 @@ from diffupose.data.detections import map_detections, read_detections
 from diffupose.data.detector_noise import DetectorNoise, error_summary, measure_residuals
 from diffupose.data.keypoints import Keypoints
 from diffupose.data.prepared import load_prepared, save_prepared
-from diffupose.detection_analysis import analyse_detections, simulate_detections, table1_rows
+from diffupose.evaluation.detection_analysis import analyse_detections, simulate_detections, table1_rows
 from diffupose.errors import DataError
-from diffupose.evaluate import evaluate
+from diffupose.evaluation.protocols import evaluate
 from diffupose.inference import SamplingSettings
-from diffupose.lift import prepare_keypoints
-from diffupose.skeleton import H36M17
-from diffupose.train import load_training_data, train
+from diffupose.lifting import prepare_keypoints
+from diffupose.geometry.skeleton import H36M17
+from diffupose.training import load_training_data, train
 
 from conftest import require_file
 
@@ -66,7 +66,7 @@ def test_bad_detection_files_are_one_line_errors(tmp_path, arrays, frames, messa
 def test_mapping_is_the_one_lift_uses():
     """The same MPII-16 pixel array gives the same normalised H36M-17 input through prepare's
     path (map, then normalise per camera) and through lift's prepare_keypoints."""
-    from diffupose.camera import normalize_screen_coordinates
+    from diffupose.geometry.projection import normalize_screen_coordinates
 
     xy = _det(frames=7).astype(np.float64)
     ours = normalize_screen_coordinates(map_detections(xy, "mpii16", H36M17), 1000, 1002)
@@ -149,7 +149,7 @@ def test_input_2d_needs_gt_beside(synthetic_npz):
     cfg = preset("tiny", {"data.path": str(synthetic_npz), "train.input_2d": "gt+noise"})
     with pytest.raises(DataError, match="keypoints_2d_gt"):
         load_training_data(cfg, torch.device("cpu"))
-    from diffupose.evaluate import with_input_2d
+    from diffupose.evaluation.protocols import with_input_2d
 
     with pytest.raises(DataError, match="eval.input_2d=gt needs keypoints_2d_gt"):
         with_input_2d(load_prepared(synthetic_npz), "gt", synthetic_npz)
@@ -191,14 +191,14 @@ def test_real_sh_detections_prepare(shared_data, tmp_path):
     assert data.keypoints_2d_gt is not None
     assert data.meta["detections_layout"] == "mpii16" and data.meta["num_missing_detections"] == 0
     assert data.meta["keypoints_2d_name"].startswith("SH")
-    from diffupose.detection_analysis import keypoint_errors_px
+    from diffupose.evaluation.detection_analysis import keypoint_errors_px
 
     median = float(np.median(keypoint_errors_px(data)))
     assert 5.0 < median < 15.0
 
 
 def test_robustness_matrix_starts_from_gt_and_adds_real_detections(_tiny_run, simulated):
-    from diffupose.robustness import markdown_tables, matrix_pivot, run_robustness
+    from diffupose.evaluation.robustness import markdown_tables, matrix_pivot, run_robustness
 
     settings = SamplingSettings(num_hypotheses=2, num_steps=2, seed=0)
     rows, card = run_robustness({"det": str(_tiny_run)}, simulated, "test", settings, max_samples=32, missing=(0,),
@@ -238,7 +238,7 @@ def test_layout_round_trips_are_the_lift_mapping(simulated):
 
 def test_gt_files_are_named_gt_in_cards(synthetic_npz):
     """A file with no recorded 2D source (synthetic data) is ground truth, never 'detections'."""
-    from diffupose.scoring import _source_label
+    from diffupose.evaluation.scoring import _source_label
 
     assert _source_label(load_prepared(synthetic_npz).meta).startswith("GT")
     assert _source_label({"keypoints": "cpn_ft_h36m_dbb"}) == "detections (cpn_ft_h36m_dbb)"

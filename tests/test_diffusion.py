@@ -12,7 +12,7 @@ from diffupose.diffusion import (PREDICTIONS, SAMPLERS, DDIMSampler, DDPMSampler
                                  q_posterior_mean_variance, q_sample, sample)
 from diffupose.errors import ConfigError
 from diffupose.model import build_denoiser
-from diffupose.skeleton import H36M17, flip_horizontal
+from diffupose.geometry.skeleton import H36M17, flip_horizontal
 
 J = H36M17.num_joints
 

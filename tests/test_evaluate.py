@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.aggregate import project_perspective
+from diffupose.inference.aggregate import project_perspective
 from diffupose.config import Config, EvalConfig, ModelConfig
 from diffupose.data.prepared import save_prepared
 from diffupose.errors import ConfigError, DataError
-from diffupose.evaluate import EvalResult, compare_with_paper, evaluate, official_oracle_pose
+from diffupose.evaluation.protocols import EvalResult, compare_with_paper, evaluate, official_oracle_pose
 from diffupose.model import build_denoiser
-from diffupose.reference import H36M_ACTIONS
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.evaluation.reference import H36M_ACTIONS
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 EVAL = EvalConfig(sampler="ddim", num_steps=2, num_hypotheses=2, flip=True, batch_size=16, seed=0)
 
@@ -223,7 +223,7 @@ def test_max_samples_and_eval_defaults_from_config(h36m_file):
 
 
 def test_evaluate_from_run_directory(h36m_file, tmp_path):
-    from diffupose.checkpoint import save_checkpoint
+    from diffupose.model.checkpoint import save_checkpoint
 
     denoiser, cfg = _model(H36M17)
     save_checkpoint(tmp_path / "run" / "checkpoint" / "latest", model=denoiser, ema_model=denoiser, optimizer=None,
@@ -245,9 +245,9 @@ def test_real_h36m_camera_geometry():
     released back-projection reproduces the ground truth up to lens distortion."""
     if not (H36M_DIR / "h36m_3d17_train.npz").is_file():
         pytest.skip(f"{H36M_DIR} has no h36m_3d17_train.npz")
-    from diffupose.aggregate import estimate_root_translation
+    from diffupose.inference.aggregate import estimate_root_translation
     from diffupose.data.h36m import load_h36m
-    from diffupose.metrics import mpjpe
+    from diffupose.inference.metrics import mpjpe
 
     data = load_h36m(H36M_DIR, subjects=["S1"], actions=["Walking"], stride=100)
     gt = data.poses_3d.astype(np.float64)

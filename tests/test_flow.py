@@ -164,10 +164,10 @@ def test_sampler_rules_by_objective():
 def test_tiny_flow_run_trains_samples_and_names_its_objective(tmp_path, synthetic_npz):
     """Train the tiny preset with objective=flow, then evaluate through the shared path: the
     protocol card names objective, sampler and NFE, and more steps does not break it."""
-    from diffupose.evaluate import evaluate
+    from diffupose.evaluation.protocols import evaluate
     from diffupose.config import EvalConfig
     from diffupose.inference import Lifter, SamplingSettings
-    from diffupose.train import read_history, train
+    from diffupose.training import read_history, train
 
     cfg = preset("tiny", {"diffusion.objective": "flow", "train.max_steps": 60, "data.path": str(synthetic_npz)})
     run = tmp_path / "run"

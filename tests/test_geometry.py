@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffupose import aggregate, bvh, camera, geometry, metrics
+from diffupose.inference import aggregate, metrics
+from diffupose.lifting import bvh
+from diffupose import geometry
 from diffupose.data import synthetic
 from diffupose.geometry import projection, rotations
 from diffupose.utils import atomic_savez
@@ -186,19 +188,13 @@ def test_screen_normalisation_round_trips():
 
 
 def test_old_names_reach_the_geometry_functions():
-    assert camera.project_to_2d is geometry.project_to_2d
-    assert camera.load_cameras is geometry.load_cameras
-    assert camera.Camera is geometry.Camera
-    assert camera.quaternion_from_matrix is geometry.quaternion_from_matrix
     for name in ("project_camera", "project_perspective", "undistort_points", "estimate_root_translation",
                  "fit_weak_perspective", "camera_distortion"):
         assert getattr(aggregate, name) is getattr(geometry, name), name
-    for name in camera.__all__:
-        assert hasattr(camera, name), name
 
 
 def test_camera_distortion_lookup():
-    cams = camera.load_cameras("h36m")
+    cams = geometry.load_cameras("h36m")
     first = cams.intrinsics[0]
     out = geometry.camera_distortion("h36m", [first.id, "nope"])
     np.testing.assert_array_equal(out[0], tuple(first.radial_distortion) + tuple(first.tangential_distortion))

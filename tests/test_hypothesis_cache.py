@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose import hypothesis_cache as hc
-from diffupose.aggregate import AGGREGATIONS, ORACLES
+from diffupose.evaluation import hypothesis_cache as hc
+from diffupose.inference.aggregate import AGGREGATIONS, ORACLES
 from diffupose.data.prepared import load_prepared
 from diffupose.errors import DataError
 
@@ -155,7 +155,7 @@ def test_real_lifter_cache_is_reproducible_and_reused(tmp_path, synthetic_npz):
     from diffupose.config import preset
     from diffupose.inference import Lifter
     from diffupose.model import build_denoiser
-    from diffupose.skeleton import get_skeleton
+    from diffupose.geometry.skeleton import get_skeleton
 
     torch.manual_seed(0)
     cfg = preset("tiny")

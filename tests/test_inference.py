@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose import metrics
+from diffupose.inference import metrics
 from diffupose.cli import main
 from diffupose.config import Config, EvalConfig, apply_overrides, preset
 from diffupose.data.prepared import load_prepared
 from diffupose.errors import ConfigError
-from diffupose.evaluate import evaluate
-from diffupose.explore import explore_sample
+from diffupose.evaluation.protocols import evaluate
+from diffupose.workbench.explore import explore_sample
 from diffupose.inference import Lifter, SamplingSettings
 
 SETTINGS = SamplingSettings(num_hypotheses=3, sampler="ddim", num_steps=2, flip=True, batch_size=16, seed=5)
@@ -98,7 +98,7 @@ def test_explorer_uses_the_same_hypotheses(lifter, test_data):
 
 
 def test_validation_uses_the_same_hypotheses(lifter, synthetic_npz):
-    from diffupose.train import load_training_data, validate
+    from diffupose.training import load_training_data, validate
 
     cfg = apply_overrides(preset("tiny"), [f"data.path={synthetic_npz}", "data.max_val_samples=24",
                                            "train.val_hypotheses=2", "train.val_steps=2"])
@@ -159,7 +159,7 @@ def test_sample_bad_keypoints(run_dir, tmp_path, content, suffix, message):
 
 
 def test_sample_pixels_with_image_size(run_dir, tmp_path, test_data):
-    from diffupose.camera import image_coordinates
+    from diffupose.geometry.projection import image_coordinates
 
     path = tmp_path / "kp.npy"
     np.save(path, image_coordinates(test_data.keypoints_2d[:3], 1000, 1000).astype(np.float32))

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffupose.camera import normalize_screen_coordinates
+from diffupose.geometry.projection import normalize_screen_coordinates
 from diffupose.data import keypoints as K
 from diffupose.data import keypoint_examples
 from diffupose.errors import DataError
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 from conftest import require_file
 

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 import diffupose
-from diffupose.aggregate import project_perspective
-from diffupose.bvh import bvh_joint_positions, read_bvh
+from diffupose.inference.aggregate import project_perspective
+from diffupose.lifting.bvh import bvh_joint_positions, read_bvh
 from diffupose.cli import main
 from diffupose.config import EvalConfig
 from diffupose.data import keypoints as K
 from diffupose.errors import ConfigError, DataError
-from diffupose.lift import lift, place_root, plan_outputs, smooth_sequence, write_outputs
-from diffupose.skeleton import H36M17
+from diffupose.lifting import lift, place_root, plan_outputs, smooth_sequence, write_outputs
+from diffupose.geometry.skeleton import H36M17
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COCO = EXAMPLES / "coco17_S8_walking.json"
@@ -360,7 +360,7 @@ def test_non_finite_results_are_refused_before_writing(tmp_path):
 def test_outputs_are_written_all_or_nothing(tmp_path, monkeypatch):
     import os
 
-    import diffupose.viz.lift_viewer as viewer
+    import diffupose.lifting.outputs as viewer
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -397,7 +397,7 @@ def test_outputs_are_written_all_or_nothing(tmp_path, monkeypatch):
 
 
 def test_trained_on_detections_reads_the_config_and_the_prepared_file(tmp_path):
-    from diffupose.lift import trained_on_detections
+    from diffupose.lifting import trained_on_detections
 
     def cfg(mode, path=""):
         return SimpleNamespace(train=SimpleNamespace(input_2d=mode), data=SimpleNamespace(path=str(path)))
@@ -418,7 +418,7 @@ def test_trained_on_detections_reads_the_config_and_the_prepared_file(tmp_path):
 def test_gt_only_models_warn_once_on_detector_pixels(tmp_path, caplog, run_dir):
     from diffupose.config import Config, TrainConfig
     from diffupose.inference import Lifter
-    from diffupose.lift import trained_on_detections
+    from diffupose.lifting import trained_on_detections
 
     def lifter(mode):
         recorder = _RecordingLifter(False)

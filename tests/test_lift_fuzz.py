@@ -14,8 +14,8 @@ import pytest
 
 from diffupose.data import keypoints as K
 from diffupose.errors import ConfigError, DataError
-from diffupose.lift import lift
-from diffupose.skeleton import H36M17
+from diffupose.lifting import lift
+from diffupose.geometry.skeleton import H36M17
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

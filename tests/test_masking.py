@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.camera import normalize_screen_coordinates
+from diffupose.geometry.projection import normalize_screen_coordinates
 from diffupose.config import ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
 from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
 from diffupose.errors import ConfigError, DataError
-from diffupose.masking import (FILL_METHODS, graph_diameter, neighbour_fill, add_pixel_noise, evaluation_mask, fill_missing, limbs,
-                               pixels_to_normalised, random_joint_mask)
+from diffupose.model.masking import (FILL_METHODS, graph_diameter, neighbour_fill, add_pixel_noise, evaluation_mask, fill_missing, limbs,
+                                     pixels_to_normalised, random_joint_mask)
 from diffupose.model import build_denoiser
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 J = H36M17.num_joints
 
@@ -185,8 +185,8 @@ def test_loss_and_sampler_pass_the_mask():
 
 
 def test_training_with_joint_dropout(synthetic_npz, tmp_path):
-    from diffupose.checkpoint import load_model
-    from diffupose.train import train
+    from diffupose.model.checkpoint import load_model
+    from diffupose.training import train
 
     over = {"data.path": str(synthetic_npz), "train.max_steps": 6, "train.val_every": 6,
             "train.checkpoint_every": 6, "train.log_every": 3, "train.joint_dropout": 0.3,
@@ -210,7 +210,7 @@ def test_build_denoiser_reads_the_flag():
 def test_robustness_matrix_cells():
     from diffupose.inference import Lifter, SamplingSettings
 
-    from diffupose import robustness as rob
+    from diffupose.evaluation import robustness as rob
 
     torch.manual_seed(0)
     cfg = preset("tiny")
@@ -246,7 +246,7 @@ def test_robustness_matrix_cells():
 def test_robustness_template_fill_and_bad_fill():
     from diffupose.inference import Lifter, SamplingSettings
 
-    from diffupose import robustness as rob
+    from diffupose.evaluation import robustness as rob
 
     cfg = preset("tiny")
     lifters = {"plain": Lifter.from_model(build_denoiser(cfg.model, H36M17), cfg, H36M17)}

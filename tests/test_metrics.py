@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose import metrics
+from diffupose.inference import metrics
 
 
 def _rotation(axis, angle):

@@ -6,7 +6,7 @@ from diffupose.config import ModelConfig
 from diffupose.errors import ConfigError
 from diffupose.model import ModulatedGraphConv, build_denoiser, count_parameters
 from diffupose.model.gcn import NonLocalBlock
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 J = H36M17.num_joints
 

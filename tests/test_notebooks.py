@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from diffupose.profiles import NOTEBOOKS
-from diffupose.reports import notebook_dir, remote_code_references, run_report
+from diffupose.workbench.profiles import NOTEBOOKS
+from diffupose.workbench.reports import notebook_dir, remote_code_references, run_report
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -194,7 +194,7 @@ def test_in_the_wild_section(report, metrics):
 
 
 def test_uncertainty_section(report, metrics):
-    from diffupose.profiles import get_profile
+    from diffupose.workbench.profiles import get_profile
 
     unc = metrics["uncertainty"]
     params = get_profile("tiny")["params"]
@@ -221,7 +221,7 @@ def test_uncertainty_section(report, metrics):
 
 
 def test_robustness_section(report, metrics):
-    from diffupose.profiles import get_profile
+    from diffupose.workbench.profiles import get_profile
 
     rob = metrics["robustness"]
     params = get_profile("tiny")["params"]

@@ -111,7 +111,8 @@ def _blocked(modules) -> str:
 def test_lifting_modules_import_nothing_of_jupyter():
     from diffupose.workbench.assets import EXTRA_MODULES
 
-    code = ("import sys\nimport diffupose, diffupose.cli, diffupose.lift, diffupose.zoo, diffupose.evaluate\n"
+    code = ("import sys\nimport diffupose, diffupose.cli, diffupose.lifting, diffupose.inference.zoo, "
+            "diffupose.evaluation.protocols\n"
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(EXTRA_MODULES)!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

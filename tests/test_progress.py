@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from diffupose.progress import (PROGRESS_ENV, ProgressTail, TrainingProgress, emit, format_duration,
-                                format_event)
+from diffupose.workbench.progress import (PROGRESS_ENV, ProgressTail, TrainingProgress, emit, format_duration,
+                                          format_event)
 
 
 def test_training_progress_rate_and_eta(monkeypatch):
     clock = iter([0.0, 10.0, 20.0])
-    monkeypatch.setattr("diffupose.progress.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("diffupose.workbench.progress.time.perf_counter", lambda: next(clock))
     p = TrainingProgress(total_steps=1000)                   # started at t=0
     first = p.update({"step": 100, "loss": 0.5})             # t=10: no rate from one row
     assert first["steps_per_s"] is None and first["eta_s"] is None and first["percent"] == 10
@@ -22,7 +22,7 @@ def test_training_progress_rate_and_eta(monkeypatch):
 
 def test_training_progress_from_epochs_and_wall_clock_cap(monkeypatch):
     clock = iter([0.0, 30.0, 60.0])
-    monkeypatch.setattr("diffupose.progress.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("diffupose.workbench.progress.time.perf_counter", lambda: next(clock))
     p = TrainingProgress(total_steps=0, epochs=10, max_minutes=2.0)
     p.update({"step": 50, "epoch": 0.5})                     # 100 steps per epoch -> 1000 steps
     row = p.update({"step": 60, "epoch": 0.6})               # 10 steps in 30 s: 2970 s left by rate
@@ -74,6 +74,6 @@ def test_eta_is_the_steps_left_at_the_rate_capped_by_the_budget():
     assert eta_seconds(100, 4.0) == 25.0 and eta_seconds(-5, 4.0) == 0.0
     assert eta_seconds(100, None) is None and eta_seconds(100, 0.0) is None
     assert eta_seconds(100, 4.0, budget_left_s=10.0) == 10.0 and eta_seconds(100, None, budget_left_s=-3.0) == 0.0
-    import diffupose.progress
+    import diffupose.workbench.progress
     import diffupose.training.progress
-    assert diffupose.progress.format_duration is diffupose.training.progress.format_duration   # one formatter
+    assert diffupose.workbench.progress.format_duration is diffupose.training.progress.format_duration   # one formatter

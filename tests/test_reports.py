@@ -13,11 +13,11 @@ import nbformat
 import pytest
 
 from diffupose.errors import ConfigError, DataError, DiffuPoseError
-from diffupose.profiles import (NOTEBOOKS, PROFILES, check_inputs, get_profile, parse_set, repo_root,
-                                resolve_parameters)
-from diffupose.reports import (ReportError, card_html, check_kernel, evaluation_checkpoint,
-                               paper_comparison_hypotheses, remote_code_references, resolve_inputs,
-                               resolve_split, run_report, strip_remote_scripts, table_card, table_html)
+from diffupose.workbench.profiles import (NOTEBOOKS, PROFILES, check_inputs, get_profile, parse_set, repo_root,
+                                          resolve_parameters)
+from diffupose.workbench.reports import (ReportError, card_html, check_kernel, evaluation_checkpoint,
+                                         paper_comparison_hypotheses, remote_code_references, resolve_inputs,
+                                         resolve_split, run_report, strip_remote_scripts, table_card, table_html)
 
 
 # ------------------------------------------------------------------------------------ profiles
@@ -63,7 +63,7 @@ def test_one_name_for_the_hypothesis_counts(tmp_path):
         assert isinstance(p["num_hypotheses"], int)
     import papermill
 
-    from diffupose.reports import notebook_dir
+    from diffupose.workbench.reports import notebook_dir
     assert "hypothesis_counts" in papermill.inspect_notebook(str(notebook_dir() / "03_evaluate.ipynb"))
     assert "num_hypotheses" in papermill.inspect_notebook(str(notebook_dir() / "05_hypotheses.ipynb"))
 
@@ -233,7 +233,7 @@ def fake_notebooks(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("notebooks")
     _notebook(d / "01_ok.ipynb", [
         ("md", "# OK\nA notebook that works."),
-        ("code", "import json\nimport plotly.graph_objects as go\nfrom diffupose import reports, viz\n"
+        ("code", "import json\nimport plotly.graph_objects as go\nfrom diffupose import viz\nfrom diffupose.workbench import reports\n"
                  "reports.setup_notebook()"),
         ("params", "seed = 0\nout_dir = '.'\nprofile = ''\nstride = 1"),
         ("code", "go.Figure(go.Scatter(x=[0, 1], y=[1, seed]))"),
@@ -248,7 +248,7 @@ def fake_notebooks(tmp_path_factory) -> Path:
     ])
     _notebook(d / "03_after.ipynb", [("params", "seed = 0"), ("code", "print('after')")])
     _notebook(d / "04_progress.ipynb", [
-        ("code", "import logging\nfrom diffupose import reports\nfrom diffupose.config import preset\n"
+        ("code", "import logging\nfrom diffupose.workbench import reports\nfrom diffupose.config import preset\n"
                  "reports.setup_notebook()"),
         ("params", "seed = 0"),
         ("code", "live = reports.TrainingCurveDisplay(every=10, cfg=preset('tiny'))\n"
@@ -337,7 +337,8 @@ def test_pickle_error_says_how_to_opt_in_and_the_opt_in_is_announced(fake_notebo
 
 
 def test_cli_report_allow_pickle_flag(monkeypatch, capsys):
-    from diffupose import cli, reports
+    from diffupose import cli
+    from diffupose.workbench import reports
 
     seen = {}
     monkeypatch.setattr(reports, "run_report", lambda profile, **kw: seen.update(kw) or Path("/x"))
@@ -375,7 +376,7 @@ def test_unknown_notebook_is_a_report_error(fake_notebooks, tmp_path):
 # ------------------------------------------------------------------------------- ablations
 
 def test_ablation_variants_share_the_base_model_and_rows_carry_paper_numbers():
-    from diffupose import ablations
+    from diffupose.evaluation import ablations
 
     v = ablations.ablation_variants(["schedule", "dim", "denoiser"], [96, 32, 64])
     assert list(v["dim"]) == ["32", "64", "96"]
@@ -404,7 +405,7 @@ def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
     """A kernel starts in notebooks/, so without help it imports whatever `diffupose` the
     environment puts first (another checkout's editable install, a decoy on PYTHONPATH)."""
     import diffupose
-    from diffupose.reports import kernel_pythonpath
+    from diffupose.workbench.reports import kernel_pythonpath
 
     decoy = tmp_path / "decoy" / "diffupose"
     decoy.mkdir(parents=True)
@@ -428,7 +429,7 @@ def test_report_kernels_import_the_reports_own_diffupose(tmp_path, monkeypatch):
 
 def test_kernel_pythonpath_leaves_an_installed_package_to_the_interpreter(monkeypatch):
     import diffupose.workbench.execute as execute_module
-    from diffupose.reports import kernel_pythonpath
+    from diffupose.workbench.reports import kernel_pythonpath
 
     monkeypatch.setattr(execute_module, "__file__", "/usr/lib/python3/site-packages/diffupose/workbench/execute.py")
     assert kernel_pythonpath(f"/a{os.pathsep}/b") == f"/a{os.pathsep}/b"
@@ -498,7 +499,8 @@ def test_overwrite_replaces_a_report_and_an_unfinished_one_may_change_settings(f
 
 
 def test_cli_report_overwrite_flag_and_help(monkeypatch, capsys):
-    from diffupose import cli, reports
+    from diffupose import cli
+    from diffupose.workbench import reports
 
     seen = {}
     monkeypatch.setattr(reports, "run_report", lambda profile, **kw: seen.update(kw) or Path("/x"))
@@ -564,7 +566,7 @@ def test_an_installed_package_uses_its_packaged_notebooks_and_examples(monkeypat
 # ---------------------------------------------------------------------- time cap on the index
 
 def test_index_says_when_training_stopped_at_its_time_cap(tmp_path):
-    from diffupose.reports import time_cap_text, write_index
+    from diffupose.workbench.reports import time_cap_text, write_index
 
     run = tmp_path / "run"
     run.mkdir()

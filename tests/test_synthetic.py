@@ -3,9 +3,9 @@ import time
 import numpy as np
 import pytest
 
-from diffupose.camera import image_coordinates
+from diffupose.geometry.projection import image_coordinates
 from diffupose.data.synthetic import SYNTHETIC_ACTIONS, generate_synthetic, mirror_in_depth
-from diffupose.skeleton import H36M17
+from diffupose.geometry.skeleton import H36M17
 
 PX = 2.0 / 1000  # one pixel in normalised units (1000 px wide images)
 

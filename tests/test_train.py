@@ -8,16 +8,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffupose.checkpoint import BEST, CHECKPOINT_DIR, LATEST, load_model
+from diffupose.model.checkpoint import BEST, CHECKPOINT_DIR, LATEST, load_model
 from diffupose.config import apply_overrides, preset
 from diffupose.data.prepared import load_prepared
 from diffupose.diffusion import NoiseSchedule, sample
-from diffupose.ema import ema_decay, make_ema
+from diffupose.model.ema import ema_decay, make_ema
 from diffupose.errors import ConfigError
-from diffupose.metrics import mpjpe
+from diffupose.inference.metrics import mpjpe
 from diffupose.model import build_denoiser
-from diffupose.train import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, load_training_data, lr_factor,
-                             read_history, train, validate)
+from diffupose.training import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, load_training_data, lr_factor,
+                                read_history, train, validate)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -356,9 +356,9 @@ def _ema_pair_run(decay: float, every: int, steps: int, tmp_path, resume_at: int
     """The old EMA and the AveragedModel EMA over `steps` Adam steps of a small denoiser
     (BatchNorm included); with `resume_at`, the new EMA goes through save_checkpoint /
     load_training_state and a fresh AveragedModel half way."""
-    from diffupose.checkpoint import load_training_state, save_checkpoint
-    from diffupose.ema import set_num_updates
-    from diffupose.skeleton import H36M17
+    from diffupose.model.checkpoint import load_training_state, save_checkpoint
+    from diffupose.model.ema import set_num_updates
+    from diffupose.geometry.skeleton import H36M17
 
     cfg = preset("tiny", {"model.dim": 32})
     torch.manual_seed(0)
@@ -416,7 +416,7 @@ def test_resume_refuses_other_data_or_config(synthetic_npz, tmp_path):
 
 
 def test_divergence_stops_with_one_line_and_keeps_finite_checkpoints(synthetic_npz, tmp_path):
-    from diffupose.train import TrainingDiverged
+    from diffupose.training import TrainingDiverged
 
     cfg = _small(synthetic_npz, **{"train.max_steps": 50, "train.checkpoint_every": 1, "train.val_every": 1000,
                                    "train.warmup_steps": 0, "train.lr_schedule": "constant"})

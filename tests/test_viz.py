@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from diffupose.skeleton import H36M17, HUMANEVA15
+from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 from diffupose.viz import (affinity_heatmaps, bone_length_histograms, error_vs_hypotheses_figure,
                            hypotheses_3d_figure, pose_2d_figure, record_metrics, save_figure,
                            spread_figure, strongest_nonskeletal_links, traces_by_role,

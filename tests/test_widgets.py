@@ -34,7 +34,7 @@ def _snapshot(fig) -> str:
 
 
 def test_find_sample_and_indices(data):
-    from diffupose.explore import find_sample, sample_indices, sample_label, subjects_and_actions
+    from diffupose.workbench.explore import find_sample, sample_indices, sample_label, subjects_and_actions
 
     choices = subjects_and_actions(data)
     subject = next(iter(choices))
@@ -52,7 +52,7 @@ def test_find_sample_and_indices(data):
 
 
 def test_explore_sample_shapes_and_seed(model, data):
-    from diffupose.explore import explore_sample
+    from diffupose.workbench.explore import explore_sample
     from diffupose.inference import Lifter
 
     handle = Lifter.resolve(model)
@@ -70,7 +70,7 @@ def test_explore_sample_shapes_and_seed(model, data):
 
 
 def test_explorer_callbacks_update_figures_in_place(model, data):
-    from diffupose.widgets import HypothesisExplorer
+    from diffupose.workbench.widgets import HypothesisExplorer
 
     ex = HypothesisExplorer(model, data, num_hypotheses=3, num_steps=3, use_figure_widget=True)
     fig = ex.figures["hypotheses_3d"]
@@ -109,7 +109,7 @@ def test_explorer_callbacks_update_figures_in_place(model, data):
 
 
 def test_explorer_fallback_without_figure_widget(model, data):
-    from diffupose.widgets import HypothesisExplorer
+    from diffupose.workbench.widgets import HypothesisExplorer
 
     ex = HypothesisExplorer(model, data, num_hypotheses=2, num_steps=2, use_figure_widget=False)
     before = _snapshot(ex.figures["hypotheses_3d"])
@@ -120,7 +120,7 @@ def test_explorer_fallback_without_figure_widget(model, data):
 
 @pytest.mark.parametrize("use_figure_widget", [False, True])
 def test_explorer_fits_its_rows_and_says_how_to_get_it_back(model, data, use_figure_widget):
-    from diffupose.widgets import RERUN_NOTE, SIZES, HypothesisExplorer
+    from diffupose.workbench.widgets import RERUN_NOTE, SIZES, HypothesisExplorer
 
     ex = HypothesisExplorer(model, data, num_hypotheses=2, num_steps=2, use_figure_widget=use_figure_widget)
     ex.controls["frame"].value = 1                          # sizes survive a redraw
@@ -142,7 +142,7 @@ def test_explorer_fits_its_rows_and_says_how_to_get_it_back(model, data, use_fig
 def test_explorer_display_starts_with_the_rerun_line(model, data, monkeypatch):
     import IPython.display
 
-    from diffupose.widgets import HypothesisExplorer
+    from diffupose.workbench.widgets import HypothesisExplorer
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
@@ -154,7 +154,7 @@ def test_explorer_display_starts_with_the_rerun_line(model, data, monkeypatch):
 
 
 def test_static_gallery(model, data):
-    from diffupose.widgets import gallery_figure, static_gallery
+    from diffupose.workbench.widgets import gallery_figure, static_gallery
 
     items = static_gallery(model, data, indices=[0, 5], num_hypotheses=2, num_steps=2)
     assert [it.result.index for it in items] == [0, 5]
@@ -172,7 +172,7 @@ import json, torch
 from diffupose.config import Config, ModelConfig
 from diffupose.data import build_dataset
 from diffupose.model import build_denoiser
-from diffupose.widgets import HypothesisExplorer
+from diffupose.workbench.widgets import HypothesisExplorer
 data = build_dataset("synthetic", num_frames=4, seed=0).select(split="test")
 cfg = Config(model=ModelConfig(dim=32, num_blocks=1))
 torch.manual_seed(0)

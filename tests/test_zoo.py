@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffupose import zoo
-from diffupose.checkpoint import load_model
+from diffupose.inference import zoo
+from diffupose.model.checkpoint import load_model
 from diffupose.cli import main as cli_main
 from diffupose.config import Config, preset
 from diffupose.errors import CheckpointError, ConfigError
-from diffupose.lift import lift
+from diffupose.lifting import lift
 from diffupose.model import count_parameters
-from diffupose.train import train
+from diffupose.training import train
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHIPPED = zoo.available()
@@ -119,7 +119,7 @@ def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
 def test_lift_card_records_the_model_layouts_and_warns_when_uncovered(tiny_zoo, tmp_path, caplog):
     """A model without train.input_layouts says so in one line for COCO input; the card records
     the model's layouts; a layout-aware model lifts a COCO file without any flag or warning."""
-    from diffupose.lift import layout_covered, model_layouts
+    from diffupose.lifting import layout_covered, model_layouts
 
     folder = tiny_zoo / "tiny-test"
     example = EXAMPLES / "coco17_S8_walking.json"

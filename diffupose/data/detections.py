@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..skeleton import Skeleton
+from ..geometry.skeleton import Skeleton
 from .keypoints import LAYOUTS, to_skeleton
 from .prepared import open_npz, read_array
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..skeleton import Skeleton, flip_horizontal
+from ..geometry.skeleton import Skeleton, flip_horizontal
 
 __all__ = ["DetectorNoise", "measure_residuals", "error_summary"]
 

@@ -27,9 +27,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..camera import load_cameras
 from ..errors import DataError
-from ..skeleton import H36M17
+from ..geometry.camera import load_cameras
+from ..geometry.skeleton import H36M17
 from .detections import DETECTOR_NAMES, detection_files, map_detections, missing_pairs, read_detections
 from .prepared import (PreparedData, SequenceRecord, assemble_samples, canonical_actions, open_npz, read_array,
                        require_present)
@@ -221,6 +221,18 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
     detections = None
     if layout == "plain+detections":
         detections = _read_detections(data_dir, keypoints, cameras, poses, keys)
+    records = _sequence_records(selected, poses, splits, cameras, detections, keypoints_2d, file_2d, layout)
+    arrays = assemble_samples(records, stride=stride, noise_px=noise_px, seed=seed, keep_gt=kp_is_detected(layout, file_2d))
+    meta = _meta(layout, files_3d, keypoints, file_2d, splits, cameras, detections,
+                 stride=stride, seed=seed, noise_px=noise_px, subjects=subjects, actions=actions,
+                 val_subjects=val_subjects, val_fraction=val_fraction)
+    return PreparedData(**arrays, skeleton=H36M17, dataset="h36m", meta=meta)
+
+
+def _sequence_records(selected, poses, splits, cameras, detections, keypoints_2d, file_2d, layout
+                      ) -> list[SequenceRecord]:
+    """One SequenceRecord per selected sequence: its world poses, cameras and 2D (the detections'
+    cameras only, when detections are read; a sequence without any is skipped)."""
     records = []
     for subject, name, action in selected:
         world = poses[(subject, name)]
@@ -236,7 +248,12 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
                                     allow_longer=(layout == "videopose3d"))
         records.append(SequenceRecord(subject=subject, action=action, sequence=f"{subject}/{name}",
                                       poses_world=world, cameras=cams, keypoints_px=kp, split=splits[(subject, name)]))
-    arrays = assemble_samples(records, stride=stride, noise_px=noise_px, seed=seed, keep_gt=kp_is_detected(layout, file_2d))
+    return records
+
+
+def _meta(layout, files_3d, keypoints, file_2d, splits, cameras, detections, *, stride, seed, noise_px, subjects,
+          actions, val_subjects, val_fraction) -> dict:
+    """The prepared file's meta: files, 2D source, splits and their rule, cameras, missing detections."""
     meta = {
         "dataset": "h36m", "layout": layout, "files_3d": [str(p) for p in files_3d],
         "keypoints": keypoints, "keypoints_source": str(file_2d) if file_2d else "projection (distortion included)",
@@ -259,7 +276,7 @@ def load_h36m(data_dir: str | os.PathLike, keypoints: str = "gt", allow_pickle: 
             log.warning("%s: %d sequence/camera pairs have no detections and are skipped: %s%s", meta["keypoints_source"],
                         len(detections["missing"]), ", ".join(detections["missing"][:5]),
                         " ..." if len(detections["missing"]) > 5 else "")
-    return PreparedData(**arrays, skeleton=H36M17, dataset="h36m", meta=meta)
+    return meta
 
 
 def kp_is_detected(layout: str, file_2d: Path | None) -> bool:

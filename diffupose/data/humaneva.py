@@ -27,9 +27,9 @@ import numpy as np
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..camera import load_cameras
 from ..errors import DataError
-from ..skeleton import HUMANEVA15
+from ..geometry.camera import load_cameras
+from ..geometry.skeleton import HUMANEVA15
 from .h36m import check_required_splits
 from .prepared import PreparedData, SequenceRecord, assemble_samples, canonical_actions, require_present
 from .videopose3d import match_keypoints_2d, read_positions_2d, read_positions_3d

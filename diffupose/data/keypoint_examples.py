@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import load_cameras
 from ..errors import DataError
+from ..geometry.camera import load_cameras
 from ..utils import atomic_write_text
 from .h36m import read_plain_h36m
 from .keypoint_io import coco_results_json, openpose_json, synthetic_detections

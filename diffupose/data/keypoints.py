@@ -71,9 +71,9 @@ Joints each layout provides directly (anything else is derived):
 (coco_wholebody maps as coco17.)
 
 When the model was trained without missing-joint masking (`model.missing_joints` false), a
-missing joint is filled (`diffupose.masking.fill_missing`): linearly interpolated in time from
+missing joint is filled (`diffupose.model.masking.fill_missing`): linearly interpolated in time from
 the frames of the track where it is present, else taken from the mean H36M-17 pose
-(`MEAN_POSE_2D_H36M17`, kept with the skeletons in `diffupose.skeleton`) fitted by scale and translation to the
+(`MEAN_POSE_2D_H36M17`, kept with the skeletons in `diffupose.geometry.skeleton`) fitted by scale and translation to the
 present joints.
 
 The code: layouts and the mapping in `data.layouts`, reading and writing files in

@@ -9,16 +9,16 @@ the formats and the derived-joint rules; it re-exports everything here).
 - plausible coordinates (`MAX_COORDINATE`, `MAX_NORMALISED`) and pixels -> normalised units
   (`normalize_keypoints`).
 
-`H36M17_TO_HUMANEVA15` and `MEAN_POSE_2D_H36M17` live with the skeletons (`diffupose.skeleton`:
+`H36M17_TO_HUMANEVA15` and `MEAN_POSE_2D_H36M17` live with the skeletons (`diffupose.geometry.skeleton`:
 the model floor fills missing joints with the mean pose) and are re-exported here.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..camera import normalize_screen_coordinates
 from ..errors import DataError
-from ..skeleton import H36M17, H36M17_TO_HUMANEVA15, HUMANEVA15, MEAN_POSE_2D_H36M17, Skeleton
+from ..geometry.projection import normalize_screen_coordinates
+from ..geometry.skeleton import H36M17, H36M17_TO_HUMANEVA15, HUMANEVA15, MEAN_POSE_2D_H36M17, Skeleton
 
 __all__ = [
     "COCO17_NAMES", "HALPE26_NAMES", "BODY25_NAMES", "MPII16_NAMES", "LAYOUTS", "FORMATS", "FILE_JOINTS",

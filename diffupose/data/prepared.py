@@ -29,9 +29,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..camera import Camera, normalize_screen_coordinates
 from ..errors import DataError
-from ..skeleton import Skeleton, get_skeleton
+from ..geometry.camera import Camera
+from ..geometry.projection import normalize_screen_coordinates
+from ..geometry.skeleton import Skeleton, get_skeleton
 from ..utils import atomic_path
 
 __all__ = ["PreparedData", "load_prepared", "save_prepared", "open_npz", "SequenceRecord",

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..camera import Camera, CameraExtrinsics, CameraIntrinsics, quaternion_from_matrix
+from ..geometry.camera import Camera, CameraExtrinsics, CameraIntrinsics
+from ..geometry.rotations import quaternion_from_matrix
 from ..geometry.rotations import rotation_x as _rx
 from ..geometry.rotations import rotation_y as _ry
 from ..geometry.rotations import rotation_z as _rz
-from ..skeleton import H36M17
+from ..geometry.skeleton import H36M17
 from .prepared import PreparedData, SequenceRecord, assemble_samples
 
 __all__ = ["SYNTHETIC_ACTIONS", "SYNTHETIC_SUBJECTS", "SYNTHETIC_SPLITS", "BONE_LENGTHS",

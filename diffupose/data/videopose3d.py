@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..skeleton import H36M32_TO_17
+from ..geometry.skeleton import H36M32_TO_17
 from .prepared import open_npz, read_array
 
 __all__ = ["load_pickled_dict", "read_positions_3d", "read_positions_2d", "reduce_h36m32_to_17",

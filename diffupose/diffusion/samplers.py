@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..skeleton import Skeleton, flip_horizontal
+from ..geometry.skeleton import Skeleton, flip_horizontal
 from .flow import FLOW_SAMPLERS, FlowPath, FlowSampler
 from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 

@@ -1,9 +1,8 @@
 """Geometry, the lowest floor above the base helpers: rotations (axis matrices, Euler angles,
 quaternions, shortest arcs, the SVD rotation fit), projection (rigid transforms, perspective
 projection with lens distortion and its inverse, root placement, screen normalisation) and
-camera calibration. Pure numpy; of the package it imports only `utils` (the base floor).
-
-`diffupose.camera` re-exports the camera part under its old name.
+camera calibration (`camera`), and the skeletons (`skeleton`: joints, parents, left/right, the GCN
+adjacency). Pure numpy; of the package it imports only `errors` and `utils` (the base floor).
 """
 from .camera import Camera, CameraExtrinsics, CameraIntrinsics, CameraSet, camera_distortion, load_cameras
 from .projection import (batched_distortion, batched_intrinsics, camera_to_world, distort, estimate_root_translation,

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..config import MISSING_FILLS
 from ..errors import ConfigError
-from ..masking import graph_diameter, neighbour_fill
+from .masking import graph_diameter, neighbour_fill
 
 __all__ = ["condition_channels", "MissingJointFill", "missing_joint_fill"]
 
@@ -27,7 +27,7 @@ def condition_channels(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor |
         if keypoint_mask is not None and not bool(keypoint_mask.all()):
             raise ConfigError("missing joints given to a model without missing-joint support "
                               "(model.missing_joints=false): train with model.missing_joints=true, or fill "
-                              "them first (diffupose.masking.fill_missing)")
+                              "them first (diffupose.model.masking.fill_missing)")
         return keypoints_2d.to(dtype)
     if keypoint_mask is None:
         return torch.cat((keypoints_2d.to(dtype), keypoints_2d.new_zeros(keypoints_2d.shape[:2] + (1,), dtype=dtype)), dim=-1)

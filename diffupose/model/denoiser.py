@@ -14,7 +14,7 @@ j — joint-specific vectors in feature space, for 2 x dim extra parameters. An 
 makes the channel zero, so the network then computes exactly what the 5-channel one would.
 With `missing_joints=False` (default) the network, its parameter count and its outputs are the
 released ones; a mask that marks joints missing is then a ConfigError (fill them first, e.g.
-`diffupose.masking.fill_missing`).
+`diffupose.model.masking.fill_missing`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..skeleton import Skeleton
+from ..geometry.skeleton import Skeleton
 from .condition import MissingJointFill, condition_channels, missing_joint_fill
 from .gcn import GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock, TimeFiLM, time_mlp
 from .unet import UNetDenoiser

@@ -18,7 +18,7 @@ from ..data.detector_noise import DetectorNoise
 from ..data.layout_mix import LayoutMix
 from ..data.prepared import load_prepared
 from ..errors import ConfigError, DataError
-from ..skeleton import Skeleton, flip_horizontal
+from ..geometry.skeleton import Skeleton, flip_horizontal
 
 __all__ = ["TrainingData", "load_training_data", "epoch_indices", "data_identity", "Budget", "step_budget"]
 

@@ -24,14 +24,14 @@ from typing import Any, Callable
 import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..checkpoint import BEST, CHECKPOINT_DIR, LATEST
 from ..config import Config
 from ..diffusion import diffusion_loss
 from ..errors import DiffuPoseError
-from ..inference import Lifter, SamplingSettings
-from ..masking import random_joint_mask
-from ..metrics import mpjpe
-from ..scoring import BatchScores, score_batches
+from ..evaluation.scoring import BatchScores, score_batches
+from ..inference.lifter import Lifter, SamplingSettings
+from ..inference.metrics import mpjpe
+from ..model.checkpoint import BEST, CHECKPOINT_DIR, LATEST
+from ..model.masking import random_joint_mask
 from .data import TrainingData, data_identity, epoch_indices, load_training_data
 from .distributed import setup_distributed
 from .optim import amp_dtype, build_lr_scheduler

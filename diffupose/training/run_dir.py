@@ -4,7 +4,7 @@ and the run card written at the end of every `train` call (`write_run_card`).
 
     run_dir/config.json, environment.json   the run's config and where it ran
     run_dir/history.jsonl                    one JSON row per logged step (HISTORY_KEYS)
-    run_dir/checkpoint/{latest,best}/        weights and training state (diffupose.checkpoint)
+    run_dir/checkpoint/{latest,best}/        weights and training state (diffupose.model.checkpoint)
     run_dir/run_card.json                    steps, budget, time cap, best val, seed, commit (RUN_CARD_FILE)
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, read_training_state, recover_interrupted_saves
 from ..config import Config
 from ..errors import CheckpointError, ConfigError
+from ..model.checkpoint import (BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, read_training_state,
+                                recover_interrupted_saves)
 from ..utils import atomic_write_text, environment_info, git_commit
 from .distributed import Dist
 

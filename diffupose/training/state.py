@@ -12,13 +12,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CHECKPOINT_DIR, load_training_state, save_checkpoint
 from ..config import Config
 from ..diffusion import build_process
-from ..ema import make_ema, set_num_updates
 from ..errors import ConfigError
-from ..inference import Lifter
+from ..inference.lifter import Lifter
 from ..model import build_denoiser
+from ..model.checkpoint import CHECKPOINT_DIR, load_training_state, save_checkpoint
+from ..model.ema import make_ema, set_num_updates
 from .data import Budget, TrainingData, step_budget
 from .distributed import Dist, rng_state, set_rng_state
 from .optim import amp_dtype, should_compile

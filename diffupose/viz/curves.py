@@ -17,7 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..skeleton import Skeleton
+from ..geometry.skeleton import Skeleton
 from ..utils import atomic_path, atomic_write_text
 from .skeleton3d import as_numpy
 
@@ -194,7 +194,7 @@ def kaleido_available() -> bool:
     the report index."""
     global _KALEIDO_OK
     if _KALEIDO_OK is None:
-        from ..progress import emit
+        from ..workbench.progress import emit
 
         no_browser = os.environ.get(NO_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         browser = find_export_browser()

@@ -1,4 +1,4 @@
-"""Figures of the detected-2D analysis (`diffupose.detection_analysis`): the detector's
+"""Figures of the detected-2D analysis (`diffupose.evaluation.detection_analysis`): the detector's
 per-joint 2D error beside the lifter's per-joint 3D error, and 3D error and hypothesis spread
 binned by the 2D error of the input. Each function returns a plotly Figure and never shows it."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures of the sampler curve (`diffupose.sampler_curve`): accuracy and calibration against
+"""Figures of the sampler curve (`diffupose.evaluation.sampler_curve`): accuracy and calibration against
 network evaluations per chain (NFE), one line per model x sampler x η. Returns plotly Figures."""
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..skeleton import Skeleton
+from ..geometry.skeleton import Skeleton
 from ..utils import as_numpy
 
 __all__ = [

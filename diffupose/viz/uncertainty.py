@@ -1,7 +1,7 @@
-"""Figures of the probabilistic evaluation (`diffupose.hypothesis_cache.evaluate_cache`):
+"""Figures of the probabilistic evaluation (`diffupose.evaluation.hypothesis_cache.evaluate_cache`):
 error against N per aggregator (oracles dashed and labelled), the reliability diagram of the
 quantile calibration, the spread-error scatter per joint and the most ambiguous joints/actions;
-and of the robustness matrix (`diffupose.robustness`): error per (missing joints, pixel noise)
+and of the robustness matrix (`diffupose.evaluation.robustness`): error per (missing joints, pixel noise)
 cell per model, and the hypothesis spread at missing vs present joints.
 
 Every function returns a `plotly.graph_objects.Figure` and never shows it; traces carry
@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..masking import matrix_pivot
+from ..model.masking import matrix_pivot
 from ..utils import as_numpy
 
 __all__ = ["aggregator_error_figure", "reliability_figure", "spread_error_figure", "ambiguity_figure",
@@ -123,7 +123,7 @@ def robustness_heatmaps(rows: Sequence[dict[str, Any]], metric: str = "mpjpe_agg
                         title: str | None = None) -> go.Figure:
     """One heatmap per model: rows = missing joints (none, k random, k limb), columns = 2D
     noise σ (px), cells = `metric` in mm (annotated), one shared colour scale.
-    rows: `diffupose.robustness.robustness_matrix` cells."""
+    rows: `diffupose.evaluation.robustness.robustness_matrix` cells."""
     models = list(dict.fromkeys(r["model"] for r in rows))
     grids = {m: matrix_pivot([r for r in rows if r["model"] == m], metric) for m in models}
     finite = np.concatenate([g[np.isfinite(g)] for _, _, g in grids.values()] or [np.zeros(1)])

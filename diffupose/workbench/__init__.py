@@ -1,4 +1,9 @@
-"""The report machinery of the workbench, one module per job.
+"""The workbench: what serves the notebooks and the reports, one module per job.
+
+- `reports`: the one name the notebooks use (`from diffupose.workbench import reports`): it
+  re-exports the public names of the modules below.
+- `profiles`: the report profiles as data; `progress`: the progress lines of a running report.
+- `widgets` and `explore`: the hypothesis explorer (live widget, static figures).
 
 - `assets`: where the notebooks and example files are (the checkout's, else the copies shipped
   in the package), the workbench extra's check, `ReportError`.
@@ -11,6 +16,5 @@
   report folder.
 - `index_page`: the report's `index.html` and `report.json`.
 
-`diffupose.reports` re-exports the public names (the notebooks use `reports.X`). Nothing is
-imported here, so importing one module does not pull in the others.
+Nothing is imported here, so importing one module does not pull in the others.
 """

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiffuPoseError
-from ..profiles import PATH_KEYS, repo_root
 from ..utils import atomic_write_text
+from .profiles import PATH_KEYS, repo_root
 
 __all__ = ["ReportError", "MissingExtraError", "WORKBENCH_MODULES", "EXTRA_MODULES", "WORKBENCH_INSTALL",
            "PACKAGED_ASSETS", "require_workbench", "missing_workbench_modules", "in_checkout", "asset_dir",

@@ -2,7 +2,7 @@
 
 `execute_notebook` runs a notebook with papermill (atomic: a failing notebook keeps its partial
 executed copy), passing only the parameters it declares; a papermill engine calls back when
-each code cell starts, and the kernel inherits the progress file (diffupose.progress) and a
+each code cell starts, and the kernel inherits the progress file (diffupose.workbench.progress) and a
 PYTHONPATH that makes it import this process's `diffupose` (`kernel_pythonpath`).
 `notebook_to_html` writes the page: JupyterLab's look without CDN loaders, loading the report's
 one local `plotly.min.js`.
@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..progress import PROGRESS_ENV
 from ..viz.curves import write_plotly_js
 from .assets import ReportError, write_page
+from .progress import PROGRESS_ENV
 
 __all__ = ["check_kernel", "declared_parameters", "NotebookFailed", "execute_notebook", "kernel_pythonpath",
            "notebook_to_html", "strip_remote_scripts", "remote_code_references"]

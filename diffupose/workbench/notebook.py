@@ -19,10 +19,10 @@ import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer, PlotlyRenderer
 
 from ..errors import ConfigError, DataError
-from ..inference import checkpoint_for_split
-from ..profiles import repo_root
-from ..progress import ProgressFileHandler, TrainingProgress, emit, format_training, progress_file
+from ..inference.lifter import checkpoint_for_split
 from ..viz import training_curves_figure
+from .profiles import repo_root
+from .progress import ProgressFileHandler, TrainingProgress, emit, format_training, progress_file
 
 __all__ = ["PLOTLY_RENDERER", "STANDALONE_RUNS", "FALLBACK_REPORT", "offline_renderer", "setup_notebook",
            "TrainingCurveDisplay", "resolve_split", "resolve_inputs", "evaluation_checkpoint"]

@@ -23,8 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..profiles import parse_set
 from .assets import ReportError
+from .profiles import parse_set
 
 __all__ = ["REPORT_JSON", "IGNORED_SETTINGS", "report_settings", "read_report", "open_report_dir"]
 

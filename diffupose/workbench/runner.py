@@ -1,7 +1,7 @@
 """Reports: execute the notebooks with papermill into reports/<name>/ and index them.
 
 `run_report("demo")` runs notebooks/01_data_prep ... 11_samplers in order with the parameters
-of a profile (diffupose.profiles), writes for each notebook the executed `.ipynb` and a
+of a profile (diffupose.workbench.profiles), writes for each notebook the executed `.ipynb` and a
 standalone `.html`, collects the figures the notebooks save under `figures/` and the numbers
 they record in one `metrics.json`, and writes `index.html` (links, run config, seed, git
 commit, library versions, the static-figure renderer, per-notebook and total wall time) and
@@ -18,7 +18,7 @@ plotly JSON (JupyterLab and VS Code draw it) plus an HTML `<div>` that needs a g
 every report page loads the report's one local `plotly.min.js` and nothing from the network.
 
 Progress: while a notebook runs the terminal shows each code cell (`cell i/n`, elapsed) and the
-training progress the kernel writes to a progress file (diffupose.progress); the executed
+training progress the kernel writes to a progress file (diffupose.workbench.progress); the executed
 notebooks keep one status line per training instead of a log.
 """
 from __future__ import annotations
@@ -32,14 +32,14 @@ from typing import Any, Iterable
 
 from ..config import apply_overrides, preset
 from ..errors import ConfigError
-from ..profiles import CONFIG_SECTIONS, NOTEBOOKS, check_inputs, get_profile, parse_set, resolve_parameters
-from ..progress import ProgressTail, format_duration
 from ..utils import environment_info
 from ..viz import record_metrics
 from ..viz.curves import write_plotly_js
 from .assets import ReportError, notebook_dir, require_workbench, with_installed_paths
 from .execute import NotebookFailed, check_kernel, declared_parameters, execute_notebook, notebook_to_html
 from .index_page import write_index
+from .profiles import CONFIG_SECTIONS, NOTEBOOKS, check_inputs, get_profile, parse_set, resolve_parameters
+from .progress import ProgressTail, format_duration
 from .resume import open_report_dir
 
 __all__ = ["run_report"]
@@ -53,7 +53,7 @@ def run_report(profile: str, name: str | None = None, overrides: list[str] | dic
                progress_interval_s: float = 10.0, overwrite: bool = False) -> Path:
     """Execute the notebooks of one report in order and return the report folder.
 
-    profile: a name of diffupose.profiles.PROFILES; name: folder under out_root (default: the
+    profile: a name of diffupose.workbench.profiles.PROFILES; name: folder under out_root (default: the
     profile); overrides: `--set` items (`data_dir=...`, `train.lr=...`); notebooks: names or
     prefixes (`"01"`, `"02_train"`) or paths, default all of notebooks/ in order.
     Every override is checked before the first notebook runs (unknown keys, wrong types, a

@@ -14,8 +14,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .. import reference
 from ..errors import ConfigError
+from ..evaluation import reference
 
 
 __all__ = ["TABLE_CSS", "format_cell", "card_html", "table_html", "count_rows", "gallery_indices",

@@ -14,7 +14,7 @@ anchors the pose; keypoint layouts without a pelvis derive it from the hips befo
 2D noise is Gaussian in pixels, converted to normalised screen units with the camera
 normalisation itself (`pixels_to_normalised`), so the formula lives in one place.
 
-The grid of the robustness matrix (mask x noise, `diffupose.robustness`) is plain data built
+The grid of the robustness matrix (mask x noise, `diffupose.evaluation.robustness`) is plain data built
 here (`row_label`, `matrix_pivot`), so the tables of robustness and the heatmaps of
 `viz.uncertainty` read the same grid without the figures importing the evaluation.
 """
@@ -25,9 +25,9 @@ import functools
 import numpy as np
 import torch
 
-from .camera import normalize_screen_coordinates
-from .errors import ConfigError, DataError
-from .skeleton import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17, Skeleton
+from ..errors import ConfigError, DataError
+from ..geometry.projection import normalize_screen_coordinates
+from ..geometry.skeleton import H36M17_TO_HUMANEVA15, MEAN_POSE_2D_H36M17, Skeleton
 
 __all__ = ["neighbour_fill", "graph_diameter", "limbs", "random_joint_mask", "evaluation_mask", "fill_missing",
            "FILL_METHODS", "pixels_to_normalised", "add_pixel_noise", "MASK_MODES", "DETECTIONS", "row_label",

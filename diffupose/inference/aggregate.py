@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
-from .geometry.camera import camera_distortion
-from .geometry.projection import (batched_distortion, batched_intrinsics, estimate_root_translation,
-                                  fit_weak_perspective, project_camera, project_perspective, undistort_points)
-from .utils import as_numpy
+from ..errors import ConfigError
+from ..geometry.camera import camera_distortion
+from ..geometry.projection import (batched_distortion, batched_intrinsics, estimate_root_translation,
+                                   fit_weak_perspective, project_camera, project_perspective, undistort_points)
+from ..utils import as_numpy
 
 __all__ = [
     "AGGREGATIONS", "ORACLES", "USES_GROUND_TRUTH", "DEFAULT_TEMPERATURE",

@@ -1,6 +1,6 @@
 """Progress of a report on the terminal, without bloating the executed notebooks.
 
-The report runner (`diffupose.reports.run_report`) gives each notebook kernel the path of a
+The report runner (`diffupose.workbench.reports.run_report`) gives each notebook kernel the path of a
 progress file in the environment variable DIFFUPOSE_PROGRESS_FILE. Inside the kernel,
 `reports.setup_notebook()` forwards the `diffupose` loggers to that file (`ProgressFileHandler`)
 and `reports.TrainingCurveDisplay` writes one event per training history row (step, loss,
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .utils import eta_seconds, format_duration
+from ..utils import eta_seconds, format_duration
 
 __all__ = [
     "PROGRESS_ENV", "progress_file", "emit", "ProgressFileHandler", "TrainingProgress", "format_duration",

@@ -1,5 +1,5 @@
 """The hypothesis cache on disk: sample H hypotheses per sample of one split once, store them,
-reuse them while nothing they depend on changed (`diffupose.hypothesis_cache` evaluates them
+reuse them while nothing they depend on changed (`diffupose.evaluation.hypothesis_cache` evaluates them
 and re-exports everything here).
 
 `build_cache` draws H hypotheses (default 50, DDIM-5, flip as configured) per sample of one
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.prepared import open_npz, read_array
-from .errors import DataError
-from .inference import SamplingSettings
+from ..data.prepared import open_npz, read_array
+from ..errors import DataError
+from ..inference.lifter import SamplingSettings
+from ..utils import as_numpy, atomic_savez, git_commit
 from .scoring import BatchScores, score_batches, select_indices
-from .utils import as_numpy, atomic_savez, git_commit
 
 __all__ = [
     "CACHE_VERSION", "DEFAULT_NUM_HYPOTHESES", "ID_KEYS", "HypothesisCache", "select_indices", "settings_dict",

@@ -26,15 +26,15 @@ import time
 
 import numpy as np
 
-from .camera import load_cameras
-from .config import EvalConfig
-from .data.prepared import load_prepared
-from .data.synthetic import synthetic_cameras
-from .errors import ConfigError
-from .inference import Lifter, SamplingSettings
-from .masking import (DETECTIONS, FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing,
-                      matrix_pivot, row_label)
-from .metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
+from ..config import EvalConfig
+from ..data.prepared import load_prepared
+from ..data.synthetic import synthetic_cameras
+from ..errors import ConfigError
+from ..geometry.camera import load_cameras
+from ..inference.lifter import Lifter, SamplingSettings
+from ..inference.metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
+from ..model.masking import (DETECTIONS, FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing,
+                             matrix_pivot, row_label)
 from .scoring import open_run
 
 __all__ = ["image_sizes", "cell_metrics", "robustness_matrix", "detection_rows", "row_label", "markdown_tables",

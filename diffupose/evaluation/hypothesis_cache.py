@@ -6,10 +6,10 @@ as float16 in an `.npz` (atomic write) with the samples' ids (index in the prepa
 subject, action, camera, frame), the sampling settings and the identity of the checkpoint
 (sha256 of its weights) and of the inputs (sha256 of the 2D keypoints and indices).
 `cached_hypotheses` reuses a cache file when all of these match and recomputes it otherwise.
-(Those live in `diffupose.hypothesis_store` and are re-exported here; `run_uncertainty` opens
+(Those live in `diffupose.evaluation.hypothesis_store` and are re-exported here; `run_uncertainty` opens
 the run through `scoring.open_run`.)
 
-`evaluate_cache` then computes, in seconds, every aggregator of `diffupose.aggregate` for the
+`evaluate_cache` then computes, in seconds, every aggregator of `diffupose.inference.aggregate` for the
 prefixes N = 1, 5, 10, 20, 50 of the H hypotheses (a prefix of a seeded sample is itself a valid
 N-hypothesis sample), the quantile calibration, PCK@150 mm, the Correct Poses Score and the
 spread-error rank correlation, each with a protocol card that says `oracle: true` wherever the
@@ -29,15 +29,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import aggregate as agg
-from . import metrics
-from .config import EvalConfig
-from .errors import DataError
+from ..config import EvalConfig
+from ..errors import DataError
+from ..inference import aggregate as agg
+from ..inference import metrics
+from ..utils import git_commit, to_jsonable
 from .hypothesis_store import (CACHE_VERSION, DEFAULT_NUM_HYPOTHESES, ID_KEYS, HypothesisCache, build_cache,
                                cache_settings, cached_hypotheses, default_cache_path, inputs_identity, load_cache,
                                model_identity, save_cache, select_indices, settings_dict)
 from .scoring import BatchScores, action_order, batch_ranges, open_run, score_batches
-from .utils import git_commit, to_jsonable
 
 __all__ = [
     "CACHE_VERSION", "DEFAULT_NUM_HYPOTHESES", "PREFIXES", "ID_KEYS", "HypothesisCache", "UncertaintyReport",

@@ -2,7 +2,7 @@
 `weights_only`-loadable `state.pt` for the optimiser, step and RNG states. Nothing here
 ever unpickles code.
 
-Layout of a run directory written by `diffupose.train.train`:
+Layout of a run directory written by `diffupose.training.train`:
 
     run_dir/
       config.json  environment.json  history.jsonl
@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from .config import Config
-from .errors import CheckpointError, ConfigError
-from .skeleton import Skeleton, get_skeleton
-from .utils import atomic_path, atomic_write_text
+from ..config import Config
+from ..errors import CheckpointError, ConfigError
+from ..geometry.skeleton import Skeleton, get_skeleton
+from ..utils import atomic_path, atomic_write_text
 
 __all__ = [
     "FORMAT_VERSION", "CHECKPOINT_DIR", "LATEST", "BEST", "WEIGHT_FILES",
@@ -265,7 +265,7 @@ def load_model(
     `latest`. `expect_skeleton` / `expect_dim` guard against loading a checkpoint trained on
     another skeleton or width. Raises CheckpointError with one line on any problem.
     """
-    from .model import build_denoiser
+    from . import build_denoiser
 
     if which not in WEIGHT_FILES:
         raise CheckpointError(f"{path}: unknown weights {which!r}; use 'ema' or 'model'")

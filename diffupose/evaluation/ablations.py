@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import Config, EvalConfig, apply_overrides, preset
-from .data.prepared import load_prepared
-from .errors import ConfigError
-from .evaluate import evaluate
-from .inference import Lifter
-from .model import build_denoiser, count_parameters
+from ..config import Config, EvalConfig, apply_overrides, preset
+from ..data.prepared import load_prepared
+from ..errors import ConfigError
+from ..inference.lifter import Lifter
+from ..model import build_denoiser, count_parameters
+from ..training import train
+from ..utils import resolve_device
+from .protocols import evaluate
 from .reference import paper_table, table4, table5, table6
-from .training import train
-from .utils import resolve_device
 
 __all__ = ["ABLATIONS", "ddim_speed_rows", "ablation_variants", "ablation_base_config", "train_variants",
            "evaluate_variants", "schedule_rows", "dim_rows", "denoiser_rows", "average_mpjpe"]

@@ -19,10 +19,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import metrics
-from .config import EvalConfig
-from .diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of
-from .inference import SamplingSettings
+from ..config import EvalConfig
+from ..diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of
+from ..inference import metrics
+from ..inference.lifter import SamplingSettings
 from .scoring import open_run
 
 __all__ = ["curve_point", "sampler_curve", "default_samplers"]

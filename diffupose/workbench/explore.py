@@ -2,7 +2,7 @@
 action and frame, run the sampler on it with given settings, and collect the hypotheses, the
 denoising trajectory, the aggregate pose, the per-joint spread and the sample's errors.
 
-Used by `diffupose.widgets` (live explorer) and notebook 05 (static figures); testable
+Used by `diffupose.workbench.widgets` (live explorer) and notebook 05 (static figures); testable
 without a browser or a kernel. Poses are metres, root-relative, camera frame; hypothesis
 sets are (H, J, 3) for one sample.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError
-from .inference import Lifter, SamplingSettings
-from .metrics import hypothesis_spread, mpjpe
-from .skeleton import Skeleton
+from ..errors import DataError
+from ..geometry.skeleton import Skeleton
+from ..inference.lifter import Lifter, SamplingSettings
+from ..inference.metrics import hypothesis_spread, mpjpe
 
 __all__ = [
     "HypothesisResult", "subjects_and_actions", "sample_indices",
@@ -126,7 +126,7 @@ def explore_sample(lifter: Lifter, data, index: int, *, num_hypotheses: int = 5,
 def result_figures(result: HypothesisResult, skeleton: Skeleton) -> dict:
     """The explorer's plotly figures for one result: `input_2d`, `hypotheses_3d` (with ground
     truth and aggregate), `spread`, `trajectory` (slider over denoising steps)."""
-    from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure
+    from ..viz import hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure
 
     return {
         "input_2d": pose_2d_figure(result.keypoints_2d, skeleton, title=f"2D input: {result.label}"),

@@ -39,9 +39,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import DataError
-from .geometry.rotations import procrustes_align as _procrustes
-from .utils import as_numpy
+from ..errors import DataError
+from ..geometry.rotations import procrustes_align as _procrustes
+from ..utils import as_numpy
 
 log = logging.getLogger(__name__)
 

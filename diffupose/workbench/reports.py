@@ -19,16 +19,16 @@ notebooks, tests and scripts keep one name for everything:
 """
 from __future__ import annotations
 
+from .assets import MissingExtraError, ReportError, notebook_dir, require_workbench
+from .execute import (NotebookFailed, check_kernel, execute_notebook, kernel_pythonpath, notebook_to_html,
+                      remote_code_references, strip_remote_scripts)
+from .index_page import read_run_card, time_cap_text, write_index
+from .notebook import (FALLBACK_REPORT, PLOTLY_RENDERER, STANDALONE_RUNS, TrainingCurveDisplay,
+                       evaluation_checkpoint, resolve_inputs, resolve_split, setup_notebook)
 from .profiles import NOTEBOOKS
-from .workbench.assets import MissingExtraError, ReportError, notebook_dir, require_workbench
-from .workbench.execute import (NotebookFailed, check_kernel, execute_notebook, kernel_pythonpath, notebook_to_html,
-                                remote_code_references, strip_remote_scripts)
-from .workbench.index_page import read_run_card, time_cap_text, write_index
-from .workbench.notebook import (FALLBACK_REPORT, PLOTLY_RENDERER, STANDALONE_RUNS, TrainingCurveDisplay,
-                                 evaluation_checkpoint, resolve_inputs, resolve_split, setup_notebook)
-from .workbench.runner import run_report
-from .workbench.tables import (card_html, count_rows, evaluation_table, gallery_indices, paper_comparison_hypotheses,
-                               table_card, table_html)
+from .runner import run_report
+from .tables import (card_html, count_rows, evaluation_table, gallery_indices, paper_comparison_hypotheses,
+                     table_card, table_html)
 
 __all__ = [
     "ReportError", "NOTEBOOKS", "notebook_dir", "check_kernel", "table_html", "card_html",

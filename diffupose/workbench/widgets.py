@@ -32,13 +32,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of, resolve_sampler
+from ..diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of, resolve_sampler
+from ..geometry.skeleton import Skeleton
+from ..inference.lifter import Lifter
+from ..viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
+from ..viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
 from .explore import (HypothesisResult, explore_sample, result_figures, sample_indices,
                       subjects_and_actions)
-from .inference import Lifter
-from .skeleton import Skeleton
-from .viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
-from .viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
 
 __all__ = ["HypothesisExplorer", "GalleryItem", "static_gallery", "gallery_figure",
            "figure_widget_available", "replace_figure", "SIZES", "RERUN_NOTE", "explorer_placeholder"]

@@ -10,7 +10,7 @@
         README.md         the same card for people (written from card.json)
 
 A zoo name is accepted wherever a run folder is (`diffupose lift --model NAME`, `evaluate
---model NAME`, `diffupose.zoo.model_dir(NAME)` in Python). The checksum is verified each time
+--model NAME`, `diffupose.inference.zoo.model_dir(NAME)` in Python). The checksum is verified each time
 a model is opened; a mismatch is a one-line error. `export_model` turns a finished training run
 into a zoo folder (`benchmarks/zoo.py` trains and exports from a card).
 """
@@ -23,13 +23,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ConfigError
-from .utils import atomic_write_text
+from ..errors import CheckpointError, ConfigError
+from ..utils import atomic_write_text
 
 __all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "export_model", "card_markdown",
            "sha256", "models_table"]
 
-ZOO_DIR = Path(__file__).resolve().parent / "zoo_models"
+ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo_models"
 WEIGHTS = "ema.safetensors"
 CARD = "card.json"
 
@@ -90,7 +90,7 @@ def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], 
                  overwrite: bool = False) -> Path:
     """Copy a run's final EMA weights and config into root/name with its card (sha256 and
     parameter count filled in here). An existing model is replaced only with overwrite=True."""
-    from .checkpoint import load_model, resolve_checkpoint
+    from ..model.checkpoint import load_model, resolve_checkpoint
 
     root = ZOO_DIR if root is None else Path(root)
     ckpt = resolve_checkpoint(run_dir, "latest")

@@ -2,7 +2,7 @@
 workbench can show beside it.
 
 `analyse_detections` evaluates one run on one split twice through the shared evaluation path
-(`diffupose.evaluate.evaluate`): on the file's 2D (the detections) at every requested N, and on
+(`diffupose.evaluation.protocols.evaluate`): on the file's 2D (the detections) at every requested N, and on
 the projected ground-truth 2D kept beside them (`keypoints_2d_gt`) at the largest N. From the
 per-sample results it builds
 
@@ -27,13 +27,13 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from ..config import EvalConfig
+from ..data.prepared import PreparedData, load_prepared, save_prepared
+from ..errors import DataError
+from ..inference.lifter import SamplingSettings
+from ..inference.metrics import AVERAGE
 from . import reference
-from .config import EvalConfig
-from .data.prepared import PreparedData, load_prepared, save_prepared
-from .errors import DataError
-from .evaluate import evaluate
-from .inference import SamplingSettings
-from .metrics import AVERAGE
+from .protocols import evaluate
 
 __all__ = ["has_detections", "simulate_detections", "pixel_scale", "keypoint_errors_px", "analyse_detections",
            "table1_rows", "ERROR_BINS_PX"]
@@ -63,7 +63,7 @@ def simulate_detections(data: PreparedData, *, scale_px: float = 6.0, dof: float
     swap = rng.random(len(gt)) < swap_rate
     det[swap] = det[swap][:, data.skeleton.flip_permutation]
     meta = {**data.meta, "keypoints": "simulated", "keypoints_2d_name": SIMULATED_NAME,
-            "keypoints_source": "simulated from the ground truth (diffupose.detection_analysis.simulate_detections)",
+            "keypoints_source": "simulated from the ground truth (diffupose.evaluation.detection_analysis.simulate_detections)",
             "simulation": {"scale_px": scale_px, "dof": dof, "gross_rate": gross_rate, "gross_px": gross_px,
                            "swap_rate": swap_rate, "seed": seed}}
     return replace(data, keypoints_2d=det.astype(np.float32), keypoints_2d_gt=gt.astype(np.float32), meta=meta)

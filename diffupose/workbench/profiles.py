@@ -36,8 +36,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from .config import coerce_value
-from .errors import ConfigError
+from ..config import coerce_value
+from ..errors import ConfigError
 
 __all__ = [
     "PROFILES", "NOTEBOOKS", "CONFIG_SECTIONS", "repo_root", "get_profile", "profile_names",
@@ -238,7 +238,7 @@ def check_inputs(params: dict[str, Any], notebooks) -> None:
 
 def repo_root() -> Path:
     """The repository root (the folder holding `diffupose/` and `notebooks/`)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]     # diffupose/workbench/profiles.py
 
 
 def profile_names() -> tuple[str, ...]:

@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from .config import EvalConfig
-from .errors import ConfigError, DataError
-from .inference import SamplingSettings
+from ..config import EvalConfig
+from ..errors import ConfigError, DataError
+from ..inference import metrics
+from ..inference.lifter import SamplingSettings
+from ..utils import atomic_path, atomic_write_text, environment_info, to_jsonable
 from .reference import (
     H36M_ACTION_ABBREVIATIONS, H36M_ACTIONS, HUMANEVA_ACTIONS, HUMANEVA_PAPER_ACTION, HUMANEVA_SUBJECTS,
     table1_ours, table2_ours, table3_cells, table3_rows,
 )
 from .scoring import (PROTOCOLS, BatchScores, EvalRun, action_order, check_eval_config, check_protocol, open_run,
                       score_batches, with_input_2d)
-from .utils import atomic_path, atomic_write_text, environment_info, to_jsonable
 
 __all__ = ["PROTOCOLS", "METRICS", "EvalResult", "evaluate", "official_oracle_pose", "compare_with_paper",
            "evaluate_poses", "check_protocol", "check_eval_config", "with_input_2d", "action_order"]

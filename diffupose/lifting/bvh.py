@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .geometry.rotations import axis_rotation, euler_zxy_from_matrix, kabsch, matrix_from_euler, shortest_arc
-from .skeleton import Skeleton
-from .utils import atomic_write_text
+from ..errors import DataError
+from ..geometry.rotations import axis_rotation, euler_zxy_from_matrix, kabsch, matrix_from_euler, shortest_arc
+from ..geometry.skeleton import Skeleton
+from ..utils import atomic_write_text
 
 __all__ = ["BvhJoint", "Bvh", "write_bvh", "bvh_text", "read_bvh", "parse_bvh", "forward_kinematics",
            "bvh_joint_positions", "euler_zxy_from_matrix", "matrix_from_euler"]

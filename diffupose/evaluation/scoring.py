@@ -26,12 +26,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .config import EvalConfig
-from .data.prepared import PreparedData, load_prepared
-from .errors import ConfigError, DataError
-from .inference import Lifter, SamplingSettings, check_checkpoint_choice, checkpoint_for_split
+from ..config import EvalConfig
+from ..data.prepared import PreparedData, load_prepared
+from ..errors import ConfigError, DataError
+from ..inference.lifter import Lifter, SamplingSettings, check_checkpoint_choice, checkpoint_for_split
+from ..utils import resolve_device
 from .reference import H36M_ACTIONS, HUMANEVA_ACTIONS
-from .utils import resolve_device
 
 __all__ = ["PROTOCOLS", "EvalRun", "open_run", "check_protocol", "check_eval_config", "select_indices",
            "with_input_2d", "check_selection_split", "check_skeleton", "action_order", "BatchScores",

@@ -5,7 +5,7 @@
 has, deriving the rest), normalises pixels the way the training data was (the camera module's
 `normalize_screen_coordinates`, so it needs the image size), marks missing joints (score below
 `min_score`, visibility 0, NaN) and lifts every sample through the shared inference path
-(`diffupose.inference.Lifter`): H hypotheses, their aggregate and per-joint spread.
+(`diffupose.inference.lifter.Lifter`): H hypotheses, their aggregate and per-joint spread.
 
 - Missing joints: a model trained with missing-joint masking (`model.missing_joints`) gets the
   mask (`keypoint_mask`, True = present); any other model gets the joints filled
@@ -20,7 +20,7 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
   the root along time; hypotheses and spread are never smoothed.
 
 Outputs (`write_outputs`): `.npz` and `.json` with every hypothesis, the aggregate, the spread
-and the card; `.bvh` of the aggregate sequence (`diffupose.bvh`); `.html` viewer with
+and the card; `.bvh` of the aggregate sequence (`diffupose.lifting.bvh`); `.html` viewer with
 `plotly.min.js` written once beside it (`diffupose.viz.lift_viewer`). Paths are checked before
 any work; an existing file is never replaced without `overwrite=True`; the files are written
 all or nothing (`write_outputs`).
@@ -36,115 +36,33 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
-from .aggregate import AGGREGATIONS, estimate_root_translation
-from .camera import normalize_intrinsics
-from .data.keypoints import Keypoints, check_image_range, normalize_keypoints, read_keypoints, to_skeleton
-from .errors import ConfigError, DataError
-from .masking import fill_missing
+from ..data.keypoints import Keypoints, check_image_range, normalize_keypoints, read_keypoints, to_skeleton
+from ..errors import ConfigError, DataError
+from ..geometry.projection import normalize_intrinsics
+from ..inference.aggregate import AGGREGATIONS, estimate_root_translation
+from ..inference.lifter import Lifter, SamplingSettings
+from ..model.masking import fill_missing
+from .outputs import OUTPUT_FORMATS, plan_outputs, write_outputs
+from .result import LiftResult, check_finite
 
-__all__ = ["OUTPUT_FORMATS", "MISSING_MODES", "LiftResult", "lift", "lift_keypoints", "plan_outputs", "write_outputs",
-           "smooth_sequence", "place_root", "prepare_keypoints", "check_input", "trained_on_detections"]
+__all__ = ["MISSING_MODES", "lift", "lift_keypoints", "smooth_sequence", "place_root", "prepare_keypoints",
+           "check_input", "trained_on_detections", "model_layouts", "layout_covered", "GT_ONLY_WARNING"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("diffupose.lift")     # the name its messages always had
 
-OUTPUT_FORMATS: tuple[str, ...] = ("npz", "json", "bvh", "html")
 # auto: mask for models trained with missing joints, fill otherwise; mask: require such a model;
 # fill: always fill (temporal interpolation in tracks, else the fitted mean pose) and pass no mask.
 MISSING_MODES: tuple[str, ...] = ("auto", "mask", "fill")
 ROOT_RELATIVE = "root-relative: metres, camera frame (x right, y down, z forward), root joint at 0"
 CAMERA_FRAME = ("camera frame: metres (x right, y down, z forward); root placed by the ground-truth-free "
                 "perspective fit with the given focal length, principal point at the image centre")
-
-
-@dataclass
-class LiftResult:
-    """Everything `lift` produced. N samples, H hypotheses, J joints of the model's skeleton.
-
-    hypotheses: (N, H, J, 3) metres, root-relative, camera frame; aggregate: (N, J, 3) (smoothed
-    when asked); spread: (N, J) metres, mean distance of the hypotheses to their mean;
-    keypoints_2d: (N, J, 2) normalised input as the model saw it (missing joints filled);
-    keypoint_mask: (N, J) True = present in the input; root_translation: (N, 3) metres or None;
-    frame, person: (N,) where each sample came from; card: provenance and settings.
-    """
-
-    hypotheses: np.ndarray
-    aggregate: np.ndarray
-    spread: np.ndarray
-    keypoints_2d: np.ndarray
-    keypoint_mask: np.ndarray
-    root_translation: np.ndarray | None
-    frame: np.ndarray
-    person: np.ndarray
-    skeleton: object
-    card: dict = field(default_factory=dict)
-    files: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.hypotheses.shape[0])
-
-    @property
-    def poses_camera(self) -> np.ndarray | None:
-        """(N, J, 3) aggregate placed at the estimated root, or None without a focal length."""
-        if self.root_translation is None:
-            return None
-        return self.aggregate + self.root_translation[:, None, :]
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        out = {"hypotheses": self.hypotheses.astype(np.float32), "aggregate": self.aggregate.astype(np.float32),
-               "spread": self.spread.astype(np.float32), "keypoints_2d": self.keypoints_2d.astype(np.float32),
-               "keypoint_mask": self.keypoint_mask.astype(bool), "frame": self.frame.astype(str),
-               "person": self.person.astype(np.int64)}
-        if self.root_translation is not None:
-            out["root_translation"] = self.root_translation.astype(np.float32)
-        return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Paths
-
-
-def plan_outputs(out: str | os.PathLike, formats: Sequence[str] = OUTPUT_FORMATS, overwrite: bool = False
-                 ) -> dict[str, Path]:
-    """Output paths by format from `out` (a stem, or a path ending in one of the formats'
-    suffixes). Raises ConfigError before any work when a format is unknown, the folder cannot
-    be created, or a file exists and `overwrite` is False."""
-    out = Path(out)
-    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-    if unknown:
-        raise ConfigError(f"unknown output format(s) {unknown}; known: {', '.join(OUTPUT_FORMATS)}")
-    if not formats:
-        raise ConfigError("no output format selected")
-    stem = out.with_suffix("") if out.suffix.lstrip(".") in OUTPUT_FORMATS else out
-    if out.suffix and out.suffix.lstrip(".") not in OUTPUT_FORMATS:
-        raise ConfigError(f"{out}: output must end in one of .npz, .json, .bvh, .html (or have no suffix)")
-    if stem.exists() and stem.is_dir():
-        raise ConfigError(f"{out}: is a directory; give a file name such as {stem / 'lift.npz'}")
-    parent = stem.parent
-    for p in [parent, *parent.parents]:
-        if p.exists():
-            if not p.is_dir():
-                raise ConfigError(f"{out}: {p} is a file, not a folder")
-            if not os.access(p, os.W_OK):
-                raise ConfigError(f"{out}: folder {p} is not writable")
-            break
-    paths = {f: stem.with_name(stem.name + "." + f) for f in formats}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise ConfigError(f"{existing[0]} exists; pass --overwrite (overwrite=True) to replace it")
-    return paths
-
-
-# ----------------------------------------------------------------------------------------------
-# Steps
 
 
 def check_input(kp: Keypoints, image_size=None) -> None:
@@ -179,19 +97,12 @@ def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = Tru
 
 def smooth_sequence(x: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian filter along axis 0: standard deviation `sigma` frames, kernel truncated at
-    3 sigma, edges reflected. x: (F, ...) -> same shape; sigma <= 0 returns x unchanged."""
+    3 sigma (at least one frame each side), edges reflected without repeating the edge sample
+    (scipy's "mirror"). x: (F, ...) -> same shape; sigma <= 0 returns x unchanged."""
     x = np.asarray(x, dtype=np.float64)
     if sigma <= 0 or len(x) < 2:
         return x
-    radius = max(1, int(round(3 * sigma)))
-    taps = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
-    kernel /= kernel.sum()
-    idx = np.arange(len(x))[:, None] + taps[None, :]
-    period = 2 * len(x) - 2  # reflect without repeating the edge sample
-    idx = np.mod(idx, period)
-    idx = np.where(idx >= len(x), period - idx, idx)
-    return np.einsum("k,fk...->f...", kernel, x[idx])
+    return gaussian_filter1d(x, sigma, axis=0, mode="mirror", radius=max(1, int(round(3 * sigma))))
 
 
 def place_root(poses: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray, intrinsics: np.ndarray
@@ -209,8 +120,6 @@ def place_root(poses: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray,
 
 
 def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed, batch_size):
-    from .inference import SamplingSettings
-
     changes = {k: v for k, v in dict(num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
                                      num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size).items()
                if v is not None}
@@ -256,7 +165,7 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                         spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
                         keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
                         person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
-    _check_finite(result)
+    check_finite(result)
     return result
 
 
@@ -279,19 +188,6 @@ def layout_covered(fmt: str, layouts) -> bool:
     return _LAYOUT_FAMILY.get(fmt, fmt) in layouts
 
 
-def _check_finite(result: LiftResult) -> None:
-    """One-line DataError when any output value is NaN or inf (nothing is written then)."""
-    arrays = {"hypotheses": result.hypotheses, "aggregate": result.aggregate, "spread": result.spread,
-              "keypoints_2d": result.keypoints_2d, "root_translation": result.root_translation}
-    for name, a in arrays.items():
-        if a is None:
-            continue
-        bad = ~np.isfinite(np.asarray(a, dtype=np.float64)).reshape(len(a), -1).all(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{result.card.get('source', 'keypoints')}: the lift of sample {i} (frame "
-                            f"{result.frame[i]}) has non-finite {name} ({int(bad.sum())} of {len(a)} samples); "
-                            f"check that input's coordinates and --image-size; nothing was written")
 
 
 def _check_image_size(image_size) -> None:
@@ -414,119 +310,14 @@ def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: 
     }
 
 
-def _to_json(result: LiftResult) -> str:
-    def r(a, d=5):
-        return np.round(np.asarray(a, dtype=np.float64), d).tolist()
-
-    doc = {"card": result.card, "joint_names": list(result.skeleton.joint_names),
-           "frame": result.frame.tolist(), "person": result.person.tolist(),
-           "hypotheses": r(result.hypotheses), "aggregate": r(result.aggregate), "spread": r(result.spread),
-           "keypoints_2d": r(result.keypoints_2d), "keypoint_mask": result.keypoint_mask.tolist(),
-           "root_translation": None if result.root_translation is None else r(result.root_translation)}
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
-def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50.0, viewer_frames: int = 200
-                  ) -> dict[str, Path]:
-    """Write the planned files (see `plan_outputs`) all or nothing; returns {format: path}.
-
-    Every file is first written to a hidden temporary beside its target, then all are renamed
-    into place. When anything fails, the temporaries, the files this call put in place (a file
-    it replaced is restored), a `plotly.min.js` and folders it created are removed: no partial
-    output, and files that were there before are left as they were."""
-    from .bvh import write_bvh
-    from .viz.curves import PLOTLY_JS_NAME
-    from .viz.lift_viewer import write_lift_viewer
-
-    _check_finite(result)
-    if not paths:
-        return {}
-    folder = next(iter(paths.values())).parent
-    new_folders = [p for p in [folder, *folder.parents] if not p.exists()]
-    plotly_js = folder / PLOTLY_JS_NAME
-    had_plotly_js = plotly_js.exists()
-    staged: dict[str, Path] = {}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for fmt in ("bvh", "html", "npz", "json"):          # the BVH's error goes into the card first
-            if fmt in paths:
-                staged[fmt] = tmp = _temporary(paths[fmt])
-                _write_one(fmt, result, tmp, paths[fmt], fps, viewer_frames, write_bvh, write_lift_viewer)
-        _commit(staged, paths)
-    except BaseException:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-        if "bvh" in staged:
-            result.card.pop("bvh", None)
-        if "html" in paths and not had_plotly_js:
-            plotly_js.unlink(missing_ok=True)
-        for p in new_folders:                                   # deepest first; only if left empty
-            try:
-                p.rmdir()
-            except OSError:
-                break
-        raise
-    written = {fmt: paths[fmt] for fmt in staged}
-    result.files = written
-    return written
 
 
-def _temporary(target: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    return Path(tmp)
 
 
-def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float, viewer_frames: int,
-               write_bvh, write_lift_viewer) -> None:
-    if fmt == "bvh":
-        if len(set(result.frame.tolist())) != len(result):
-            log.warning("%s: several people per frame; the BVH holds the samples in file order as frames", target)
-        error = write_bvh(tmp, result.aggregate, result.skeleton, frame_time=1.0 / fps,
-                          root_positions=result.poses_camera[:, 0] if result.root_translation is not None else None)
-        result.card["bvh"] = {"units": "centimetres, Y up (x, -y, -z of the camera frame)", "fps": fps,
-                              "max_deviation_mm": round(error * 1000, 3),
-                              "note": "fixed skeleton at the mean bone lengths; bone directions exact"}
-    elif fmt == "html":
-        write_lift_viewer(result, tmp, max_frames=viewer_frames)
-    elif fmt == "npz":
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **result.arrays(), skeleton=np.array(result.skeleton.name),
-                     card_json=np.array(json.dumps(result.card, default=str)))
-    else:
-        tmp.write_text(_to_json(result))
 
 
-def _commit(staged: dict[str, Path], paths: dict[str, Path]) -> None:
-    """Rename the staged temporaries onto their targets; on failure undo the renames done so far
-    (restoring any file that was replaced) and re-raise."""
-    umask = os.umask(0)
-    os.umask(umask)
-    done: list[tuple[Path, Path | None]] = []
-    try:
-        for fmt, tmp in staged.items():
-            target = paths[fmt]
-            os.chmod(tmp, 0o666 & ~umask)                     # mkstemp makes 0600
-            backup = None
-            if target.exists():
-                backup = _temporary(target)
-                try:
-                    os.replace(target, backup)
-                except BaseException:
-                    backup.unlink(missing_ok=True)
-                    raise
-            done.append((target, backup))
-            os.replace(tmp, target)
-    except BaseException:
-        for target, backup in reversed(done):
-            if backup is not None:
-                os.replace(backup, target)
-            else:
-                target.unlink(missing_ok=True)
-        raise
-    for _, backup in done:
-        if backup is not None:
-            backup.unlink(missing_ok=True)
 
 
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
@@ -553,8 +344,6 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`.
     Returns a LiftResult (with `.files` when `out` is given).
     """
-    from .inference import Lifter
-
     paths = plan_outputs(out, outputs, overwrite) if out is not None else None
     if lifter is None and run is None:
         raise ConfigError("lift needs a run directory (run=...) or a loaded Lifter (lifter=...)")

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import Config, EvalConfig, SamplingConfig
+from ..diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
+                         resolve_sampler, sample)
+from ..errors import ConfigError
+from ..geometry.skeleton import Skeleton
+from ..model.checkpoint import load_model
+from ..utils import resolve_device
 from .aggregate import AGGREGATIONS, aggregate
-from .checkpoint import load_model
-from .config import Config, EvalConfig, SamplingConfig
-from .diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
-                        resolve_sampler, sample)
-from .errors import ConfigError
 from .metrics import hypothesis_spread
-from .skeleton import Skeleton
-from .utils import resolve_device
 
 __all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice",
            "checkpoint_for_split"]
@@ -233,7 +233,7 @@ class Lifter:
             yield start, stop, (hyps.float().cpu().numpy() if as_numpy else hyps)
 
     def aggregate(self, hypotheses, method: str = "mean", *, keypoints_2d=None, intrinsics=None):
-        """Hypotheses (B, H, J, 3) -> one pose per sample (diffupose.aggregate; ground-truth free)."""
+        """Hypotheses (B, H, J, 3) -> one pose per sample (diffupose.inference.aggregate; ground-truth free)."""
         return aggregate(hypotheses, method, keypoints_2d=keypoints_2d, intrinsics=intrinsics)
 
     def lift(self, keypoints_2d, settings: SamplingSettings | None = None, *, intrinsics=None, keypoint_mask=None,

@@ -1,0 +1,19 @@
+"""In-the-wild lifting: a detector's keypoint file -> 3D hypotheses, aggregate, spread and files.
+
+- `pipeline`: `lift` (read, check, map to the model's skeleton, normalise, sample through the
+  shared `Lifter`, smooth, place the root, write) and its steps (`lift_keypoints`,
+  `prepare_keypoints`, the missing-joint and layout decisions, the card);
+- `result`: `LiftResult`, what a lift produced;
+- `outputs`: the files (`plan_outputs` before any work, `write_outputs` all or nothing);
+- `bvh`: writing and reading BVH animations of the aggregate sequence.
+
+`diffupose.lift` is the `lift` function (the package exports it).
+"""
+from .outputs import OUTPUT_FORMATS, plan_outputs, write_outputs
+from .pipeline import (GT_ONLY_WARNING, MISSING_MODES, check_input, layout_covered, lift, lift_keypoints,
+                       model_layouts, place_root, prepare_keypoints, smooth_sequence, trained_on_detections)
+from .result import LiftResult, check_finite
+
+__all__ = ["lift", "lift_keypoints", "LiftResult", "OUTPUT_FORMATS", "MISSING_MODES", "plan_outputs",
+           "write_outputs", "check_finite", "check_input", "prepare_keypoints", "smooth_sequence", "place_root",
+           "trained_on_detections", "model_layouts", "layout_covered", "GT_ONLY_WARNING"]
