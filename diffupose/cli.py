@@ -16,6 +16,7 @@ from .diffusion.samplers import SAMPLERS
 from .errors import ConfigError, DataError, DiffuPoseError
 from .inference.aggregate import AGGREGATIONS
 from .workbench.assets import EXTRA_MODULES, WORKBENCH_INSTALL
+from .workbench.profiles import profile_names
 
 log = logging.getLogger("diffupose")
 
@@ -190,7 +191,7 @@ def _add_describe_parser(sub) -> None:
 def _add_report_parser(sub) -> None:
     p = sub.add_parser("report", help="execute the notebooks with papermill into reports/<name>/ (needs the "
                                       "workbench extra: pip install 'diffupose[workbench]')")
-    p.add_argument("--profile", default="demo", help="tiny, demo, humaneva, h36m, paper")
+    p.add_argument("--profile", default="demo", help=", ".join(profile_names()))
     p.add_argument("--name", default=None, help="report folder name (default: the profile)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile parameter (e.g. data_dir=...) or config value (train.lr=...)")

@@ -11,8 +11,8 @@ from diffupose.config import ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
 from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
 from diffupose.errors import ConfigError, DataError
-from diffupose.model.masking import (FILL_METHODS, graph_diameter, neighbour_fill, add_pixel_noise, evaluation_mask, fill_missing, limbs,
-                                     pixels_to_normalised, random_joint_mask)
+from diffupose.model.masking import (FILL_METHODS, add_pixel_noise, evaluation_mask, fill_missing, graph_diameter, limbs,
+                                     neighbour_fill, pixels_to_normalised, random_joint_mask)
 from diffupose.model import build_denoiser
 from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 

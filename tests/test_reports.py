@@ -233,7 +233,8 @@ def fake_notebooks(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("notebooks")
     _notebook(d / "01_ok.ipynb", [
         ("md", "# OK\nA notebook that works."),
-        ("code", "import json\nimport plotly.graph_objects as go\nfrom diffupose import viz\nfrom diffupose.workbench import reports\n"
+        ("code", "import json\nimport plotly.graph_objects as go\nfrom diffupose import viz\n"
+                 "from diffupose.workbench import reports\n"
                  "reports.setup_notebook()"),
         ("params", "seed = 0\nout_dir = '.'\nprofile = ''\nstride = 1"),
         ("code", "go.Figure(go.Scatter(x=[0, 1], y=[1, seed]))"),

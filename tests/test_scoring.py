@@ -10,7 +10,8 @@ from diffupose.config import Config, EvalConfig, ModelConfig
 from diffupose.data.prepared import load_prepared
 from diffupose.errors import ConfigError, DataError
 from diffupose.model import build_denoiser
-from diffupose.evaluation.scoring import (BatchScores, action_order, batch_ranges, open_run, score_batches, select_indices)
+from diffupose.evaluation.scoring import (BatchScores, action_order, batch_ranges, open_run, score_batches,
+                                         select_indices)
 from diffupose.geometry.skeleton import H36M17, HUMANEVA15
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -113,7 +113,8 @@ def test_the_wheel_and_the_sdist_carry_the_notebooks_and_examples(installed):
     assert {f"diffupose/_notebooks/{n}" for n in notebooks} <= names
     assert "diffupose/_examples/coco17_S8_walking.json" in names
     assert any(n.startswith("diffupose/_examples/openpose_S8_directions/") for n in names)
-    assert {"diffupose/resources/paper_tables.json", "diffupose/workbench/runner.py", "diffupose/workbench/reports.py"} <= names
+    assert {"diffupose/resources/paper_tables.json", "diffupose/workbench/runner.py",
+            "diffupose/workbench/reports.py"} <= names
     for zoo in (ROOT / "diffupose" / "zoo_models").glob("*/card.json"):
         assert f"diffupose/zoo_models/{zoo.parent.name}/ema.safetensors" in names
     with tarfile.open(installed.sdist) as tar:
@@ -173,7 +174,8 @@ def test_installed_lift_with_a_zoo_model(installed):
                     "wheel is checked once diffupose/zoo_models/ has one (h36m-det)")
     listed = _run(installed, "diffupose", "models")
     assert listed.returncode == 0 and listed.stdout.strip() != "no models shipped", listed.stderr[-2000:]
-    names = json.loads(_python(installed, "import json\nfrom diffupose.inference import zoo\nprint(json.dumps(zoo.available()))"))
+    names = json.loads(_python(installed, "import json\nfrom diffupose.inference import zoo\n"
+                                          "print(json.dumps(zoo.available()))"))
     model = next((n for n in ZOO_PREFERENCE if n in names), names[0])
     example = installed.site / "diffupose" / "_examples" / "coco17_S8_walking.json"
     out = installed.tmp / "lift" / "walk"

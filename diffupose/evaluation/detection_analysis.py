@@ -63,7 +63,8 @@ def simulate_detections(data: PreparedData, *, scale_px: float = 6.0, dof: float
     swap = rng.random(len(gt)) < swap_rate
     det[swap] = det[swap][:, data.skeleton.flip_permutation]
     meta = {**data.meta, "keypoints": "simulated", "keypoints_2d_name": SIMULATED_NAME,
-            "keypoints_source": "simulated from the ground truth (diffupose.evaluation.detection_analysis.simulate_detections)",
+            "keypoints_source": ("simulated from the ground truth "
+                                 "(diffupose.evaluation.detection_analysis.simulate_detections)"),
             "simulation": {"scale_px": scale_px, "dof": dof, "gross_rate": gross_rate, "gross_px": gross_px,
                            "swap_rate": swap_rate, "seed": seed}}
     return replace(data, keypoints_2d=det.astype(np.float32), keypoints_2d_gt=gt.astype(np.float32), meta=meta)

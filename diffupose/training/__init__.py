@@ -20,7 +20,7 @@ Everything random comes from explicit generators:
 So a run stopped after k steps and resumed is bit-identical to an uninterrupted one (CPU),
 and the same seed gives the same weights. A non-finite loss stops training with
 `TrainingDiverged`; no checkpoint is written after it. Every module logs as `diffupose.train`
-(the logger reports relay). `diffupose.train` re-exports the public names.
+(the logger reports relay). This package exports the public names.
 """
 from ..config import LR_SCHEDULES
 from .data import TrainingData, data_identity, epoch_indices, load_training_data

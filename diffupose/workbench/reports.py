@@ -1,6 +1,6 @@
-"""Reports and the notebooks' helpers: `from diffupose import reports; reports.X`.
+"""Reports and the notebooks' helpers: `from diffupose.workbench import reports; reports.X`.
 
-The code lives in `diffupose.workbench`, one module per job; this module re-exports it, so the
+The code lives in the other `diffupose.workbench` modules, one per job; this module re-exports it, so the
 notebooks, tests and scripts keep one name for everything:
 
 - the papermill runner (`workbench.runner`, `workbench.execute`): `run_report` executes the
