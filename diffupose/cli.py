@@ -320,10 +320,8 @@ def read_keypoints_file(path: str | Path, image_size: tuple[int, int] | None = N
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from .inference.lifter import Lifter, SamplingSettings
-    from .utils import atomic_path, check_output_file
+    from .utils import atomic_savez, check_output_file
 
     eval_cfg = _eval_config(args)
     check_output_file(args.out, overwrite=args.overwrite)
@@ -333,11 +331,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise DataError(f"{args.keypoints}: {keypoints.shape[1]} joints, but the model was trained on "
                         f"{lifter.skeleton.name} with {lifter.skeleton.num_joints}")
     out = lifter.lift(keypoints, SamplingSettings.from_eval_config(eval_cfg))
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, hypotheses=out.hypotheses, aggregate=out.aggregate, spread=out.spread,
-                     keypoints_2d=keypoints,
-                     card=json.dumps({"run": str(args.run), "skeleton": lifter.skeleton.name, **eval_cfg.__dict__}))
+    atomic_savez(args.out, hypotheses=out.hypotheses, aggregate=out.aggregate, spread=out.spread,
+                 keypoints_2d=keypoints,
+                 card=json.dumps({"run": str(args.run), "skeleton": lifter.skeleton.name, **eval_cfg.__dict__}))
     print(json.dumps({"out": str(args.out), "hypotheses_shape": list(out.hypotheses.shape)}))
 
 

@@ -33,7 +33,7 @@ from ..errors import DataError
 from ..geometry.camera import Camera
 from ..geometry.projection import normalize_screen_coordinates
 from ..geometry.skeleton import Skeleton, get_skeleton
-from ..utils import atomic_path
+from ..utils import atomic_savez
 
 __all__ = ["PreparedData", "load_prepared", "save_prepared", "open_npz", "SequenceRecord",
            "assemble_samples", "require_present", "canonical_actions", "SPLITS", "ARRAY_KEYS"]
@@ -249,11 +249,7 @@ def save_prepared(path: str | os.PathLike, data: PreparedData | dict, compress: 
         "meta_json": np.array(json.dumps(meta, sort_keys=True, default=str)),
     }
     out.update({k: arrays[k].astype(np.float32, copy=False) for k in OPTIONAL_KEYS if k in arrays})
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:  # a file object: np.savez must not append another ".npz"
-            (np.savez_compressed if compress else np.savez)(fh, **out)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a dataset file is meant to be shared
-    return path
+    return atomic_savez(path, compress=compress, **out)
 
 
 # ----------------------------------------------------------------------------------------------
