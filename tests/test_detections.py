@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.config import EvalConfig, preset
+from diffupose.config import preset
 from diffupose.data import prepare_dataset
 from diffupose.data.detections import map_detections, read_detections
 from diffupose.data.detector_noise import DetectorNoise, error_summary, measure_residuals
@@ -16,7 +16,6 @@ from diffupose.data.keypoints import Keypoints
 from diffupose.data.prepared import load_prepared, save_prepared
 from diffupose.evaluation.detection_analysis import analyse_detections, simulate_detections, table1_rows
 from diffupose.errors import DataError
-from diffupose.evaluation.protocols import evaluate
 from diffupose.inference import SamplingSettings
 from diffupose.lifting import prepare_keypoints
 from diffupose.geometry.skeleton import H36M17
@@ -216,7 +215,7 @@ def test_layout_round_trips_are_the_lift_mapping(simulated):
     """train.input_layouts: each layout's matrix reproduces from_h36m17 -> to_h36m17 exactly, and
     training inputs go through one of them per sample."""
     from diffupose.data.keypoints import from_h36m17, to_h36m17
-    from diffupose.data.layout_mix import LAYOUT_CHOICES, LayoutMix, roundtrip_matrix
+    from diffupose.data.layout_mix import LAYOUT_CHOICES, roundtrip_matrix
 
     x = np.random.default_rng(0).normal(size=(6, 17, 2))
     for layout in LAYOUT_CHOICES:

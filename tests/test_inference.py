@@ -1,7 +1,6 @@
 """The one inference path: evaluate, `diffupose sample`, the explorer and the validation during
 training draw the same hypotheses as `Lifter` for the same seed; checkpoint choice and protocol
 names; the sample command's input and output checks."""
-import json
 import os
 from pathlib import Path
 
