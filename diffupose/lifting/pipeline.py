@@ -188,8 +188,6 @@ def layout_covered(fmt: str, layouts) -> bool:
     return _LAYOUT_FAMILY.get(fmt, fmt) in layouts
 
 
-
-
 def _check_image_size(image_size) -> None:
     if image_size is None:
         return
@@ -308,16 +306,6 @@ def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: 
         "lifting_time_s": round(lifting_s, 3),
         "sampling_time_s": round(sampling_s, 3),
     }
-
-
-
-
-
-
-
-
-
-
 
 
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
