@@ -78,6 +78,10 @@ def _one_of(choices: tuple[str, ...]) -> tuple[Any, str]:
 
 
 INPUT_2D_MODES = ("file", "gt", "gt+noise", "mix")
+# The 2D source a source-conditioned model is told (SamplingConfig.input_source); the denoiser's
+# embedding index is the position in SOURCE_INDEX
+INPUT_SOURCES = ("auto", "clean", "detected")
+SOURCE_INDEX = {"clean": 0, "detected": 1}
 INPUT_LAYOUTS = ("coco17", "halpe26", "body25", "mpii16", "h36m17")
 
 
@@ -111,6 +115,10 @@ class ModelConfig:
     released_unused_film: bool = False  # build the third FiLM block the released code never uses
     missing_joints: bool = False   # condition on a keypoint mask (missing-joint support)
     missing_fill: str = "neighbour"  # a missing joint's 2D input: neighbour (mean of present neighbours) | zero
+    # Condition on the 2D source (clean = projected ground truth, detected = detector output or
+    # detector-like noise): a learned embedding added to the time embedding, so one model can be
+    # exact on clean 2D and cautious on detections (GCN only; diffupose.model.denoiser)
+    source_condition: bool = False
 
     def __post_init__(self) -> None:
         _validate(self, "model", {
@@ -178,9 +186,11 @@ class TrainConfig:
     # The 2D input of training (files with detections keep the projected GT as keypoints_2d_gt):
     # file = keypoints_2d as prepared | gt = keypoints_2d_gt | gt+noise = GT plus resampled measured
     # detector error (diffupose.data.detector_noise) | mix = per sample, the real detection with
-    # probability mix_detected, else GT plus measured detector error
+    # probability mix_detected, else GT plus measured detector error; with mix_clean > 0, that
+    # share of the samples gets the clean GT instead (for models with model.source_condition)
     input_2d: str = "file"
     mix_detected: float = 0.5
+    mix_clean: float = 0.0
     # Layouts whose lift mapping (copy what the layout has, derive the rest) the 2D input goes
     # through, one drawn per sample (diffupose.data.layout_mix): "h36m17" = the true joints only
     input_layouts: str = "h36m17"
@@ -202,9 +212,13 @@ class TrainConfig:
             "val_hypotheses": (_positive, ">= 1"),
             "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
             "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+            "mix_clean": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
             "input_layouts": (_layout_list, "a comma-separated list of coco17, halpe26, body25, mpii16, h36m17"),
         })
         check_sampler(self.val_sampler, "train.val_sampler")
+        if self.mix_clean > 0 and self.input_2d != "mix":
+            raise ConfigError(f"train.mix_clean={self.mix_clean} is a share of train.input_2d=mix, but "
+                              f"train.input_2d={self.input_2d}")
         if self.max_steps == 0 and self.epochs == 0:
             raise ConfigError("train.max_steps = 0 means 'train for train.epochs epochs', but train.epochs is 0 "
                               "too: set train.max_steps (optimiser steps) or train.epochs")
@@ -224,6 +238,9 @@ class SamplingConfig:
     aggregate: str = "mean"        # see diffupose.inference.aggregate.AGGREGATIONS
     batch_size: int = 2048         # 2D inputs per sampler call (each runs H (x2 with flip) chains)
     seed: int = 0
+    # The 2D source a model with model.source_condition is told: clean | detected | auto (an
+    # evaluation: clean for projected ground truth, detected for detections; elsewhere detected)
+    input_source: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -237,7 +254,7 @@ class EvalConfig(SamplingConfig):
     input_2d: str = "file"         # file (keypoints_2d as prepared) | gt (keypoints_2d_gt of a detections file)
 
     def __post_init__(self) -> None:
-        _validate(self, "eval", {"input_2d": _one_of(("file", "gt"))})
+        _validate(self, "eval", {"input_2d": _one_of(("file", "gt")), "input_source": _one_of(INPUT_SOURCES)})
 
 
 @dataclass(frozen=True)

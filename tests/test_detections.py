@@ -130,7 +130,8 @@ def test_training_inputs(simulated, mode):
     data = load_training_data(cfg, torch.device("cpu"))
     idx = torch.arange(64)
     g = torch.Generator().manual_seed(0)
-    x = data.inputs(idx, g)
+    x, source = data.inputs(idx, g)
+    assert source is None                 # not a source-conditioned model
     file_kp = torch.from_numpy(load_prepared(simulated).select(split="train").keypoints_2d[:64])
     if mode == "gt":
         assert not torch.allclose(x, file_kp)
@@ -228,7 +229,7 @@ def test_layout_round_trips_are_the_lift_mapping(simulated):
     data = load_training_data(cfg, torch.device("cpu"))
     assert data.layouts is not None and data.layouts.layouts == ("h36m17", "coco17")
     idx = torch.arange(200)
-    out = data.inputs(idx, torch.Generator().manual_seed(0))
+    out, _ = data.inputs(idx, torch.Generator().manual_seed(0))
     unchanged = torch.isclose(out, data.keypoints_2d[idx]).all(dim=(1, 2))
     assert 0 < int(unchanged.sum()) < 200                       # some samples went through COCO-17
     with pytest.raises(Exception, match="input_layouts"):

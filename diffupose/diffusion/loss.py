@@ -43,18 +43,30 @@ def weighted_pose_loss(output_3d: torch.Tensor, target_3d: torch.Tensor, keypoin
     return part_eps + part_y, part_eps, part_y
 
 
+def _denoiser_extras(keypoint_mask: torch.Tensor | None, source: torch.Tensor | None) -> dict:
+    """The optional denoiser inputs that were given (a denoiser without them is never passed None)."""
+    extras = {}
+    if keypoint_mask is not None:
+        extras["keypoint_mask"] = keypoint_mask
+    if source is not None:
+        extras["source"] = source
+    return extras
+
+
 def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoints_2d: torch.Tensor, *,
                    joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
                    generator: torch.Generator | None = None, t: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, return_parts: bool = True,
-                   keypoint_mask: torch.Tensor | None = None, prediction: str = "eps"):
+                   keypoint_mask: torch.Tensor | None = None, prediction: str = "eps",
+                   source: torch.Tensor | None = None):
     """One training loss: t ~ U{0..T-1}, ε ~ N(0, I), x_t by eq. 2, then eqs. 8-10.
 
     x0: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised 2D keypoints.
     `t`/`noise` may be given (tests); otherwise drawn with `generator` (on x0's device).
     Returns (loss scalar, parts) with parts = {"loss", "loss_eps", "loss_2d"} as floats, or
     as detached tensors when `return_parts=False` (no host sync; for accelerator loops).
-    `keypoint_mask` (B, J) bool, True = present, goes to the denoiser (missing-joint training).
+    `keypoint_mask` (B, J) bool, True = present, goes to the denoiser (missing-joint training);
+    `source` (B,) int64, each row's 2D source index (config.SOURCE_INDEX), to a source-conditioned one.
     `prediction` ("eps" | "x0" | "v") names what the 3D output is trained to match; the part
     is still called "loss_eps" in the logs.
     The 2D term still targets the true 2D of a missing joint: the network learns to impute it.
@@ -64,17 +76,14 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     if isinstance(schedule, FlowPath):
         return flow_matching_loss(denoiser, schedule, x0, keypoints_2d, joint_weights=joint_weights,
                                   lambda_2d=lambda_2d, kind=kind, generator=generator, s=t, noise=noise,
-                                  return_parts=return_parts, keypoint_mask=keypoint_mask)
+                                  return_parts=return_parts, keypoint_mask=keypoint_mask, source=source)
     B = x0.shape[0]
     if t is None:
         t = torch.randint(0, schedule.num_timesteps, (B,), device=x0.device, generator=generator)
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(schedule, x0, t, noise)
-    if keypoint_mask is None:
-        output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t)
-    else:
-        output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, keypoint_mask=keypoint_mask)
+    output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, **_denoiser_extras(keypoint_mask, source))
     target = prediction_target(schedule, prediction, x0, noise, t)
     loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
@@ -88,7 +97,7 @@ def flow_matching_loss(denoiser, path: FlowPath, x0: torch.Tensor, keypoints_2d:
                        joint_weights: torch.Tensor | None = None, lambda_2d: float = 0.8, kind: str = "l1",
                        generator: torch.Generator | None = None, s: torch.Tensor | None = None,
                        noise: torch.Tensor | None = None, return_parts: bool = True,
-                       keypoint_mask: torch.Tensor | None = None):
+                       keypoint_mask: torch.Tensor | None = None, source: torch.Tensor | None = None):
     """Conditional flow matching: s ~ path.sample_time, ε ~ N(0, I), x_s = (1 - s) x0 + s ε, and
     the network's 3D output regressed on the velocity ε - x0 with the weighted loss of eqs. 8-10
     (the 2D reconstruction term unchanged). The network sees time s·T. `s` (B,) floats in [0, 1]
@@ -100,10 +109,7 @@ def flow_matching_loss(denoiser, path: FlowPath, x0: torch.Tensor, keypoints_2d:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_s = flow_interpolate(x0, noise, s)
     t_model = path.model_time(s)
-    if keypoint_mask is None:
-        output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model)
-    else:
-        output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, keypoint_mask=keypoint_mask)
+    output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, **_denoiser_extras(keypoint_mask, source))
     loss, part_v, part_y = weighted_pose_loss(output_3d, flow_velocity_target(x0, noise), keypoints_2d_hat,
                                               keypoints_2d, joint_weights=joint_weights, lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_v.detach(), "loss_2d": part_y.detach()}

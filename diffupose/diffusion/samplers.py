@@ -189,7 +189,8 @@ def _validate_condition(keypoints_2d, num_joints: int | None) -> torch.Tensor:
 def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: int = 1, sampler: str = "ddim",
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
-           autocast_dtype: torch.dtype | None = None, keypoint_mask=None, prediction: str = "eps"):
+           autocast_dtype: torch.dtype | None = None, keypoint_mask=None, prediction: str = "eps",
+           input_source: int | None = None):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
     keypoints_2d: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
@@ -203,6 +204,8 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     view); missing joints' 2D may be NaN. None = all present.
     `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
     config.diffusion.prediction).
+    `input_source`: the 2D source index (config.SOURCE_INDEX) every chain gives a
+    source-conditioned denoiser (model.source_condition); None = the denoiser is not given one.
     """
     sampler = resolve_sampler(sampler, objective_of(schedule))
     if num_hypotheses < 1:
@@ -224,10 +227,10 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
             x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
             if isinstance(schedule, FlowPath):
                 trajectory = _run_flow(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
-                                       return_trajectory, schedule)
+                                       return_trajectory, schedule, input_source)
             else:
                 trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
-                                         return_trajectory)
+                                         return_trajectory, input_source)
             out = _combine_views(trajectory[-1], B, H, flip, skeleton)
             if return_trajectory:
                 return out, torch.stack([_combine_views(z, B, H, flip, skeleton) for z in trajectory])
@@ -274,16 +277,23 @@ FORWARD_CHUNK_ROWS_ACCELERATOR = 1 << 20
 
 
 def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_dtype: torch.dtype | None,
-             chunk_rows: int | None = None):
+             chunk_rows: int | None = None, input_source: int | None = None):
     """The denoiser's 3D output (fp32) for all chains at one time value, under autocast when
     asked: f(x, t) with t one number (an integer step, or s·T for a flow model), evaluated in
-    chunks of `chunk_rows` rows (default: FORWARD_CHUNK_ROWS on a CPU, read at call time)."""
+    chunks of `chunk_rows` rows (default: FORWARD_CHUNK_ROWS on a CPU, read at call time).
+    The keypoint mask and the 2D source index go to the denoiser only when given."""
     rows, device = cond.shape[0], cond.device
     chunk_rows = int(chunk_rows or (FORWARD_CHUNK_ROWS if device.type == "cpu" else FORWARD_CHUNK_ROWS_ACCELERATOR))
     amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
            else contextlib.nullcontext())
     t_full: dict = {}
     chunks = [(a, min(a + chunk_rows, rows)) for a in range(0, rows, chunk_rows)]
+    extras = [{} for _ in chunks]
+    for (a, b), extra in zip(chunks, extras):
+        if mask is not None:
+            extra["keypoint_mask"] = mask[a:b]
+        if input_source is not None:
+            extra["source"] = torch.full((b - a,), int(input_source), dtype=torch.long, device=device)
 
     def f(x: torch.Tensor, t) -> torch.Tensor:
         if t not in t_full:
@@ -291,9 +301,8 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
                                    device=device)
         outs = []
         with amp:
-            for a, b in chunks:
-                output, _ = (denoiser(x[a:b], cond[a:b], t_full[t][a:b]) if mask is None
-                             else denoiser(x[a:b], cond[a:b], t_full[t][a:b], keypoint_mask=mask[a:b]))
+            for (a, b), extra in zip(chunks, extras):
+                output, _ = denoiser(x[a:b], cond[a:b], t_full[t][a:b], **extra)
                 outs.append(output.float())
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
@@ -302,10 +311,10 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
 
 def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
                 generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-                return_trajectory: bool) -> list[torch.Tensor]:
+                return_trajectory: bool, input_source: int | None = None) -> list[torch.Tensor]:
     """The reverse process from x_T for all chains at once: one denoiser forward per step.
     -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
-    net = _network(denoiser, cond, mask, autocast_dtype)
+    net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
     trajectory = [x] if return_trajectory else None
     for t, t_prev in step_runner.pairs():
         x = step_runner.step(net(x, t), t, t_prev, x, generator)
@@ -316,10 +325,10 @@ def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask
 
 def _run_flow(denoiser, solver: FlowSampler, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
               generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-              return_trajectory: bool, path: FlowPath) -> list[torch.Tensor]:
+              return_trajectory: bool, path: FlowPath, input_source: int | None = None) -> list[torch.Tensor]:
     """The flow ODE from x_1 = noise to s = 0 for all chains at once (one forward per
     evaluation). -> [x_1, x after each interval] with `return_trajectory`, else [x_0]."""
-    net = _network(denoiser, cond, mask, autocast_dtype)
+    net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
     trajectory = [x] if return_trajectory else None
     x = solver.integrate(lambda z, s: net(z, float(s) * path.num_timesteps), x, generator, trajectory)
     return trajectory if return_trajectory else [x]

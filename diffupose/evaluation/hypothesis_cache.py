@@ -382,6 +382,8 @@ def run_uncertainty(run_dir, data_path, split: str, *, num_hypotheses: int = DEF
     lifter, data = run.lifter, run.source
     settings = cache_settings(num_hypotheses, sampler=sampler, num_steps=num_steps, eta=eta, flip=flip, seed=seed,
                               batch_size=batch_size)
+    if lifter.config.model.source_condition:
+        settings = settings.replace(input_source=run.settings.input_source)
     path = Path(cache_path) if cache_path else default_cache_path(run_dir, split, settings.num_hypotheses)
     cache, reused = cached_hypotheses(path, lifter, data, split, settings, max_samples=max_samples, seed=seed,
                                       checkpoint=dict(lifter.checkpoint_card), data_path=str(data_path),

@@ -77,12 +77,16 @@ class HypothesisCache:
 
 def settings_dict(settings) -> dict[str, Any]:
     """Sampling settings (a dataclass such as `inference.SamplingSettings`, or a dict) -> a
-    JSON-safe dict. `aggregate` is left out: the cache holds raw hypotheses."""
+    JSON-safe dict. `aggregate` is left out: the cache holds raw hypotheses; `input_source` when
+    it is `auto` (what every model without model.source_condition uses), so caches made before
+    the field existed stay valid."""
     if dataclasses.is_dataclass(settings):
         d = dataclasses.asdict(settings)
     else:
         d = dict(settings)
     d.pop("aggregate", None)
+    if d.get("input_source") == "auto":   # only source-conditioned models' caches record the 2D source
+        d.pop("input_source")
     return json.loads(json.dumps(d, default=str, sort_keys=True))
 
 

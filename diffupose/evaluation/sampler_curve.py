@@ -101,7 +101,8 @@ def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] =
                 if (eta > 0 and sampler not in ("ddim", "euler")) or (skip is not None and skip(sampler, nfe, eta)):
                     continue
                 settings = SamplingSettings(num_hypotheses=num_hypotheses, sampler=sampler, num_steps=int(nfe),
-                                            eta=float(eta), flip=flip, seed=seed, batch_size=batch_size)
+                                            eta=float(eta), flip=flip, seed=seed, batch_size=batch_size,
+                                            input_source=run.settings.input_source)
                 tic = time.perf_counter()
                 row = curve_point(run, settings)
                 rows.append(row)

@@ -34,7 +34,7 @@ from ..utils import resolve_device
 from .reference import H36M_ACTIONS, HUMANEVA_ACTIONS
 
 __all__ = ["PROTOCOLS", "EvalRun", "open_run", "check_protocol", "check_eval_config", "select_indices",
-           "with_input_2d", "check_selection_split", "check_skeleton", "action_order", "BatchScores",
+           "with_input_2d", "input_source_of", "check_selection_split", "check_skeleton", "action_order", "BatchScores",
            "score_batches", "batch_ranges"]
 
 PROTOCOLS: tuple[str, ...] = ("gt_free", "official_oracle")
@@ -86,6 +86,12 @@ def with_input_2d(data: PreparedData, input_2d: str, data_path) -> PreparedData:
     meta = {**data.meta, "keypoints": "gt", "keypoints_2d_name": "GT (projected ground truth)",
             "keypoints_source": "projection (keypoints_2d_gt)"}
     return replace(data, keypoints_2d=data.keypoints_2d_gt, meta=meta)
+
+
+def input_source_of(data: PreparedData, input_2d: str) -> str:
+    """The 2D source of an evaluation's input (what `auto` means for a source-conditioned model):
+    detected for a detections file's own keypoints_2d, clean for projected ground truth."""
+    return "detected" if input_2d == "file" and data.keypoints_2d_gt is not None else "clean"
 
 
 def check_selection_split(lifter: Lifter, split: str) -> None:
@@ -176,6 +182,8 @@ def open_run(model, data_path, split: str, eval_cfg: EvalConfig | None = None, *
         raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {source.splits()})")
     data = with_input_2d(source.subset(index), ev.input_2d, data_path)
     check_skeleton(lifter, data, data_path)
+    if settings.input_source == "auto":
+        settings = settings.replace(input_source=input_source_of(source, ev.input_2d))
     return EvalRun(lifter, data, index, source, Path(data_path), split, ev, settings)
 
 

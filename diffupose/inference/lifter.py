@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config, EvalConfig, SamplingConfig
+from ..config import INPUT_SOURCES, SOURCE_INDEX, Config, EvalConfig, SamplingConfig
 from ..diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
                          resolve_sampler, sample)
 from ..errors import ConfigError
@@ -75,6 +75,8 @@ class SamplingSettings(SamplingConfig):
 
     def __post_init__(self) -> None:
         check_sampler(self.sampler)
+        if self.input_source not in INPUT_SOURCES:
+            raise ConfigError(f"unknown input_source {self.input_source!r}; known: {', '.join(INPUT_SOURCES)}")
         if self.aggregate not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {self.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
         for name in ("num_hypotheses", "num_steps", "batch_size"):
@@ -181,8 +183,11 @@ class Lifter:
         means euler for a flow model), its steps and the network evaluations per chain (NFE)."""
         objective = objective_of(self.schedule)
         nfe = settings.steps_for(self.config)
-        return {"objective": objective, "sampler": resolve_sampler(settings.sampler, objective), "num_steps": nfe,
+        card = {"objective": objective, "sampler": resolve_sampler(settings.sampler, objective), "num_steps": nfe,
                 "nfe": nfe}
+        if self.config.model.source_condition:
+            card["input_source"] = self.input_source(settings)
+        return card
 
     def sample_tensor(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                       generator: torch.Generator | None = None, return_trajectory: bool = False):
@@ -195,12 +200,21 @@ class Lifter:
         extra = {}
         if keypoint_mask is not None:
             extra["keypoint_mask"] = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=self.device)
+        if self.config.model.source_condition:
+            extra["input_source"] = SOURCE_INDEX[self.input_source(settings)]
         return sample(self.denoiser, self.schedule, y, num_hypotheses=settings.num_hypotheses,
                       sampler=settings.sampler, num_steps=settings.steps_for(self.config), eta=settings.eta,
                       flip=settings.flip, skeleton=self.skeleton,
                       generator=generator if generator is not None else self.generator(settings.seed),
                       clip_x0=self.config.diffusion.clip_x0, prediction=self.config.diffusion.prediction,
                       return_trajectory=return_trajectory, **extra)
+
+    @staticmethod
+    def input_source(settings: SamplingSettings) -> str:
+        """The 2D source a source-conditioned model is told: settings.input_source, with `auto`
+        (not resolved by an evaluation, which knows its data) meaning `detected` - the safe
+        reading of keypoints of unknown origin."""
+        return "detected" if settings.input_source == "auto" else settings.input_source
 
     def sample(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                generator: torch.Generator | None = None) -> np.ndarray:

@@ -15,12 +15,19 @@ makes the channel zero, so the network then computes exactly what the 5-channel 
 With `missing_joints=False` (default) the network, its parameter count and its outputs are the
 released ones; a mask that marks joints missing is then a ConfigError (fill them first, e.g.
 `diffupose.model.masking.fill_missing`).
+
+2D source (`model.source_condition=True`): a learned embedding of the input's source (0 =
+clean, the projected ground truth; 1 = detected, detector output or detector-like noise) is
+added to the time embedding both FiLM blocks read, so one network can trust clean 2D and
+hedge on detections. It starts at zero (the unconditioned network); a forward without
+`source` uses `detected`. Off by default: the released network.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..config import SOURCE_INDEX
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton
 from .condition import MissingJointFill, condition_channels, missing_joint_fill
@@ -35,14 +42,16 @@ class GCNDenoiser(nn.Module):
 
     forward(x_t: (B, J, 3) noisy pose, keypoints_2d: (B, J, 2) 2D keypoints, t: (B,) int64 steps,
             keypoint_mask: (B, J) bool, True = present, or None) -> (eps_hat: (B, J, 3), keypoints_2d_hat: (B, J, 2)).
-    `missing_joints` adds the missing-indicator input channel (see the module docstring).
+    `missing_joints` adds the missing-indicator input channel, `source_condition` the 2D source
+    embedding (source: (B,) int64, config.SOURCE_INDEX; see the module docstring).
     `released_unused_film` builds the third FiLM block the released code constructs but never
     calls (only so the parameter count matches the paper's 1.45 M / 3.22 M).
     """
 
     def __init__(self, adjacency, dim: int = 256, num_blocks: int = 4, nonlocal_block: bool = True,
                  released_unused_film: bool = False, in_channels: int = 5, out_channels: int = 5,
-                 missing_joints: bool = False, missing_fill: MissingJointFill | None = None) -> None:
+                 missing_joints: bool = False, missing_fill: MissingJointFill | None = None,
+                 source_condition: bool = False) -> None:
         super().__init__()
         self.missing_joints = missing_joints
         self.missing_fill = missing_fill
@@ -53,6 +62,9 @@ class GCNDenoiser(nn.Module):
         self.dim = dim
         time_dim = dim // 2
         self.time_mlp = time_mlp(dim)
+        self.source_embedding = nn.Embedding(len(SOURCE_INDEX), time_dim) if source_condition else None
+        if self.source_embedding is not None:
+            nn.init.zeros_(self.source_embedding.weight)
         self.input_block = GraphConvBlock(in_channels, dim, adjacency)
         self.blocks = nn.ModuleList(ResidualGraphBlock(dim, adjacency) for _ in range(num_blocks))
         self.film1 = TimeFiLM(dim, time_dim)
@@ -62,8 +74,15 @@ class GCNDenoiser(nn.Module):
         self.output_conv = ModulatedGraphConv(dim, out_channels, adjacency)
 
     def forward(self, x_t: torch.Tensor, keypoints_2d: torch.Tensor, t: torch.Tensor,
-                keypoint_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                keypoint_mask: torch.Tensor | None = None,
+                source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         t_emb = self.time_mlp(t)                                         # (B, d/2)
+        if self.source_embedding is not None:
+            if source is None:
+                source = torch.full(t.shape, SOURCE_INDEX["detected"], dtype=torch.long, device=t.device)
+            t_emb = t_emb + self.source_embedding(source).to(t_emb.dtype)
+        elif source is not None:
+            raise ConfigError("a 2D source given to a denoiser without model.source_condition")
         cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype, self.missing_fill)
         h = torch.cat((x_t, cond), dim=-1).transpose(0, 1).contiguous()  # (J, B, 5 or 6)
         h = self.input_block(h)
@@ -97,7 +116,10 @@ def build_denoiser(model_cfg, skeleton: Skeleton) -> nn.Module:
         return GCNDenoiser(skeleton.normalized_adjacency(), dim=model_cfg.dim, num_blocks=model_cfg.num_blocks,
                            nonlocal_block=model_cfg.nonlocal_block,
                            released_unused_film=model_cfg.released_unused_film,
-                           missing_joints=missing, missing_fill=fill)
+                           missing_joints=missing, missing_fill=fill,
+                           source_condition=getattr(model_cfg, "source_condition", False))
+    if getattr(model_cfg, "source_condition", False):
+        raise ConfigError(f"model.source_condition is built into the GCN denoiser only, not model.denoiser={kind}")
     if kind == "unet":
         return UNetDenoiser(skeleton.num_joints, dim=model_cfg.dim, missing_joints=missing, missing_fill=fill)
     raise ConfigError(f"unknown model.denoiser {kind!r}; known: ['gcn', 'unet']")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, TrainConfig
+from ..config import SOURCE_INDEX, Config, TrainConfig
 from ..data.detector_noise import DetectorNoise
 from ..data.layout_mix import LayoutMix
 from ..data.prepared import load_prepared
@@ -34,22 +34,41 @@ class TrainingData:
     noise: DetectorNoise | None = None            # measured detector error (input_2d gt+noise / mix)
     input_2d: str = "file"
     mix_detected: float = 0.5
+    mix_clean: float = 0.0
     layouts: LayoutMix | None = None              # train.input_layouts other than h36m17 alone
+    detections_file: bool = False                 # the prepared file's keypoints_2d are detections
+    source_condition: bool = False                # model.source_condition: inputs() also returns the source
 
-    def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The 2D input of the samples `idx` for one training step (train.input_2d, then the
-        layout round trip of train.input_layouts)."""
-        x = self._inputs_2d(idx, generator)
-        return x if self.layouts is None else self.layouts.apply(x, generator)
+        layout round trip of train.input_layouts) and, for a source-conditioned model, each
+        row's 2D source index (config.SOURCE_INDEX), else None."""
+        x, clean = self._inputs_2d(idx, generator)
+        x = x if self.layouts is None else self.layouts.apply(x, generator)
+        if not self.source_condition:
+            return x, None
+        return x, torch.where(clean, SOURCE_INDEX["clean"], SOURCE_INDEX["detected"])
 
-    def _inputs_2d(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _inputs_2d(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (2D input (B, J, 2), which rows are clean ground truth (B,) bool)."""
+        n, device = len(idx), self.keypoints_2d.device
         if self.noise is None:
-            return self.keypoints_2d[idx]
+            clean = self.input_2d == "gt" or not self.detections_file
+            return self.keypoints_2d[idx], torch.full((n,), clean, dtype=torch.bool, device=device)
         noisy = self.noise.apply(self.keypoints_2d_gt[idx], generator)
         if self.input_2d == "gt+noise":
-            return noisy
-        use_detection = torch.rand(len(idx), generator=generator, device=noisy.device) < self.mix_detected
-        return torch.where(use_detection[:, None, None], self.keypoints_2d[idx], noisy)
+            return noisy, torch.zeros(n, dtype=torch.bool, device=device)
+        use_detection = torch.rand(n, generator=generator, device=device) < self.mix_detected
+        x = torch.where(use_detection[:, None, None], self.keypoints_2d[idx], noisy)
+        if self.mix_clean <= 0:       # no extra draw: runs without mix_clean keep their random stream
+            return x, torch.zeros(n, dtype=torch.bool, device=device)
+        clean = torch.rand(n, generator=generator, device=device) < self.mix_clean
+        return torch.where(clean[:, None, None], self.keypoints_2d_gt[idx], x), clean
+
+    @property
+    def val_source(self) -> str:
+        """The 2D source of the val keypoints (always the prepared file's keypoints_2d)."""
+        return "detected" if self.detections_file else "clean"
 
 
 def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
@@ -72,12 +91,13 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
         return (torch.cat([t, flip_horizontal(t, data.skeleton)]) if flip else t).to(device)
 
     keypoints = tensor(train.keypoints_2d_gt if mode == "gt" else train.keypoints_2d)
-    extra = {}
+    extra = {"input_2d": mode, "detections_file": train.keypoints_2d_gt is not None,
+             "source_condition": cfg.model.source_condition}
     if mode in ("gt+noise", "mix"):
         noise = DetectorNoise.measure(train.keypoints_2d, train.keypoints_2d_gt, data.skeleton, mirrored=flip,
                                       seed=cfg.train.seed, device=device)
-        extra = {"keypoints_2d_gt": tensor(train.keypoints_2d_gt), "noise": noise, "input_2d": mode,
-                 "mix_detected": cfg.train.mix_detected}
+        extra.update(keypoints_2d_gt=tensor(train.keypoints_2d_gt), noise=noise, mix_detected=cfg.train.mix_detected,
+                     mix_clean=cfg.train.mix_clean)
     layouts = [v.strip() for v in cfg.train.input_layouts.split(",")]
     if layouts != ["h36m17"]:
         if data.skeleton.name != "h36m17":

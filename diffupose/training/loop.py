@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..config import Config
+from ..config import SOURCE_INDEX, Config
 from ..diffusion import diffusion_loss
 from ..errors import DiffuPoseError
 from ..evaluation.scoring import BatchScores, score_batches
@@ -186,10 +186,12 @@ def _after_step(run: RunState, window: LossWindow, lr: float,
     return row, final or stop
 
 
-def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor,
+          source: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """The diffusion loss (eqs. 8-10) of one micro-batch under autocast: the one place the
     training loss is computed. With train.joint_dropout / limb_dropout, a random keypoint
-    mask (True = present) hides joints from the denoiser. Returns (loss, detached parts)."""
+    mask (True = present) hides joints from the denoiser; `source` is each row's 2D source
+    index for a source-conditioned model (model.source_condition). Returns (loss, detached parts)."""
     cfg, tc = run.cfg, run.cfg.train
     keypoint_mask = (random_joint_mask(len(poses_3d), run.data.skeleton, joint_prob=tc.joint_dropout,
                                        limb_prob=tc.limb_dropout, generator=run.noise_gen, device=run.device)
@@ -197,7 +199,8 @@ def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor) -> 
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
-                              return_parts=False, keypoint_mask=keypoint_mask, prediction=cfg.diffusion.prediction)
+                              return_parts=False, keypoint_mask=keypoint_mask, prediction=cfg.diffusion.prediction,
+                              source=source)
 
 
 def _first_compiled_step(run: RunState, perm: torch.Tensor, window: LossWindow) -> torch.Tensor:
@@ -224,7 +227,7 @@ def _train_step(run: RunState, perm: torch.Tensor, window: LossWindow) -> torch.
         idx = perm[start:start + budget.micro]
         last = k == tc.grad_accum - 1
         with nullcontext() if last or run.dist.world_size == 1 else run.ddp_model.no_sync():
-            loss, parts = _loss(run, run.data.poses_3d[idx], run.data.inputs(idx, run.noise_gen))
+            loss, parts = _loss(run, run.data.poses_3d[idx], *run.data.inputs(idx, run.noise_gen))
             run.scaler.scale(loss / tc.grad_accum).backward()
         window.add(parts, len(idx))
     if tc.grad_clip > 0:
@@ -254,14 +257,17 @@ def validate(ema: torch.nn.Module, schedule, data: TrainingData, cfg: Config,
     gen = torch.Generator(device=data.val_poses_3d.device).manual_seed(tc.seed + 7919)
     lifter = Lifter.from_model(ema, cfg, data.skeleton)
     settings = SamplingSettings(num_hypotheses=tc.val_hypotheses, sampler=tc.val_sampler, num_steps=tc.val_steps,
-                                flip=False, batch_size=cfg.eval.batch_size)
+                                flip=False, batch_size=cfg.eval.batch_size, input_source=data.val_source)
+    val_source = (torch.full((len(data.val_poses_3d),), SOURCE_INDEX[data.val_source], dtype=torch.long,
+                             device=data.val_poses_3d.device) if cfg.model.source_condition else None)
 
     def score(scores: BatchScores, start: int, stop: int, hypotheses: torch.Tensor) -> None:
         x0, y = data.val_poses_3d[start:stop], data.val_keypoints_2d[start:stop]
         scores.put("mpjpe", start, stop, mpjpe(hypotheses.mean(dim=1), x0))
         loss, _ = diffusion_loss(ema, schedule, x0, y, joint_weights=joint_weights,
                                  lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=gen,
-                                 prediction=cfg.diffusion.prediction)
+                                 prediction=cfg.diffusion.prediction,
+                                 source=None if val_source is None else val_source[start:stop])
         scores.add("loss", float(loss) * len(x0))
 
     n = len(data.val_poses_3d)
