@@ -42,7 +42,7 @@ def _eval_overrides(args: argparse.Namespace) -> dict:
     mapping = {"sampler": "sampler", "steps": "num_steps", "eta": "eta", "hypotheses": "num_hypotheses",
                "flip": "flip", "seed": "seed", "checkpoint": "checkpoint",
                "aggregate": "aggregate", "protocol": "protocol", "batch_size": "batch_size",
-               "max_samples": "max_samples", "input_2d": "input_2d"}
+               "max_samples": "max_samples", "input_2d": "input_2d", "input_source": "input_source"}
     return {f"eval.{key}": getattr(args, name) for name, key in mapping.items()
             if getattr(args, name, None) is not None}
 
@@ -135,6 +135,9 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--input-2d", choices=("file", "gt"), default=None,
                    help="file: the prepared 2D (detections for a detections file); gt: the projected ground "
                         "truth kept beside detections")
+    p.add_argument("--input-source", choices=("auto", "clean", "detected"), default=None,
+                   help="the 2D source a model trained with model.source_condition is told; auto (default): "
+                        "detected for a detections file's own 2D, clean for ground truth")
     _add_eval_options(p)
 
 

@@ -90,7 +90,9 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                       missing=(0, 1, 2, 4), modes=MASK_MODES, noise_px=(0, 2, 5, 10, 20), seed: int = 0,
                       fill: str = "neighbour", progress: bool = True) -> list[dict]:
     """Every (noise, mask, model) cell; the same noisy inputs and masks for every model.
-    `fill` (neighbour | template): how missing joints are filled for a model without mask input."""
+    `fill` (neighbour | template): how missing joints are filled for a model without mask input.
+    With settings.input_source `auto`, a source-conditioned model (model.source_condition) is told
+    its 2D is clean at σ = 0 and detected otherwise; other models ignore it."""
     if fill not in FILL_METHODS:
         raise ConfigError(f"unknown fill {fill!r}; known: {', '.join(FILL_METHODS)}")
     skeleton = next(iter(lifters.values())).skeleton
@@ -99,6 +101,9 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
     rows = []
     for si, sigma in enumerate(noise_px):
         noisy = add_pixel_noise(keypoints_2d, sigma, res_w, res_h, seed=seed + 1000 * (si + 1))
+        # a source-conditioned model is told "clean" for the noise-free rows, "detected" for noisy ones
+        cell_settings = (settings.replace(input_source="clean" if sigma == 0 else "detected")
+                         if settings.input_source == "auto" else settings)
         for mode, k in masks:
             mask = (np.ones(keypoints_2d.shape[:2], dtype=bool) if k == 0
                     else evaluation_mask(len(noisy), skeleton, k, mode, seed=seed + 100 * k + MASK_MODES.index(mode)))
@@ -106,10 +111,10 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                 supports = bool(getattr(lifter.config.model, "missing_joints", False))
                 tic = time.perf_counter()
                 if supports:
-                    out = lifter.lift(noisy, settings, keypoint_mask=mask, progress=False)
+                    out = lifter.lift(noisy, cell_settings, keypoint_mask=mask, progress=False)
                 else:
                     filled = noisy if k == 0 else fill_missing(noisy, mask, skeleton, method=fill)
-                    out = lifter.lift(filled, settings, progress=False)
+                    out = lifter.lift(filled, cell_settings, progress=False)
                 if not np.isfinite(out.hypotheses).all():
                     raise FloatingPointError(f"{name}: non-finite hypotheses at σ={sigma} px, {k} {mode} missing")
                 row = {"model": name, "input": "mask" if supports else f"{fill}-fill", "mask": mode,
@@ -210,5 +215,7 @@ def run_robustness(runs: dict[str, str], data_path, split: str, settings: Sampli
             "checkpoint": checkpoint, "fill_for_models_without_mask_input": fill,
             "num_hypotheses": settings.num_hypotheses, "sampler": f"{settings.sampler}-{settings.num_steps}",
             "flip": settings.flip, "aggregate": settings.aggregate,
+            "input_source": ("clean at 0 px, detected otherwise (source-conditioned models)"
+                             if settings.input_source == "auto" else settings.input_source),
             "checkpoints": {n: lf.checkpoint_card for n, lf in lifters.items()}}
     return rows, card

@@ -34,8 +34,8 @@ from ..utils import resolve_device
 from .reference import H36M_ACTIONS, HUMANEVA_ACTIONS
 
 __all__ = ["PROTOCOLS", "EvalRun", "open_run", "check_protocol", "check_eval_config", "select_indices",
-           "with_input_2d", "input_source_of", "check_selection_split", "check_skeleton", "action_order", "BatchScores",
-           "score_batches", "batch_ranges"]
+           "with_input_2d", "input_source_of", "check_selection_split", "check_skeleton", "action_order",
+           "BatchScores", "score_batches", "batch_ranges"]
 
 PROTOCOLS: tuple[str, ...] = ("gt_free", "official_oracle")
 
@@ -182,7 +182,7 @@ def open_run(model, data_path, split: str, eval_cfg: EvalConfig | None = None, *
         raise DataError(f"{data_path}: split {split!r} is empty (samples per split: {source.splits()})")
     data = with_input_2d(source.subset(index), ev.input_2d, data_path)
     check_skeleton(lifter, data, data_path)
-    if settings.input_source == "auto":
+    if settings.input_source == "auto" and lifter.config.model.source_condition:
         settings = settings.replace(input_source=input_source_of(source, ev.input_2d))
     return EvalRun(lifter, data, index, source, Path(data_path), split, ev, settings)
 
