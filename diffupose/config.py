@@ -465,7 +465,7 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # beside the detections): the h36m_cpu recipe with, per sample, the real SH detection or
         # the GT plus resampled measured detector error (mix), sent through one detector layout's
         # lift mapping (COCO-17, Halpe-26, BODY_25, MPII-16 or the true joints); 6,000 steps
-        # (34 min on a 2-core CPU without AVX-512, ~7 min with bf16); benchmarks/RECIPES.md
+        # (17 min compiled on a 2-core CPU without AVX-512, alone; ~7 min with bf16); benchmarks/RECIPES.md
         # section 5 and docs/detections.md. The zoo model h36m-det is this preset.
         "h36m_sh_cpu": {
             **cpu, "train.max_steps": 6000,
