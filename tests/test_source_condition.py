@@ -77,19 +77,30 @@ def test_training_inputs_mark_clean_rows(detections):
     assert s0 is None
 
 
-def test_trained_model_is_told_its_source(detections, tmp_path):
+@pytest.fixture(scope="module")
+def src_run(detections, tmp_path_factory):
     cfg = preset("tiny", {"data.path": str(detections), "train.input_2d": "mix", "train.mix_clean": 0.4,
                           "model.source_condition": True, "train.max_steps": 6, "train.val_every": 3,
                           "train.checkpoint_every": 3})
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path_factory.mktemp("src") / "run"
     train(cfg, run_dir, progress=False)
+    return run_dir
+
+
+def _record_sources(lifter: Lifter) -> tuple[list, object]:
+    seen: list = []
+    hook = lifter.denoiser.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["source"].unique().tolist()),
+                                                     with_kwargs=True)
+    return seen, hook
+
+
+def test_trained_model_is_told_its_source(detections, src_run):
+    run_dir = src_run
     lifter = Lifter.load(run_dir, checkpoint="ema")
     assert lifter.denoiser.source_embedding.weight.abs().sum() > 0       # the embedding was trained
     y = load_prepared(detections).select(split="val", max_samples=8, seed=0).keypoints_2d
     base = SamplingSettings(num_hypotheses=2, num_steps=2, flip=False, seed=0)
-    seen = []
-    hook = lifter.denoiser.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["source"].unique().tolist()),
-                                                     with_kwargs=True)
+    seen, hook = _record_sources(lifter)
     h = {s: lifter.sample(y, base.replace(input_source=s)) for s in ("auto", "clean", "detected")}
     hook.remove()
     d, c = SOURCE_INDEX["detected"], SOURCE_INDEX["clean"]
@@ -99,3 +110,18 @@ def test_trained_model_is_told_its_source(detections, tmp_path):
     runs = {mode: open_run(run_dir, detections, "val", EvalConfig(checkpoint="ema", input_2d=mode, max_samples=8))
             for mode in ("file", "gt")}
     assert runs["file"].settings.input_source == "detected" and runs["gt"].settings.input_source == "clean"
+
+
+def test_robustness_tells_clean_at_zero_noise_and_detected_otherwise(detections, src_run):
+    from diffupose.evaluation.robustness import robustness_matrix
+
+    lifter = Lifter.load(src_run, checkpoint="ema")
+    data = load_prepared(detections).select(split="val", max_samples=4, seed=0)
+    size = np.full(len(data), 1000.0)
+    seen, hook = _record_sources(lifter)
+    rows = robustness_matrix({"src": lifter}, data.keypoints_2d_gt, data.poses_3d, size, size,
+                             SamplingSettings(num_hypotheses=2, num_steps=1, flip=False), missing=(0,),
+                             noise_px=(0, 5), progress=False)
+    hook.remove()
+    assert [r["noise_px"] for r in rows] == [0, 5]
+    assert seen == [[SOURCE_INDEX["clean"]], [SOURCE_INDEX["detected"]]]       # one step per cell
