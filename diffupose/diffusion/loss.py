@@ -43,8 +43,9 @@ def weighted_pose_loss(output_3d: torch.Tensor, target_3d: torch.Tensor, keypoin
     return part_eps + part_y, part_eps, part_y
 
 
-def _denoiser_extras(keypoint_mask: torch.Tensor | None, source: torch.Tensor | None) -> dict:
-    """The optional denoiser inputs that were given (a denoiser without them is never passed None)."""
+def denoiser_extras(keypoint_mask: torch.Tensor | None, source: torch.Tensor | None) -> dict:
+    """The optional denoiser inputs that were given, as keyword arguments (a denoiser without
+    them is never passed None); the training losses and the samplers build them here."""
     extras = {}
     if keypoint_mask is not None:
         extras["keypoint_mask"] = keypoint_mask
@@ -83,7 +84,7 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(schedule, x0, t, noise)
-    output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, **_denoiser_extras(keypoint_mask, source))
+    output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, **denoiser_extras(keypoint_mask, source))
     target = prediction_target(schedule, prediction, x0, noise, t)
     loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
@@ -109,7 +110,7 @@ def flow_matching_loss(denoiser, path: FlowPath, x0: torch.Tensor, keypoints_2d:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_s = flow_interpolate(x0, noise, s)
     t_model = path.model_time(s)
-    output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, **_denoiser_extras(keypoint_mask, source))
+    output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, **denoiser_extras(keypoint_mask, source))
     loss, part_v, part_y = weighted_pose_loss(output_3d, flow_velocity_target(x0, noise), keypoints_2d_hat,
                                               keypoints_2d, joint_weights=joint_weights, lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_v.detach(), "loss_2d": part_y.detach()}

@@ -16,6 +16,7 @@ import torch
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton, flip_horizontal
 from .flow import FLOW_SAMPLERS, FlowPath, FlowSampler
+from .loss import denoiser_extras
 from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 
 __all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "DDPM_SAMPLERS", "check_sampler", "make_sampler", "sample",
@@ -288,12 +289,10 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
            else contextlib.nullcontext())
     t_full: dict = {}
     chunks = [(a, min(a + chunk_rows, rows)) for a in range(0, rows, chunk_rows)]
-    extras = [{} for _ in chunks]
-    for (a, b), extra in zip(chunks, extras):
-        if mask is not None:
-            extra["keypoint_mask"] = mask[a:b]
-        if input_source is not None:
-            extra["source"] = torch.full((b - a,), int(input_source), dtype=torch.long, device=device)
+    source = (None if input_source is None
+              else torch.full((rows,), int(input_source), dtype=torch.long, device=device))
+    extras = [denoiser_extras(None if mask is None else mask[a:b], None if source is None else source[a:b])
+              for a, b in chunks]
 
     def f(x: torch.Tensor, t) -> torch.Tensor:
         if t not in t_full:
