@@ -79,6 +79,9 @@ def main() -> None:
                     help="weights (default ema: `best` was chosen on val)")
     ap.add_argument("--input", default="gt", choices=("gt", "detector-noise"),
                     help="the H36M-17 2D written into each layout: ground truth, or GT + measured detector error")
+    ap.add_argument("--input-source", default="auto", choices=("auto", "clean", "detected"),
+                    help="the 2D source a source-conditioned model is told (auto: clean for --input gt, "
+                         "detected for --input detector-noise, as `evaluate` does); ignored by other models")
     ap.add_argument("--per-joint", action="store_true", help="also print MPJPE per joint and layout")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -90,8 +93,13 @@ def main() -> None:
     true_2d = input_2d(data, full.select(split="train"), args.input, args.seed)
     del full
     lifter = Lifter.load(args.run, checkpoint=args.checkpoint, device="cpu")
+    source = "-"
+    if lifter.config.model.source_condition:
+        source = (args.input_source if args.input_source != "auto"
+                  else "clean" if args.input == "gt" else "detected")
     settings = SamplingSettings(num_hypotheses=args.hypotheses, sampler="ddim", num_steps=args.steps, eta=0.0,
-                                flip=True, aggregate="mean", batch_size=2048, seed=args.seed)
+                                flip=True, aggregate="mean", batch_size=2048, seed=args.seed,
+                                input_source="auto" if source == "-" else source)
     gt = data.poses_3d.astype(np.float64)
     start = time.perf_counter()
     reference = lifter.lift(true_2d, settings).aggregate
@@ -112,7 +120,7 @@ def main() -> None:
         log.info("%s done", fmt)
     elapsed = time.perf_counter() - start
     print(f"\nmapping cost: {len(data)} {args.split} samples of {args.data}, run {args.run} ({args.checkpoint}), "
-          f"input {args.input}, N={args.hypotheses}, DDIM-{args.steps}, flip, mean aggregate, seed {args.seed} "
+          f"input {args.input}, source told {source}, N={args.hypotheses}, DDIM-{args.steps}, flip, mean aggregate, seed {args.seed} "
           f"({elapsed:.0f} s)\n")
     print("| layout | derived joints | 2D error of derived joints (px @ 1000 px) | MPJPE (mm) | Δ vs true 2D (mm) "
           "| distance to true-2D lift (mm) |")
@@ -126,7 +134,7 @@ def main() -> None:
         for j, name in enumerate(H36M17.joint_names):
             print(f"| {name} | " + " | ".join(f"{v[j]:.1f}" for v in per_joint.values()) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "args": vars(args), "num_samples": len(data),
+        Path(args.json).write_text(json.dumps({"rows": rows, "args": vars(args), "input_source": source, "num_samples": len(data),
                                                "per_joint_mm": {k: v.tolist() for k, v in per_joint.items()}},
                                               indent=2))
 

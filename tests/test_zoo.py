@@ -116,6 +116,17 @@ def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
     assert rebuilt == shipped
 
 
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo model shipped"))])
+def test_shipped_card_matches_the_recipe_table(name, benchmark_script):
+    """A recipe changed in benchmarks/zoo.py without re-exporting the model is caught here:
+    the shipped card's preset, seed and overrides are the table's."""
+    script = benchmark_script("zoo")
+    table, card = script.recipe_for(name, from_table=True), script.recipe_for(name)
+    for key in ("preset", "seed", "prepare"):
+        assert table[key] == card[key], key
+    assert {k: str(v) for k, v in table["overrides"].items()} == card["overrides"]   # the card writes k=v text
+
+
 def test_lift_card_records_the_model_layouts_and_warns_when_uncovered(tiny_zoo, tmp_path, caplog):
     """A model without train.input_layouts says so in one line for COCO input; the card records
     the model's layouts; a layout-aware model lifts a COCO file without any flag or warning."""
