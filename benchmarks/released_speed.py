@@ -15,8 +15,10 @@ network keeps its initial ones), in eval mode, no gradients, the same threads:
 
 - released: the paper's protocol as released, N hypotheses x 2 (flip) DDPM chains of
   `--released-steps` (100) network passes each;
-- workbench: `Lifter.lift` with the user-facing settings (N hypotheses, DDIM `--steps`, flip,
-  mean), the shared inference path `diffupose evaluate` and `diffupose lift` use.
+- workbench: `Lifter.lift` with the user-facing settings (N hypotheses, the model's own sampler
+  and network evaluations per chain unless `--sampler` / `--steps` say otherwise: DDIM-5 for the
+  DDPM zoo models, midpoint with 3 for `h36m-det-flow`; flip, mean), the shared inference path
+  `diffupose evaluate` and `diffupose lift` use.
 
 Printed: poses/s of each, their ratio, and the rate per network pass (rows x passes per
 second), which separates the denoiser's cost from the number of passes.
@@ -84,7 +86,9 @@ def main() -> None:
     p.add_argument("--model", default="h36m-gt", help="workbench run directory or zoo name")
     p.add_argument("--poses", type=int, default=200, help="inputs lifted by each side")
     p.add_argument("--hypotheses", type=int, default=10)
-    p.add_argument("--steps", type=int, default=5, help="workbench DDIM network passes per chain")
+    p.add_argument("--sampler", default=None, help="workbench sampler (default: the model's eval.sampler)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="workbench network evaluations per chain (default: the model's eval.num_steps)")
     p.add_argument("--released-steps", type=int, default=100, help="released DDPM timesteps (the paper's T)")
     p.add_argument("--batch", type=int, default=100, help="released inputs per sample() call")
     p.add_argument("--seed", type=int, default=0)
@@ -102,8 +106,12 @@ def main() -> None:
                               skeleton.num_joints)
     keypoints_2d = np.random.default_rng(args.seed).normal(0.0, 0.3, (args.poses, skeleton.num_joints, 2))
     keypoints_2d = keypoints_2d.astype(np.float32)
-    settings = SamplingSettings.from_eval_config(lifter.config.eval, num_hypotheses=args.hypotheses, sampler="ddim",
-                                                 num_steps=args.steps, flip=True, aggregate="mean", seed=args.seed)
+    own = {"sampler": args.sampler, "num_steps": args.steps}
+    settings = SamplingSettings.from_eval_config(lifter.config.eval, num_hypotheses=args.hypotheses, flip=True,
+                                                 aggregate="mean", seed=args.seed,
+                                                 **{k: v for k, v in own.items() if v is not None})
+    passes = settings.steps_for(lifter.config)
+    sampler = f"{lifter.config.diffusion.objective} {settings.sampler}"
     time_workbench(lifter, keypoints_2d[:8], settings)                          # warm-up (allocations)
     ours = time_workbench(lifter, keypoints_2d, settings)
     theirs = time_released(released, keypoints_2d, args.hypotheses, args.batch)
@@ -113,9 +121,9 @@ def main() -> None:
     print("| code | sampler | passes per chain | poses/s | chain-passes/s |\n|---|---|---|---|---|")
     print(f"| released | DDPM | {args.released_steps} | {args.poses / theirs:.2f} | "
           f"{chains * args.released_steps / theirs:.0f} |")
-    print(f"| workbench | DDIM | {args.steps} | {args.poses / ours:.2f} | {chains * args.steps / ours:.0f} |")
+    print(f"| workbench | {sampler} | {passes} | {args.poses / ours:.2f} | {chains * passes / ours:.0f} |")
     print(f"workbench / released: {theirs / ours:.1f}x poses/s, "
-          f"{(chains * args.steps / ours) / (chains * args.released_steps / theirs):.2f}x per network pass")
+          f"{(chains * passes / ours) / (chains * args.released_steps / theirs):.2f}x per network pass")
 
 
 if __name__ == "__main__":

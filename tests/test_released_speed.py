@@ -83,5 +83,16 @@ def test_times_both_samplers_with_the_same_inputs(released_speed, monkeypatch, c
     assert calls == [16] * 3 + [8] * 3
     lines = out.splitlines()
     assert any(line.startswith("| released | DDPM | 3 |") for line in lines)
-    assert any(line.startswith("| workbench | DDIM | 2 |") for line in lines)
+    assert any(line.startswith("| workbench | ddpm ddim | 2 |") for line in lines)
     assert "x poses/s" in lines[-1] and "per network pass" in lines[-1]
+
+
+def test_the_workbench_side_uses_the_model_own_sampler(released_speed, monkeypatch, capsys, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "__init__.py").write_text("")
+    (tmp_path / "model" / "modulated_gcn.py").write_text(textwrap.dedent(FAKE_GCN))
+    (tmp_path / "model" / "diffusion.py").write_text(textwrap.dedent(FAKE_DIFFUSION))
+    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-det-flow",
+               "--poses", "2", "--hypotheses", "2", "--released-steps", "2", "--batch", "2")
+    # the flow zoo model samples with midpoint at 3 evaluations per chain unless told otherwise
+    assert any(line.startswith("| workbench | flow midpoint | 3 |") for line in out.splitlines())
