@@ -51,6 +51,14 @@ def released_speed(benchmark_script):
         del sys.modules[name]
 
 
+def _write_stand_in(folder):
+    """A stand-in of the released interface under folder/model."""
+    (folder / "model").mkdir()
+    (folder / "model" / "__init__.py").write_text("")
+    (folder / "model" / "modulated_gcn.py").write_text(textwrap.dedent(FAKE_GCN))
+    (folder / "model" / "diffusion.py").write_text(textwrap.dedent(FAKE_DIFFUSION))
+
+
 def _run(module, monkeypatch, capsys, *argv):
     monkeypatch.setattr(sys, "argv", ["released_speed.py", *argv])
     module.main()
@@ -72,10 +80,7 @@ def test_skips_when_the_released_code_does_not_import(released_speed, monkeypatc
 
 
 def test_times_both_samplers_with_the_same_inputs(released_speed, monkeypatch, capsys, tmp_path):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "__init__.py").write_text("")
-    (tmp_path / "model" / "modulated_gcn.py").write_text(textwrap.dedent(FAKE_GCN))
-    (tmp_path / "model" / "diffusion.py").write_text(textwrap.dedent(FAKE_DIFFUSION))
+    _write_stand_in(tmp_path)
     out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-gt",
                "--poses", "6", "--hypotheses", "2", "--steps", "2", "--released-steps", "3", "--batch", "4")
     calls = sys.modules["model.modulated_gcn"].ModulatedGCN.calls
@@ -88,10 +93,7 @@ def test_times_both_samplers_with_the_same_inputs(released_speed, monkeypatch, c
 
 
 def test_the_workbench_side_uses_the_model_own_sampler(released_speed, monkeypatch, capsys, tmp_path):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "__init__.py").write_text("")
-    (tmp_path / "model" / "modulated_gcn.py").write_text(textwrap.dedent(FAKE_GCN))
-    (tmp_path / "model" / "diffusion.py").write_text(textwrap.dedent(FAKE_DIFFUSION))
+    _write_stand_in(tmp_path)
     out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-det-flow",
                "--poses", "2", "--hypotheses", "2", "--released-steps", "2", "--batch", "2")
     # the flow zoo model samples with midpoint at 3 evaluations per chain unless told otherwise
