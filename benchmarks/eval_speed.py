@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument("--hypotheses", default="1,10")
     p.add_argument("--chunk-rows", default="1024,0", help="rows per forward; 0 = all rows at once")
     args = p.parse_args()
-    model = str(zoo.model_dir(args.model)) if args.model in zoo.available() else args.model
+    model = str(zoo.model_path(args.model))
     print("| N | rows per forward | poses/s (sampling) | evaluation wall s | MPJPE (mm) |\n|---|---|---|---|---|")
     for n in (int(v) for v in args.hypotheses.split(",")):
         for chunk in (int(v) for v in args.chunk_rows.split(",")):

@@ -81,7 +81,7 @@ def main() -> None:
         source = make_track(track, args.frames, Path(args.data_dir))
         for rep in range(args.repeats):
             t0 = time.perf_counter()
-            lifter = Lifter.load(zoo.model_dir(args.run) if args.run in zoo.available() else args.run, device="cpu")
+            lifter = Lifter.load(zoo.model_path(args.run), device="cpu")
             t1 = time.perf_counter()
             c1 = time.process_time()
             kp = K.read_keypoints(track)

@@ -98,7 +98,7 @@ def main() -> None:
     if classes is None:
         print(f"skipped: {reason}")
         return
-    model_dir = zoo.model_dir(args.model) if args.model in zoo.available() else args.model
+    model_dir = zoo.model_path(args.model)
     lifter = Lifter.load(model_dir, checkpoint="ema", device="cpu")
     cfg, skeleton = lifter.config.model, lifter.skeleton
     torch.manual_seed(args.seed)

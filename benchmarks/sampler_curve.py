@@ -54,7 +54,7 @@ def _model_path(spec: str) -> tuple[str, str]:
     if "=" not in spec:
         raise SystemExit(f"--model {spec!r}: expected LABEL=RUN_DIR or LABEL=ZOO_NAME")
     label, where = spec.split("=", 1)
-    return label, str(zoo.model_dir(where)) if where in zoo.available() else where
+    return label, str(zoo.model_path(where))
 
 
 def main() -> None:

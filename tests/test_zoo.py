@@ -69,6 +69,14 @@ def test_export_writes_card_with_checksum_and_refuses_to_overwrite(tiny_zoo):
         zoo.export_model(tiny_zoo / ".." / "run", "tiny-test", {}, root=tiny_zoo)
 
 
+def test_model_path_takes_a_zoo_name_or_a_path(tiny_zoo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert zoo.model_path("tiny-test", root=tiny_zoo) == tiny_zoo / "tiny-test"
+    assert zoo.model_path("runs/mine", root=tiny_zoo) == Path("runs/mine")     # not a name: as given
+    (tmp_path / "tiny-test").mkdir()                                          # a local folder wins over the name
+    assert zoo.model_path("tiny-test", root=tiny_zoo) == Path("tiny-test")
+
+
 def test_damaged_weights_fail_the_checksum(tiny_zoo, tmp_path):
     copy = tmp_path / "models"
     shutil.copytree(tiny_zoo, copy)

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import CheckpointError, ConfigError
 from ..utils import atomic_write_text
 
-__all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "export_model", "card_markdown",
+__all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "model_path", "export_model", "card_markdown",
            "sha256", "models_table"]
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo_models"
@@ -84,6 +84,12 @@ def model_dir(name: str, root: Path | None = None, verify: bool = True) -> Path:
             raise CheckpointError(f"{weights}: checksum {got[:12]}… does not match the card's {str(want)[:12]}…; "
                                   f"the file is damaged or was replaced")
     return folder
+
+
+def model_path(name_or_path: str | os.PathLike, root: Path | None = None) -> Path:
+    """The folder to load for `name_or_path`: a shipped model's (checksum verified) when it is a
+    bare zoo name, else the run or checkpoint path as given."""
+    return model_dir(str(name_or_path), root) if is_zoo_name(name_or_path, root) else Path(name_or_path)
 
 
 def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], *, root: Path | None = None,
