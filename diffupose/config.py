@@ -183,6 +183,13 @@ class TrainConfig:
     joint_dropout: float = 0.0     # per sample: probability that 1..4 random joints go missing (missing joints)
     limb_dropout: float = 0.0      # per sample: probability that the end of a limb goes missing
     init_from: str = ""            # a run whose final EMA weights start a fresh run (fine-tuning); "" = random init
+    # Reflow (training/reflow.py): a run or zoo model whose deterministic sampler maps each batch's
+    # noise to the pose a flow-matching run (diffusion.objective=flow) then learns to reach on a
+    # straight line, so that it samples in fewer steps. "" = off. The teacher's sampler and NFE:
+    # reflow_sampler (auto = the teacher's eval.sampler) and reflow_steps (0 = its eval.num_steps).
+    reflow_from: str = ""
+    reflow_sampler: str = "auto"
+    reflow_steps: int = 0
     # The 2D input of training (files with detections keep the projected GT as keypoints_2d_gt):
     # file = keypoints_2d as prepared | gt = keypoints_2d_gt | gt+noise = GT plus resampled measured
     # detector error (diffupose.data.detector_noise) | mix = per sample, the real detection with
@@ -214,8 +221,11 @@ class TrainConfig:
             "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             "mix_clean": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
             "input_layouts": (_layout_list, "a comma-separated list of coco17, halpe26, body25, mpii16, h36m17"),
+            "reflow_steps": (_non_negative, ">= 0 (0 = the teacher's eval.num_steps)"),
         })
         check_sampler(self.val_sampler, "train.val_sampler")
+        if self.reflow_sampler != "auto":
+            check_sampler(self.reflow_sampler, "train.reflow_sampler")
         if self.mix_clean > 0 and self.input_2d != "mix":
             raise ConfigError(f"train.mix_clean={self.mix_clean} is a share of train.input_2d=mix, but "
                               f"train.input_2d={self.input_2d}")
@@ -269,6 +279,9 @@ class Config:
         # the samplers a config names must suit its objective (ddim means euler for flow)
         resolve_sampler(self.train.val_sampler, self.diffusion.objective, "train.val_sampler")
         resolve_sampler(self.eval.sampler, self.diffusion.objective, "eval.sampler")
+        if self.train.reflow_from and self.diffusion.objective != "flow":
+            raise ConfigError(f"train.reflow_from trains a flow-matching model on a teacher's paths; set "
+                              f"diffusion.objective=flow (it is {self.diffusion.objective})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -191,7 +191,7 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
            autocast_dtype: torch.dtype | None = None, keypoint_mask=None, prediction: str = "eps",
-           input_source: int | None = None):
+           input_source: int | torch.Tensor | None = None, noise: torch.Tensor | None = None):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
     keypoints_2d: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
@@ -206,7 +206,12 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
     config.diffusion.prediction).
     `input_source`: the 2D source index (config.SOURCE_INDEX) every chain gives a
-    source-conditioned denoiser (model.source_condition); None = the denoiser is not given one.
+    source-conditioned denoiser (model.source_condition), or a (B,) tensor of one index per
+    input; None = the denoiser is not given one.
+    `noise`: the chains' starting point (x_T, or x_1 for a flow model), (V·B·H, J, 3) in the
+    chain order of `_chain_conditions` (view, input, hypothesis); None = drawn from `generator`.
+    With it and a deterministic sampler (ddim at η = 0, euler, heun, midpoint) the output is a
+    function of (noise, keypoints): the map that reflow training distils (training/reflow.py).
     """
     sampler = resolve_sampler(sampler, objective_of(schedule))
     if num_hypotheses < 1:
@@ -225,7 +230,8 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     try:
         with torch.inference_mode():
             cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
-            x = torch.randn((cond.shape[0], J, 3), generator=generator, device=device, dtype=torch.float32)
+            x = _start_noise(noise, (cond.shape[0], J, 3), generator, device)
+            input_source = _chain_sources(input_source, B, H, 2 if flip else 1, device)
             if isinstance(schedule, FlowPath):
                 trajectory = _run_flow(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
                                        return_trajectory, schedule, input_source)
@@ -238,6 +244,27 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
             return out
     finally:
         denoiser.train(was_training)
+
+
+def _start_noise(noise: torch.Tensor | None, shape: tuple, generator: torch.Generator | None,
+                 device: torch.device) -> torch.Tensor:
+    """The chains' starting point: `noise` (checked against `shape`) or a fresh N(0, I) draw."""
+    if noise is None:
+        return torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+    if tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"sample: noise must have shape {tuple(shape)} (chains, joints, 3), got {tuple(noise.shape)}")
+    return noise.to(device=device, dtype=torch.float32)
+
+
+def _chain_sources(input_source: int | torch.Tensor | None, B: int, H: int, V: int,
+                   device: torch.device) -> int | torch.Tensor | None:
+    """A per-input source tensor (B,) -> one index per chain (V·B·H,), in chain order; an int or
+    None passes through."""
+    if not isinstance(input_source, torch.Tensor):
+        return input_source
+    if tuple(input_source.shape) != (B,):
+        raise ValueError(f"sample: input_source must be an int or have shape ({B},), got {tuple(input_source.shape)}")
+    return input_source.to(device=device, dtype=torch.long).view(1, B, 1).expand(V, B, H).reshape(-1)
 
 
 def _apply_keypoint_mask(keypoints_2d, keypoint_mask) -> tuple:
@@ -278,18 +305,19 @@ FORWARD_CHUNK_ROWS_ACCELERATOR = 1 << 20
 
 
 def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_dtype: torch.dtype | None,
-             chunk_rows: int | None = None, input_source: int | None = None):
+             chunk_rows: int | None = None, input_source: int | torch.Tensor | None = None):
     """The denoiser's 3D output (fp32) for all chains at one time value, under autocast when
     asked: f(x, t) with t one number (an integer step, or s·T for a flow model), evaluated in
     chunks of `chunk_rows` rows (default: FORWARD_CHUNK_ROWS on a CPU, read at call time).
-    The keypoint mask and the 2D source index go to the denoiser only when given."""
+    The keypoint mask and the 2D source index (one int, or one per chain) go to the denoiser
+    only when given."""
     rows, device = cond.shape[0], cond.device
     chunk_rows = int(chunk_rows or (FORWARD_CHUNK_ROWS if device.type == "cpu" else FORWARD_CHUNK_ROWS_ACCELERATOR))
     amp = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
            else contextlib.nullcontext())
     t_full: dict = {}
     chunks = [(a, min(a + chunk_rows, rows)) for a in range(0, rows, chunk_rows)]
-    source = (None if input_source is None
+    source = (input_source if input_source is None or isinstance(input_source, torch.Tensor)
               else torch.full((rows,), int(input_source), dtype=torch.long, device=device))
     extras = [denoiser_extras(None if mask is None else mask[a:b], None if source is None else source[a:b])
               for a, b in chunks]
@@ -310,7 +338,7 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
 
 def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
                 generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-                return_trajectory: bool, input_source: int | None = None) -> list[torch.Tensor]:
+                return_trajectory: bool, input_source: int | torch.Tensor | None = None) -> list[torch.Tensor]:
     """The reverse process from x_T for all chains at once: one denoiser forward per step.
     -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
     net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
@@ -324,7 +352,8 @@ def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask
 
 def _run_flow(denoiser, solver: FlowSampler, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
               generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-              return_trajectory: bool, path: FlowPath, input_source: int | None = None) -> list[torch.Tensor]:
+              return_trajectory: bool, path: FlowPath,
+              input_source: int | torch.Tensor | None = None) -> list[torch.Tensor]:
     """The flow ODE from x_1 = noise to s = 0 for all chains at once (one forward per
     evaluation). -> [x_1, x after each interval] with `return_trajectory`, else [x_0]."""
     net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)

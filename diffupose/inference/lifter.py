@@ -190,10 +190,13 @@ class Lifter:
         return card
 
     def sample_tensor(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
-                      generator: torch.Generator | None = None, return_trajectory: bool = False):
+                      generator: torch.Generator | None = None, return_trajectory: bool = False,
+                      noise: torch.Tensor | None = None, source: torch.Tensor | None = None):
         """One sampler call: keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) as a tensor on the
         model's device (with `return_trajectory`, also (S+1, B, H, J, 3)). Without a generator, a
-        new one seeded with settings.seed is used."""
+        new one seeded with settings.seed is used. `noise`: the chains' start (diffusion.sample);
+        `source` (B,): each input's 2D source index for a source-conditioned model, in place of
+        the one settings.input_source names."""
         settings = settings or SamplingSettings()
         y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32) if not torch.is_tensor(keypoints_2d)
                             else keypoints_2d).to(self.device)
@@ -201,13 +204,13 @@ class Lifter:
         if keypoint_mask is not None:
             extra["keypoint_mask"] = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=self.device)
         if self.config.model.source_condition:
-            extra["input_source"] = SOURCE_INDEX[self.input_source(settings)]
+            extra["input_source"] = SOURCE_INDEX[self.input_source(settings)] if source is None else source
         return sample(self.denoiser, self.schedule, y, num_hypotheses=settings.num_hypotheses,
                       sampler=settings.sampler, num_steps=settings.steps_for(self.config), eta=settings.eta,
                       flip=settings.flip, skeleton=self.skeleton,
                       generator=generator if generator is not None else self.generator(settings.seed),
                       clip_x0=self.config.diffusion.clip_x0, prediction=self.config.diffusion.prediction,
-                      return_trajectory=return_trajectory, **extra)
+                      return_trajectory=return_trajectory, noise=noise, **extra)
 
     @staticmethod
     def input_source(settings: SamplingSettings) -> str:

@@ -191,16 +191,22 @@ def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor,
     """The diffusion loss (eqs. 8-10) of one micro-batch under autocast: the one place the
     training loss is computed. With train.joint_dropout / limb_dropout, a random keypoint
     mask (True = present) hides joints from the denoiser; `source` is each row's 2D source
-    index for a source-conditioned model (model.source_condition). Returns (loss, detached parts)."""
+    index for a source-conditioned model (model.source_condition). With a reflow teacher
+    (train.reflow_from), the 3D target is the teacher's pose for a noise draw, paired with
+    that same noise (training/reflow.py). Returns (loss, detached parts)."""
     cfg, tc = run.cfg, run.cfg.train
     keypoint_mask = (random_joint_mask(len(poses_3d), run.data.skeleton, joint_prob=tc.joint_dropout,
                                        limb_prob=tc.limb_dropout, generator=run.noise_gen, device=run.device)
                      if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
+    noise = None
+    if run.teacher is not None:
+        noise = torch.randn(poses_3d.shape, generator=run.noise_gen, device=poses_3d.device, dtype=poses_3d.dtype)
+        poses_3d = run.teacher.poses(noise, keypoints_2d, keypoint_mask=keypoint_mask, source=source)
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
                               return_parts=False, keypoint_mask=keypoint_mask, prediction=cfg.diffusion.prediction,
-                              source=source)
+                              source=source, noise=noise)
 
 
 def _first_compiled_step(run: RunState, perm: torch.Tensor, window: LossWindow) -> torch.Tensor:

@@ -16,12 +16,14 @@ from ..config import Config
 from ..diffusion import build_process
 from ..errors import ConfigError
 from ..inference.lifter import Lifter
+from ..inference.zoo import model_path
 from ..model import build_denoiser
 from ..model.checkpoint import CHECKPOINT_DIR, load_training_state, save_checkpoint
 from ..model.ema import make_ema, set_num_updates
 from .data import Budget, TrainingData, step_budget
 from .distributed import Dist, rng_state, set_rng_state
 from .optim import amp_dtype, should_compile
+from .reflow import ReflowTeacher, load_teacher
 
 __all__ = ["RunState", "build_run", "init_from", "restore", "save"]
 
@@ -55,6 +57,7 @@ class RunState:
     best_val: float = math.inf
     time_before: float = 0.0           # training seconds of earlier calls (resumed runs)
     stopped_by_time_cap: bool = False  # train.max_minutes ended this call before the step budget
+    teacher: ReflowTeacher | None = None  # train.reflow_from: the model whose sampler the loss follows
 
     def elapsed(self) -> float:
         return self.time_before + time.perf_counter() - self.t_call
@@ -93,7 +96,7 @@ def build_run(cfg: Config, run_dir: Path, data: TrainingData, identity: dict, di
         scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16),
         schedule=build_process(cfg.diffusion).to(device), joint_weights=joint_weights,
         noise_gen=torch.Generator(device=device).manual_seed(tc.seed + 1_000_003 * (dist.rank + 1)),
-        autocast_dtype=autocast_dtype, t_call=t_call,
+        autocast_dtype=autocast_dtype, t_call=t_call, teacher=load_teacher(cfg, data.skeleton, device),
     )
 
 
@@ -103,7 +106,7 @@ def init_from(run: RunState, source: str) -> None:
     trained without it) gets the source's values in its leading slice and zeros in the rest, so
     the new model computes what the source did as long as nothing is missing. Any other
     difference (architecture, width, skeleton) is a one-line ConfigError naming the parameter."""
-    src = Lifter.load(source, checkpoint="ema", device=run.device)
+    src = Lifter.load(model_path(source), checkpoint="ema", device=run.device)
     if src.skeleton.name != run.data.skeleton.name:
         raise ConfigError(f"train.init_from {source}: skeleton {src.skeleton.name}, the data's is {run.data.skeleton.name}")
     theirs, ours = src.denoiser.state_dict(), run.denoiser.state_dict()

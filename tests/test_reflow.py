@@ -1,0 +1,122 @@
+"""Reflow (train.reflow_from): the sampler's noise -> pose map, the teacher, and a tiny run."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffupose.config import ConfigError, preset
+from diffupose.diffusion import FlowPath, sample
+from diffupose.geometry.skeleton import flip_horizontal, get_skeleton
+from diffupose.inference import Lifter, SamplingSettings
+from diffupose.training.reflow import ReflowTeacher, load_teacher
+
+
+class _SourceEcho(torch.nn.Module):
+    """A flow 'velocity' that records the source index of every row it is given and returns a
+    constant field, so the output says which noise each chain started from."""
+
+    def __init__(self, num_joints: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.num_joints, self.seen = num_joints, []
+
+    def forward(self, x, keypoints_2d, t, source=None):
+        self.seen.append(None if source is None else source.clone())
+        return torch.ones_like(x), keypoints_2d
+
+
+def test_given_noise_makes_a_deterministic_sampler_a_function_of_the_noise():
+    """With `noise`, euler output = noise - 1 (velocity 1 over s 1 -> 0), whatever the generator;
+    a per-input source tensor reaches every chain in chain order; a wrong noise shape is refused."""
+    net, path = _SourceEcho(17), FlowPath(100)
+    y = torch.zeros((3, 17, 2))
+    noise = torch.randn((2 * 3 * 2, 17, 3), generator=torch.Generator().manual_seed(0))   # V=2, B=3, H=2
+    skel = get_skeleton("h36m17")
+    out_a = sample(net, path, y, num_hypotheses=2, sampler="euler", num_steps=3, flip=True, skeleton=skel,
+                   noise=noise, generator=torch.Generator().manual_seed(1), input_source=torch.tensor([0, 1, 1]))
+    out_b = sample(net, path, y, num_hypotheses=2, sampler="euler", num_steps=3, flip=True, skeleton=skel,
+                   noise=noise, generator=torch.Generator().manual_seed(2), input_source=torch.tensor([0, 1, 1]))
+    torch.testing.assert_close(out_a, out_b)
+    z = (noise - 1.0).view(2, 3, 2, 17, 3)                      # euler from the given noise, per chain
+    torch.testing.assert_close(out_a, (z[0] + flip_horizontal(z[1], skel)) / 2)
+    assert net.seen[0].tolist() == [0, 0, 1, 1, 1, 1] * 2          # (view, input, hypothesis) order
+    with pytest.raises(ValueError, match="noise must have shape"):
+        sample(net, path, y, num_hypotheses=2, sampler="euler", num_steps=1, noise=noise[:5])
+    with pytest.raises(ValueError, match="input_source"):
+        sample(net, path, y, sampler="euler", num_steps=1, input_source=torch.tensor([0, 1]))
+
+
+def _tiny_flow(tmp_path, synthetic_npz, name: str, overrides: dict) -> str:
+    from diffupose.training import train
+
+    cfg = preset("tiny", {"diffusion.objective": "flow", "data.path": str(synthetic_npz), **overrides})
+    train(cfg, tmp_path / name, progress=False)
+    return str(tmp_path / name)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory, synthetic_npz):
+    return _tiny_flow(tmp_path_factory.mktemp("reflow"), synthetic_npz, "teacher",
+                      {"train.max_steps": 150, "eval.sampler": "midpoint", "eval.num_steps": 4})
+
+
+def test_teacher_poses_are_its_sampler_output_for_that_noise(teacher_run, synthetic_npz):
+    """ReflowTeacher.poses(ε) is the teacher's own sampler (its eval.sampler / num_steps by
+    default) run from ε, returned as an ordinary tensor the student's loss can use."""
+    cfg = preset("tiny", {"diffusion.objective": "flow", "data.path": str(synthetic_npz),
+                          "train.reflow_from": teacher_run})
+    teacher = load_teacher(cfg, get_skeleton("h36m17"), torch.device("cpu"))
+    assert teacher.card["sampler"] == "midpoint" and teacher.card["nfe"] == 4
+    y = torch.as_tensor(np.load(synthetic_npz)["keypoints_2d"][:8]).float()
+    noise = torch.randn((8, 17, 3), generator=torch.Generator().manual_seed(4))
+    x0 = teacher.poses(noise, y)
+    assert not x0.is_inference() and x0.shape == (8, 17, 3)
+    ref = teacher.lifter.sample_tensor(y, SamplingSettings(num_hypotheses=1, sampler="midpoint", num_steps=4,
+                                                           flip=False), noise=noise)[:, 0]
+    torch.testing.assert_close(x0, ref)
+    assert not torch.allclose(teacher.poses(noise + 0.5, y), x0)
+
+
+def test_reflow_settings_are_checked_before_training(teacher_run, synthetic_npz):
+    skel, cpu = get_skeleton("h36m17"), torch.device("cpu")
+    with pytest.raises(ConfigError, match="objective=flow"):
+        preset("tiny", {"train.reflow_from": teacher_run})
+    with pytest.raises(ConfigError, match="stochastic"):
+        load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run,
+                                     "train.reflow_sampler": "ddpm"}), skel, cpu)
+    with pytest.raises(ConfigError, match="keypoint mask"):
+        load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run,
+                                     "train.joint_dropout": 0.2}), skel, cpu)
+    with pytest.raises(ConfigError, match="skeleton"):
+        load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run}),
+                     get_skeleton("humaneva15"), cpu)
+    assert load_teacher(preset("tiny", {"diffusion.objective": "flow"}), skel, cpu) is None
+
+
+def test_reflow_brings_few_step_euler_to_the_teacher(tmp_path, teacher_run, synthetic_npz):
+    """A student started from the teacher and trained on its paths follows the teacher's
+    4-step midpoint map with 1 and 2 Euler steps more closely than the teacher itself does
+    (same noise, same inputs) — what reflow is for."""
+    from diffupose.training import read_history
+
+    student = _tiny_flow(tmp_path, synthetic_npz, "student",
+                         {"train.max_steps": 150, "train.reflow_from": teacher_run, "train.init_from": teacher_run,
+                          "train.lr": 1e-3})
+    assert all(math.isfinite(r["loss"]) for r in read_history(student))
+    t, s = Lifter.load(teacher_run, checkpoint="ema"), Lifter.load(student, checkpoint="ema")
+    assert s.config.train.reflow_from == teacher_run
+    y = torch.as_tensor(np.load(synthetic_npz)["keypoints_2d"][:256]).float()
+    noise = torch.randn((256, 17, 3), generator=torch.Generator().manual_seed(3))
+
+    def run(lifter: Lifter, sampler: str, nfe: int) -> torch.Tensor:
+        return lifter.sample_tensor(y, SamplingSettings(num_hypotheses=1, sampler=sampler, num_steps=nfe, flip=False),
+                                    noise=noise)[:, 0]
+
+    target = run(t, "midpoint", 4)
+    for nfe in (1, 2):
+        gap_teacher = float((run(t, "euler", nfe) - target).norm(dim=-1).mean())
+        gap_student = float((run(s, "euler", nfe) - target).norm(dim=-1).mean())
+        assert gap_student < 0.8 * gap_teacher, (nfe, gap_student, gap_teacher)
