@@ -69,6 +69,14 @@ def _positive(v) -> bool:
     return v > 0
 
 
+def _time_list(v) -> bool:
+    """"" or a comma-separated list of floats in (0, 1] (train.reflow_times)."""
+    try:
+        return all(0.0 < float(x) <= 1.0 for x in v.split(",")) if v else True
+    except ValueError:
+        return False
+
+
 def _non_negative(v) -> bool:
     return v >= 0
 
@@ -187,9 +195,12 @@ class TrainConfig:
     # noise to the pose a flow-matching run (diffusion.objective=flow) then learns to reach on a
     # straight line, so that it samples in fewer steps. "" = off. The teacher's sampler and NFE:
     # reflow_sampler (auto = the teacher's eval.sampler) and reflow_steps (0 = its eval.num_steps).
+    # reflow_times: "" = the path's time draw (diffusion.flow_time); or comma-separated path times
+    # s in (0, 1] drawn uniformly, e.g. "1" (the one point Euler-1 evaluates) or "1,0.5" (Euler-2's)
     reflow_from: str = ""
     reflow_sampler: str = "auto"
     reflow_steps: int = 0
+    reflow_times: str = ""
     # The 2D input of training (files with detections keep the projected GT as keypoints_2d_gt):
     # file = keypoints_2d as prepared | gt = keypoints_2d_gt | gt+noise = GT plus resampled measured
     # detector error (diffupose.data.detector_noise) | mix = per sample, the real detection with
@@ -222,6 +233,7 @@ class TrainConfig:
             "mix_clean": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
             "input_layouts": (_layout_list, "a comma-separated list of coco17, halpe26, body25, mpii16, h36m17"),
             "reflow_steps": (_non_negative, ">= 0 (0 = the teacher's eval.num_steps)"),
+            "reflow_times": (_time_list, "empty, or comma-separated path times in (0, 1], e.g. 1,0.5"),
         })
         check_sampler(self.val_sampler, "train.val_sampler")
         if self.reflow_sampler != "auto":

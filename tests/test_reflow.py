@@ -120,3 +120,17 @@ def test_reflow_brings_few_step_euler_to_the_teacher(tmp_path, teacher_run, synt
         gap_teacher = float((run(t, "euler", nfe) - target).norm(dim=-1).mean())
         gap_student = float((run(s, "euler", nfe) - target).norm(dim=-1).mean())
         assert gap_student < 0.8 * gap_teacher, (nfe, gap_student, gap_teacher)
+
+
+def test_reflow_times_pick_the_euler_grid_points(teacher_run, synthetic_npz):
+    """train.reflow_times limits the student's path times to the listed points; anything
+    outside (0, 1] or not a number is refused when the config is built."""
+    for bad in ("0", "1.5", "1,x"):
+        with pytest.raises(ConfigError, match="reflow_times"):
+            preset("tiny", {"diffusion.objective": "flow", "train.reflow_times": bad})
+    cfg = preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run, "train.reflow_times": "1,0.5"})
+    teacher = load_teacher(cfg, get_skeleton("h36m17"), torch.device("cpu"))
+    s = teacher.path_times(1000, torch.Generator().manual_seed(0))
+    assert set(s.tolist()) == {1.0, 0.5}
+    assert load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run}),
+                        get_skeleton("h36m17"), torch.device("cpu")).path_times(4, torch.Generator()) is None

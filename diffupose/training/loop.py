@@ -198,15 +198,16 @@ def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor,
     keypoint_mask = (random_joint_mask(len(poses_3d), run.data.skeleton, joint_prob=tc.joint_dropout,
                                        limb_prob=tc.limb_dropout, generator=run.noise_gen, device=run.device)
                      if tc.joint_dropout > 0 or tc.limb_dropout > 0 else None)
-    noise = None
+    noise = times = None
     if run.teacher is not None:
         noise = torch.randn(poses_3d.shape, generator=run.noise_gen, device=poses_3d.device, dtype=poses_3d.dtype)
         poses_3d = run.teacher.poses(noise, keypoints_2d, keypoint_mask=keypoint_mask, source=source)
+        times = run.teacher.path_times(len(poses_3d), run.noise_gen)
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,
                               return_parts=False, keypoint_mask=keypoint_mask, prediction=cfg.diffusion.prediction,
-                              source=source, noise=noise)
+                              source=source, noise=noise, t=times)
 
 
 def _first_compiled_step(run: RunState, perm: torch.Tensor, window: LossWindow) -> torch.Tensor:

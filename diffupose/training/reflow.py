@@ -17,6 +17,9 @@ in eval mode without gradients through `Lifter.sample_tensor`, the one inference
 Cost per optimiser step: the teacher's NFE forwards on the batch before the student's forward
 and backward (about 2x a plain step at 3 NFE). The data pose is not used by the 3D target;
 the 2D reconstruction term of eqs. 8-10 still targets the row's 2D input.
+`train.reflow_times` restricts the student's path times to the points a fixed Euler grid
+evaluates ("1": Euler-1, a one-step distillation in the manner of Luhman and Luhman 2021;
+"1,0.5": Euler-2), instead of the path's time draw over [0, 1].
 """
 from __future__ import annotations
 
@@ -38,8 +41,9 @@ log = logging.getLogger("diffupose.train")
 class ReflowTeacher:
     """A frozen model and the deterministic sampler whose noise -> pose map a student learns."""
 
-    def __init__(self, lifter: Lifter, settings: SamplingSettings, source: str) -> None:
+    def __init__(self, lifter: Lifter, settings: SamplingSettings, source: str, times: str = "") -> None:
         self.lifter, self.settings, self.source = lifter, settings, source
+        self.times = torch.tensor([float(x) for x in times.split(",")]) if times else None
         for p in lifter.denoiser.parameters():
             p.requires_grad_(False)
 
@@ -57,6 +61,14 @@ class ReflowTeacher:
                                             noise=noise, source=source if self.lifter.config.model.source_condition
                                             else None)
         return out[:, 0].clone()
+
+    def path_times(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """Path times s (n,) for the student's loss: drawn from train.reflow_times, or None (the
+        path's own draw)."""
+        if self.times is None:
+            return None
+        pick = torch.randint(0, len(self.times), (n,), generator=generator, device=generator.device)
+        return self.times.to(generator.device)[pick]
 
 
 def load_teacher(cfg: Config, skeleton: Skeleton, device: torch.device) -> ReflowTeacher | None:
@@ -85,6 +97,6 @@ def load_teacher(cfg: Config, skeleton: Skeleton, device: torch.device) -> Reflo
     if tcfg.model.source_condition and not cfg.model.source_condition:
         raise ConfigError(f"{where}: the teacher is told each row's 2D source (model.source_condition); so must the "
                           "student be: set model.source_condition=true")
-    teacher = ReflowTeacher(lifter, settings, str(tc.reflow_from))
+    teacher = ReflowTeacher(lifter, settings, str(tc.reflow_from), tc.reflow_times)
     log.info("reflow: teacher %s", teacher.card)
     return teacher
