@@ -212,6 +212,10 @@ def main() -> None:
             + ([f"--val-subjects {' '.join(prep['val_subjects'])}"] if prep.get("val_subjects") else [])
             + (["--allow-pickle"] if prep.get("allow_pickle") else []) + [f"--out {data.name}"]),
     })
+    if cfg.train.reflow_from and zoo.is_zoo_name(cfg.train.reflow_from):
+        # a reflow student depends on its teacher's weights: name the exact ones
+        fields["teacher"] = {"name": cfg.train.reflow_from,
+                             "weights_sha256": zoo.card(cfg.train.reflow_from).get("weights_sha256")}
     print(json.dumps({k: v for k, v in fields.items() if k != "license"}, indent=2))
     if args.export:
         folder = zoo.export_model(run_dir, args.model, fields, overwrite=args.overwrite)

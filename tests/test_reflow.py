@@ -134,3 +134,22 @@ def test_reflow_times_pick_the_euler_grid_points(teacher_run, synthetic_npz):
     assert set(s.tolist()) == {1.0, 0.5}
     assert load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": teacher_run}),
                         get_skeleton("h36m17"), torch.device("cpu")).path_times(4, torch.Generator()) is None
+
+
+def test_reflow_gap_benchmark_pairs_the_noise(tmp_path, teacher_run, synthetic_npz):
+    """benchmarks/reflow_gap.py: the teacher's own Euler-2 against an Euler-2 reference is 0 mm
+    (same noise, same input), and its Euler-1 is not."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "gap.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "reflow_gap.py"
+    subprocess.run([sys.executable, str(script), "--data", str(synthetic_npz), "--teacher", teacher_run,
+                    "--teacher-sampler", "euler", "--teacher-steps", "2", "--model", f"t={teacher_run}",
+                    "--nfe", "1,2", "--max-samples", "64", "--json", str(out)], check=True, capture_output=True)
+    rows = {(r["model"], r["nfe"]): r for r in json.loads(out.read_text())["rows"]}
+    assert rows[("t", 2)]["to_teacher"] == 0.0
+    assert rows[("t", 1)]["to_teacher"] > 1.0
+    assert rows[("t", 2)]["to_gt"] == pytest.approx(rows[("teacher reference", 2)]["to_gt"])
