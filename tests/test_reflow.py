@@ -153,3 +153,28 @@ def test_reflow_gap_benchmark_pairs_the_noise(tmp_path, teacher_run, synthetic_n
     assert rows[("t", 2)]["to_teacher"] == 0.0
     assert rows[("t", 1)]["to_teacher"] > 1.0
     assert rows[("t", 2)]["to_gt"] == pytest.approx(rows[("teacher reference", 2)]["to_gt"])
+
+
+def test_a_fixed_time_student_warns_once_off_its_grid(tmp_path, teacher_run, synthetic_npz, caplog):
+    """A student trained at s = 1 only (train.reflow_times=1) is fine at Euler-1 and warns once,
+    in one line naming s = 0.5 and its own sampler, when sampled with Euler-2."""
+    import logging
+
+    from diffupose.diffusion.flow import FlowSampler
+
+    assert FlowSampler("midpoint", 3).evaluation_times() == [1.0, 0.5, 0.25]
+    assert FlowSampler("heun", 3).evaluation_times() == [1.0, 0.5, 0.5]
+    student = _tiny_flow(tmp_path, synthetic_npz, "e1", {"train.max_steps": 20, "train.reflow_from": teacher_run,
+                                                         "train.reflow_times": "1", "eval.sampler": "euler",
+                                                         "eval.num_steps": 1, "train.val_steps": 1})
+    lifter = Lifter.load(student, checkpoint="ema")
+    y = np.zeros((2, 17, 2), np.float32)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
+        lifter.sample(y, SamplingSettings(num_hypotheses=1, sampler="euler", num_steps=1))
+        assert not caplog.records
+        for _ in range(2):
+            lifter.sample(y, SamplingSettings(num_hypotheses=1, sampler="euler", num_steps=2))
+    assert len(caplog.records) == 1 and "s = 0.5" in caplog.text and "--sampler euler --steps 1" in caplog.text
+    assert lifter.untrained_times(SamplingSettings(sampler="midpoint", num_steps=3)) == [0.5, 0.25]
+    assert Lifter.load(teacher_run, checkpoint="ema").untrained_times(SamplingSettings(sampler="euler", num_steps=2)) == []

@@ -132,6 +132,17 @@ class FlowSampler:
     def intervals(self) -> list[tuple[float, float, str]]:
         return list(self._intervals)
 
+    def evaluation_times(self) -> list[float]:
+        """The path times s at which `integrate` evaluates the network, in order (NFE of them)."""
+        times = []
+        for s, s_next, kind in self._intervals:
+            times.append(s)
+            if kind == "heun":
+                times.append(s_next)
+            elif kind == "midpoint":
+                times.append(s + 0.5 * (s_next - s))
+        return times
+
     def integrate(self, velocity: Callable[[torch.Tensor, float], torch.Tensor], x: torch.Tensor,
                   generator: torch.Generator | None = None,
                   trajectory: list[torch.Tensor] | None = None) -> torch.Tensor:

@@ -15,6 +15,7 @@ coordinates (`camera.normalize_screen_coordinates`), as in the prepared data.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from ..config import INPUT_SOURCES, SOURCE_INDEX, Config, EvalConfig, SamplingConfig
 from ..diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
                          resolve_sampler, sample)
+from ..diffusion.flow import FlowSampler
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton
 from ..model.checkpoint import load_model
@@ -37,6 +39,8 @@ from .metrics import hypothesis_spread
 
 __all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice",
            "checkpoint_for_split"]
+
+log = logging.getLogger("diffupose.lift")
 
 # The checkpoint choice, one name everywhere (CLI --checkpoint, EvalConfig.checkpoint, notebooks):
 #   best  - EMA weights of the checkpoint with the lowest val MPJPE (chosen on the `val` split;
@@ -122,6 +126,7 @@ class Lifter:
     schedule: NoiseSchedule | FlowPath = field(init=False)  # the DDPM schedule, or the flow path
     checkpoint_card: dict[str, Any] = field(default_factory=lambda: {"path": None, "checkpoint": "in-memory"})
     sampling_seconds: float = field(default=0.0, init=False)
+    _grids_checked: set = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.denoiser.eval()
@@ -198,6 +203,7 @@ class Lifter:
         `source` (B,): each input's 2D source index for a source-conditioned model, in place of
         the one settings.input_source names."""
         settings = settings or SamplingSettings()
+        self.check_sampling_grid(settings)
         y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32) if not torch.is_tensor(keypoints_2d)
                             else keypoints_2d).to(self.device)
         extra = {}
@@ -211,6 +217,34 @@ class Lifter:
                       generator=generator if generator is not None else self.generator(settings.seed),
                       clip_x0=self.config.diffusion.clip_x0, prediction=self.config.diffusion.prediction,
                       return_trajectory=return_trajectory, noise=noise, **extra)
+
+    def untrained_times(self, settings: SamplingSettings) -> list[float]:
+        """The path times `settings` would evaluate a flow model at that its training never saw: a
+        reflow student trained at fixed times only (train.reflow_times, e.g. "1" for Euler-1) is
+        only good at those. Empty for every other model."""
+        times = self.config.train.reflow_times
+        if not times or objective_of(self.schedule) != "flow":
+            return []
+        trained = [float(x) for x in times.split(",")]
+        solver = FlowSampler(resolve_sampler(settings.sampler, "flow"), settings.steps_for(self.config))
+        return sorted({round(s, 4) for s in solver.evaluation_times() if all(abs(s - t) > 1e-6 for t in trained)},
+                      reverse=True)
+
+    def check_sampling_grid(self, settings: SamplingSettings) -> None:
+        """One warning line per sampler setting that evaluates a fixed-time reflow student where it
+        was not trained (untrained_times): its poses there are far worse (docs/samplers.md, "Reflow")."""
+        key = (settings.sampler, settings.num_steps)
+        if key in self._grids_checked:
+            return
+        self._grids_checked.add(key)
+        missing = self.untrained_times(settings)
+        if missing:
+            own = self.config.eval
+            log.warning("this model was trained at path times s = %s only (train.reflow_times); sampler %s with %d "
+                        "evaluations also evaluates it at s = %s, where its poses are far worse: use its own "
+                        "--sampler %s --steps %d", self.config.train.reflow_times, settings.sampler,
+                        settings.steps_for(self.config), ", ".join(f"{t:g}" for t in missing), own.sampler,
+                        own.num_steps)
 
     @staticmethod
     def input_source(settings: SamplingSettings) -> str:
