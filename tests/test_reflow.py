@@ -178,3 +178,24 @@ def test_a_fixed_time_student_warns_once_off_its_grid(tmp_path, teacher_run, syn
     assert len(caplog.records) == 1 and "s = 0.5" in caplog.text and "--sampler euler --steps 1" in caplog.text
     assert lifter.untrained_times(SamplingSettings(sampler="midpoint", num_steps=3)) == [0.5, 0.25]
     assert Lifter.load(teacher_run, checkpoint="ema").untrained_times(SamplingSettings(sampler="euler", num_steps=2)) == []
+
+
+def test_a_ddpm_teacher_runs_ddim_from_the_given_noise(tmp_path, synthetic_npz):
+    """A DDPM run is a teacher too: its DDIM (η = 0) from the given noise is the pose; its
+    stochastic DDPM sampler is refused."""
+    from diffupose.training import train
+
+    train(preset("tiny", {"data.path": str(synthetic_npz), "train.max_steps": 20}), tmp_path / "ddpm", progress=False)
+    skel, cpu = get_skeleton("h36m17"), torch.device("cpu")
+    cfg = preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": str(tmp_path / "ddpm"),
+                          "train.reflow_steps": 3})
+    teacher = load_teacher(cfg, skel, cpu)
+    assert teacher.card["objective"] == "ddpm" and teacher.card["sampler"] == "ddim" and teacher.card["nfe"] == 3
+    y = torch.as_tensor(np.load(synthetic_npz)["keypoints_2d"][:4]).float()
+    noise = torch.randn((4, 17, 3), generator=torch.Generator().manual_seed(0))
+    ref = teacher.lifter.sample_tensor(y, SamplingSettings(num_hypotheses=1, sampler="ddim", num_steps=3, flip=False,
+                                                           seed=99), noise=noise)[:, 0]
+    torch.testing.assert_close(teacher.poses(noise, y), ref)
+    with pytest.raises(ConfigError, match="stochastic"):
+        load_teacher(preset("tiny", {"diffusion.objective": "flow", "train.reflow_from": str(tmp_path / "ddpm"),
+                                     "train.reflow_sampler": "ddpm"}), skel, cpu)
