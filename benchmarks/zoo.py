@@ -222,17 +222,19 @@ def main() -> None:
     rows = val_results(run_dir, data, args.model, args.max_samples, detections=prep["keypoints"] != "gt",
                        sampler=cfg.eval.sampler, num_steps=cfg.eval.num_steps)
     env = environment_info()
+    # the machine and code the run was trained on (recorded when training started), not this call's
+    trained = {**env, **json.loads((run_dir / "environment.json").read_text())}
     fields = {k: recipe[k] for k in ("summary", "data", "keypoints_2d", "prepare", "preset", "intended_use", "license")}
     fields.update({
         "overrides": [f"{k}={v}" for k, v in recipe.get("overrides", {}).items()] + list(args.set),
         "seed": recipe["seed"], "data_dir": data_dir,
         "training": {"steps": result.steps, "max_steps": cfg.train.max_steps, "minutes": round(minutes, 1),
                      "stopped_by_time_cap": result.steps < cfg.train.max_steps,
-                     "hardware": f"{platform.processor() or platform.machine()}, {env.get('num_threads')} threads, "
-                                 f"{'CUDA ' + str(env.get('cuda')) if env.get('cuda') else 'CPU'}",
-                     "torch": env["versions"].get("torch"), "wall_minutes_this_call": round((time.perf_counter() - t0) / 60, 1)},
-        # the code the run was trained with (recorded when training started), not this call's tree
-        "commit": json.loads((run_dir / "environment.json").read_text()).get("git_commit", env.get("git_commit")),
+                     "hardware": f"{platform.processor() or platform.machine()}, {trained.get('num_threads')} threads, "
+                                 f"{'CUDA ' + str(trained.get('cuda')) if trained.get('cuda') else 'CPU'}",
+                     "torch": trained.get("versions", {}).get("torch"),
+                     "wall_minutes_this_call": round((time.perf_counter() - t0) / 60, 1)},
+        "commit": trained.get("git_commit"),
         "val_results": rows,
         "reproduce": (f"python benchmarks/zoo.py --model {args.model} --work runs/zoo --data-dir {data_dir}"
                       + (" --allow-pickle" if prep.get("allow_pickle") else "")),
