@@ -24,7 +24,7 @@ import logging
 import numpy as np
 import torch
 
-from diffupose.config import SOURCE_INDEX, EvalConfig
+from diffupose.config import EvalConfig
 from diffupose.evaluation.scoring import open_run
 from diffupose.inference import zoo
 from diffupose.inference.lifter import SamplingSettings
@@ -34,16 +34,11 @@ log = logging.getLogger("reflow_gap")
 
 
 def poses(run, settings: SamplingSettings, noise: torch.Tensor, batch: int) -> torch.Tensor:
-    """One pose per sample (N, J, 3) from `noise` (N, J, 3), batch by batch."""
-    lifter, y = run.lifter, run.data.keypoints_2d
-    source = (torch.full((len(y),), SOURCE_INDEX[lifter.input_source(settings)], dtype=torch.long)
-              if lifter.config.model.source_condition else None)
-    out = []
-    for a in range(0, len(y), batch):
-        b = min(a + batch, len(y))
-        out.append(lifter.sample_tensor(y[a:b], settings, noise=noise[a:b],
-                                        source=None if source is None else source[a:b])[:, 0].float().cpu())
-    return torch.cat(out)
+    """One pose per sample (N, J, 3) from `noise` (N, J, 3), batch by batch (a source-conditioned
+    model is told settings.input_source, which open_run resolved from the data)."""
+    y = run.data.keypoints_2d
+    return torch.cat([run.lifter.sample_tensor(y[a:a + batch], settings, noise=noise[a:a + batch])[:, 0].float().cpu()
+                      for a in range(0, len(y), batch)])
 
 
 def main() -> None:

@@ -58,8 +58,7 @@ class ReflowTeacher:
         (not an inference-mode one) that the student's loss can use."""
         with torch.no_grad():
             out = self.lifter.sample_tensor(keypoints_2d, self.settings, keypoint_mask=keypoint_mask,
-                                            noise=noise, source=source if self.lifter.config.model.source_condition
-                                            else None)
+                                            noise=noise, source=source)   # ignored unless source-conditioned
         return out[:, 0].clone()
 
     def path_times(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
