@@ -142,7 +142,7 @@ RECIPES["h36m-det-fast"] = {
 
 
 # h36m-det trained for a CPU hour: the same data, preset, overrides and seed at 40,000 steps
-# (about 50 min on 2 cores with native bf16, train.amp=auto; several hours in fp32) — the most
+# (44 min on 2 cores with native bf16, train.amp=auto; about 1.5-3 hours in fp32) — the most
 # accurate detection-ready model, at h36m-det's sampling cost (DDIM-5).
 RECIPES["h36m-det-long"] = {
     **RECIPES["h36m-det"],
