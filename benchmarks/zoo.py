@@ -99,59 +99,57 @@ RECIPES: dict[str, dict] = {
 }
 
 
+def _variant(base: str, summary: str, overrides: dict) -> dict:
+    """A recipe that is RECIPES[base] with another summary and some overrides added or changed."""
+    return {**RECIPES[base], "summary": summary, "overrides": {**RECIPES[base]["overrides"], **overrides}}
+
+
 # The flow-matching twin of h36m-det: the same data, preset, overrides, seed and budget, trained
 # with diffusion.objective=flow and sampled with 3 midpoint evaluations (docs/samplers.md: on
 # ground-truth 2D the midpoint-3 flow model matched DDIM-5 of the DDPM one) — 60 % of h36m-det's
 # network passes per pose.
-RECIPES["h36m-det-flow"] = {
-    **RECIPES["h36m-det"],
-    "summary": "Detection-ready Human3.6M lifter (H36M-17) trained with flow matching: the h36m-det recipe "
-               "under diffusion.objective=flow, sampled with 3 midpoint evaluations by default (5 for "
-               "h36m-det's DDIM) — for faster `diffupose lift` on detector output.",
-    "overrides": {**RECIPES["h36m-det"]["overrides"], "diffusion.objective": "flow",
-                  "eval.sampler": "midpoint", "eval.num_steps": 3},
-}
+RECIPES["h36m-det-flow"] = _variant(
+    "h36m-det",
+    "Detection-ready Human3.6M lifter (H36M-17) trained with flow matching: the h36m-det recipe "
+    "under diffusion.objective=flow, sampled with 3 midpoint evaluations by default (5 for "
+    "h36m-det's DDIM) — for faster `diffupose lift` on detector output.",
+    {"diffusion.objective": "flow", "eval.sampler": "midpoint", "eval.num_steps": 3})
 
 # h36m-det-flow with the logit-normal time draw (diffusion.flow_time=logit_normal), sampled with 2
 # Euler evaluations: on ground-truth 2D that draw put Euler-2 within 1 mm of DDIM-5 over three
 # seeds (docs/samplers.md, "The logit-normal time draw"); same data, preset, seed and budget.
-RECIPES["h36m-det-flow-ln"] = {
-    **RECIPES["h36m-det-flow"],
-    "summary": "Detection-ready Human3.6M lifter (H36M-17), flow matching with the logit-normal time draw, "
-               "sampled with 2 Euler evaluations per chain: the h36m-det recipe at 40 % of h36m-det's network "
-               "work and no less accurate on detections.",
-    "overrides": {**RECIPES["h36m-det-flow"]["overrides"], "diffusion.flow_time": "logit_normal",
-                  "eval.sampler": "euler", "eval.num_steps": 2},
-}
+RECIPES["h36m-det-flow-ln"] = _variant(
+    "h36m-det-flow",
+    "Detection-ready Human3.6M lifter (H36M-17), flow matching with the logit-normal time draw, "
+    "sampled with 2 Euler evaluations per chain: the h36m-det recipe at 40 % of h36m-det's network "
+    "work and no less accurate on detections.",
+    {"diffusion.flow_time": "logit_normal", "eval.sampler": "euler", "eval.num_steps": 2})
 
 
 # One network evaluation per chain: h36m-det-flow distilled onto its own 3-evaluation midpoint map
 # (train.reflow_from, training/reflow.py) at the one path time Euler-1 evaluates (reflow_times=1),
 # 3,000 steps from the teacher's weights (docs/samplers.md, "Reflow"): for `lift` where speed
 # matters more than about 3 mm on detections.
-RECIPES["h36m-det-fast"] = {
-    **RECIPES["h36m-det-flow"],
-    "summary": "Detection-ready Human3.6M lifter (H36M-17) that samples in ONE network evaluation per chain: "
-               "h36m-det-flow distilled onto its own 3-evaluation midpoint sampler (reflow, Euler-1) — "
-               "the fastest `diffupose lift` on detector output, about 3 mm behind h36m-det-flow.",
-    "overrides": {**RECIPES["h36m-det-flow"]["overrides"], "eval.sampler": "euler", "eval.num_steps": 1,
-                  "train.reflow_from": "h36m-det-flow", "train.init_from": "h36m-det-flow",
-                  "train.reflow_times": "1", "train.max_steps": 3000, "train.lr": 3e-4,
-                  "train.warmup_steps": 100, "train.val_steps": 1},
-}
+RECIPES["h36m-det-fast"] = _variant(
+    "h36m-det-flow",
+    "Detection-ready Human3.6M lifter (H36M-17) that samples in ONE network evaluation per chain: "
+    "h36m-det-flow distilled onto its own 3-evaluation midpoint sampler (reflow, Euler-1) — "
+    "the fastest `diffupose lift` on detector output, about 3 mm behind h36m-det-flow.",
+    {"eval.sampler": "euler", "eval.num_steps": 1,
+     "train.reflow_from": "h36m-det-flow", "train.init_from": "h36m-det-flow",
+     "train.reflow_times": "1", "train.max_steps": 3000, "train.lr": 3e-4,
+     "train.warmup_steps": 100, "train.val_steps": 1})
 
 
 # h36m-det trained for a CPU hour: the same data, preset, overrides and seed at 40,000 steps
 # (44 min on 2 cores with native bf16, train.amp=auto; about 1.5-3 hours in fp32) — the most
 # accurate detection-ready model, at h36m-det's sampling cost (DDIM-5).
-RECIPES["h36m-det-long"] = {
-    **RECIPES["h36m-det"],
-    "summary": "Detection-ready Human3.6M lifter (H36M-17): the h36m-det recipe trained about 7x longer "
-               "(40,000 steps, a CPU hour on 2 cores with bf16) — the most accurate choice for detector "
-               "output, at h36m-det's sampling cost (DDIM-5).",
-    "overrides": {**RECIPES["h36m-det"]["overrides"], "train.max_steps": 40000,
-                  "train.val_every": 5000, "train.checkpoint_every": 5000},
-}
+RECIPES["h36m-det-long"] = _variant(
+    "h36m-det",
+    "Detection-ready Human3.6M lifter (H36M-17): the h36m-det recipe trained about 7x longer "
+    "(40,000 steps, a CPU hour on 2 cores with bf16) — the most accurate choice for detector "
+    "output, at h36m-det's sampling cost (DDIM-5).",
+    {"train.max_steps": 40000, "train.val_every": 5000, "train.checkpoint_every": 5000})
 
 
 def recipe_for(name: str, from_table: bool = False) -> dict:
