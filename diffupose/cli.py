@@ -178,7 +178,8 @@ def _add_lift_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output stem or file (.npz/.json/.bvh/.html); all four are written")
     p.add_argument("--outputs", nargs="+", default=["npz", "json", "bvh", "html"],
                    choices=("npz", "json", "bvh", "html"), help="which files to write (default: all)")
-    p.add_argument("--fps", type=float, default=50.0, help="frame rate written into the BVH (default 50)")
+    p.add_argument("--fps", type=float, default=50.0, help="the input's frame rate: the BVH's frame time and, for a windowed model, the spacing of its 2D window "
+                        "(default 50, Human3.6M's rate)")
     _add_eval_options(p)
 
 

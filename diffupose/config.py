@@ -22,7 +22,7 @@ from .errors import ConfigError
 __all__ = [
     "DataConfig", "ModelConfig", "DiffusionConfig", "TrainConfig", "SamplingConfig", "EvalConfig", "Config",
     "PRESETS", "preset", "apply_overrides", "parse_override", "parse_bool", "coerce_value",
-    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS", "MISSING_FILLS",
+    "LR_SCHEDULES", "AMP_MODES", "COMPILE_MODES", "DENOISERS", "MISSING_FILLS", "window_levels",
 ]
 
 LR_SCHEDULES = ("constant", "exponential", "cosine")
@@ -93,6 +93,18 @@ SOURCE_INDEX = {"clean": 0, "detected": 1}
 INPUT_LAYOUTS = ("coco17", "halpe26", "body25", "mpii16", "h36m17")
 
 
+def window_levels(window: int) -> int:
+    """log3(model.window) for a power of 3 (1 -> 0: the single-frame model); anything else is a
+    one-line ConfigError. The temporal encoder has one level per factor of 3."""
+    levels, w = 0, int(window)
+    while w > 1 and w % 3 == 0:
+        w //= 3
+        levels += 1
+    if w != 1 or window < 1:
+        raise ConfigError(f"model.window must be 1 (single frame) or a power of 3 (3, 9, 27, 81, 243), got {window}")
+    return levels
+
+
 def _layout_list(value: str) -> bool:
     names = [v.strip() for v in str(value).split(",")]
     return bool(names) and all(n in INPUT_LAYOUTS for n in names)
@@ -127,9 +139,17 @@ class ModelConfig:
     # detector-like noise): a learned embedding added to the time embedding, so one model can be
     # exact on clean 2D and cautious on detections (GCN only; diffupose.model.denoiser)
     source_condition: bool = False
+    # The 2D condition: 1 = one frame (the paper); W > 1 (a power of 3: 3, 9, 27, 81, 243) = a
+    # W-frame 2D window centred on the lifted frame, at the training data's frame rate, read by a
+    # temporal encoder of width window_dim (GCN only; diffupose.model.temporal)
+    window: int = 1
+    window_dim: int = 256
+    window_fps: float = 50.0       # the training data's frame rate, at which the window's frames are spaced (H36M: 50)
 
     def __post_init__(self) -> None:
+        window_levels(self.window)
         _validate(self, "model", {
+            "window_dim": (lambda v: v >= 16, ">= 16"), "window_fps": (_positive, "a positive frame rate"),
             "denoiser": _one_of(DENOISERS), "missing_fill": _one_of(MISSING_FILLS),
             "dim": (lambda v: v >= 32 and v % 16 == 0, "a multiple of 16, at least 32"),
             "num_blocks": (_non_negative, ">= 0"),

@@ -89,9 +89,12 @@ class DetectorNoise:
 
     def apply(self, keypoints_2d: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Ground-truth 2D (B, J, 2) -> detector-like 2D: a random measured residual each, and a
-        left/right swap with the measured probability."""
+        left/right swap with the measured probability. A window (B, W, J, 2) gets one residual
+        and one swap draw per sample, the same in all its frames."""
         b, device = keypoints_2d.shape[0], keypoints_2d.device
         idx = torch.randint(0, self.residuals.shape[0], (b,), generator=generator, device=device)
         swap = torch.rand(b, generator=generator, device=device) < self.swap_rate
-        base = torch.where(swap[:, None, None], keypoints_2d[:, self.perm], keypoints_2d)
-        return base + self.residuals[idx].to(keypoints_2d.dtype)
+        x = keypoints_2d if keypoints_2d.ndim == 4 else keypoints_2d[:, None]    # (B, W, J, 2)
+        base = torch.where(swap[:, None, None, None], x[..., self.perm, :], x)
+        out = base + self.residuals[idx][:, None].to(keypoints_2d.dtype)
+        return out if keypoints_2d.ndim == 4 else out[:, 0]

@@ -63,7 +63,11 @@ class LayoutMix:
         return cls(torch.from_numpy(mats).to(device), layouts)
 
     def apply(self, keypoints_2d: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, 17, 2) -> (B, 17, 2): each sample through a uniformly drawn layout's round trip."""
+        """(B, 17, 2) -> (B, 17, 2): each sample through a uniformly drawn layout's round trip
+        (a window (B, W, 17, 2): each sample's frames through the same layout)."""
         idx = torch.randint(0, len(self.layouts), (keypoints_2d.shape[0],), generator=generator,
                             device=keypoints_2d.device)
-        return torch.einsum("bjk,bkc->bjc", self.matrices[idx].to(keypoints_2d.dtype), keypoints_2d)
+        matrices = self.matrices[idx].to(keypoints_2d.dtype)
+        if keypoints_2d.ndim == 4:                   # a window (B, W, J, 2): one layout for all its frames
+            return torch.einsum("bjk,bwkc->bwjc", matrices, keypoints_2d)
+        return torch.einsum("bjk,bkc->bjc", matrices, keypoints_2d)

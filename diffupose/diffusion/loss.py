@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..geometry.skeleton import centre_frame
 from .flow import FlowPath, flow_interpolate, flow_velocity_target
 from .schedule import NoiseSchedule, prediction_target, q_sample
 
@@ -62,7 +63,8 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
                    source: torch.Tensor | None = None):
     """One training loss: t ~ U{0..T-1}, ε ~ N(0, I), x_t by eq. 2, then eqs. 8-10.
 
-    x0: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised 2D keypoints.
+    x0: (B, J, 3) metres, root-relative, camera frame; keypoints_2d: (B, J, 2) normalised 2D keypoints,
+    or a 2D window (B, W, J, 2) for a windowed denoiser (the 2D term then targets its centre frame).
     `t`/`noise` may be given (tests); otherwise drawn with `generator` (on x0's device).
     Returns (loss scalar, parts) with parts = {"loss", "loss_eps", "loss_2d"} as floats, or
     as detached tensors when `return_parts=False` (no host sync; for accelerator loops).
@@ -86,7 +88,8 @@ def diffusion_loss(denoiser, schedule: NoiseSchedule, x0: torch.Tensor, keypoint
     x_t = q_sample(schedule, x0, t, noise)
     output_3d, keypoints_2d_hat = denoiser(x_t, keypoints_2d, t, **denoiser_extras(keypoint_mask, source))
     target = prediction_target(schedule, prediction, x0, noise, t)
-    loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, keypoints_2d, joint_weights=joint_weights,
+    loss, part_eps, part_y = weighted_pose_loss(output_3d, target, keypoints_2d_hat, centre_frame(keypoints_2d),
+                                                joint_weights=joint_weights,
                                                 lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_eps.detach(), "loss_2d": part_y.detach()}
     if return_parts:
@@ -112,7 +115,7 @@ def flow_matching_loss(denoiser, path: FlowPath, x0: torch.Tensor, keypoints_2d:
     t_model = path.model_time(s)
     output_3d, keypoints_2d_hat = denoiser(x_s, keypoints_2d, t_model, **denoiser_extras(keypoint_mask, source))
     loss, part_v, part_y = weighted_pose_loss(output_3d, flow_velocity_target(x0, noise), keypoints_2d_hat,
-                                              keypoints_2d, joint_weights=joint_weights, lambda_2d=lambda_2d, kind=kind)
+                                              centre_frame(keypoints_2d), joint_weights=joint_weights, lambda_2d=lambda_2d, kind=kind)
     parts = {"loss": loss.detach(), "loss_eps": part_v.detach(), "loss_2d": part_y.detach()}
     if return_parts:
         parts = {k: float(v) for k, v in parts.items()}

@@ -173,13 +173,17 @@ def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta:
     return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
 
 
-def _validate_condition(keypoints_2d, num_joints: int | None) -> torch.Tensor:
+def _validate_condition(keypoints_2d, num_joints: int | None, window: int = 1) -> torch.Tensor:
     if not isinstance(keypoints_2d, torch.Tensor):
         keypoints_2d = torch.as_tensor(np.asarray(keypoints_2d))
-    if keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2:
+    if window > 1:
+        if keypoints_2d.ndim != 4 or keypoints_2d.shape[1] != window or keypoints_2d.shape[-1] != 2:
+            raise ValueError(f"sample: a windowed model (model.window={window}) takes 2D windows (B, {window}, J, 2), "
+                             f"got {tuple(keypoints_2d.shape)}")
+    elif keypoints_2d.ndim != 3 or keypoints_2d.shape[-1] != 2:
         raise ValueError(f"sample: keypoints_2d must have shape (B, J, 2), got {tuple(keypoints_2d.shape)}")
-    if num_joints is not None and keypoints_2d.shape[1] != num_joints:
-        raise ValueError(f"sample: keypoints have {keypoints_2d.shape[1]} joints but the model expects {num_joints}")
+    if num_joints is not None and keypoints_2d.shape[-2] != num_joints:
+        raise ValueError(f"sample: keypoints have {keypoints_2d.shape[-2]} joints but the model expects {num_joints}")
     if keypoints_2d.shape[0] == 0:
         raise ValueError("sample: empty batch of keypoints")
     if not torch.isfinite(keypoints_2d).all():
@@ -194,15 +198,18 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
            input_source: int | torch.Tensor | None = None, noise: torch.Tensor | None = None):
     """Draw `num_hypotheses` 3D poses per 2D input with the reverse process.
 
-    keypoints_2d: (B, J, 2) normalised 2D keypoints. Returns (B, H, J, 3) metres, root-relative, camera
+    keypoints_2d: (B, J, 2) normalised 2D keypoints, or for a windowed denoiser (model.window = W > 1)
+    2D windows (B, W, J, 2) centred on the frames to lift, whose encoding is computed once per
+    input and view (`denoiser.encode_condition`) and shared by every step and hypothesis.
+    Returns (B, H, J, 3) metres, root-relative, camera
     frame; with `return_trajectory` also the trajectory (S+1, B, H, J, 3) (x_T, then x after
     each of the S steps). With `flip`, the mirrored input runs in the same batch and each
     hypothesis is the average of the plain and the un-flipped mirrored sample (paper protocol).
     All B·H(·2) chains go through the denoiser in one forward per step; the denoiser runs in
     eval mode under inference mode (its training flag is restored afterwards).
     `autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast; the chain stays fp32.
-    `keypoint_mask` (B, J) bool, True = present: passed to the denoiser (mirrored with the flipped
-    view); missing joints' 2D may be NaN. None = all present.
+    `keypoint_mask` (B, J) bool, True = present (for windows (B, W, J), or (B, J) for all frames):
+    passed to the denoiser (mirrored with the flipped view); missing joints' 2D may be NaN. None = all present.
     `prediction`: what the network's 3D output is ("eps" as in the paper, "x0" or "v";
     config.diffusion.prediction).
     `input_source`: the 2D source index (config.SOURCE_INDEX) every chain gives a
@@ -219,17 +226,19 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     if flip and skeleton is None:
         raise ConfigError("sample: flip=True needs the skeleton (for the left/right swap)")
     keypoints_2d, keypoint_mask = _apply_keypoint_mask(keypoints_2d, keypoint_mask)
-    keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None))
+    window = int(getattr(denoiser, "window", 1))
+    keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None), window)
     step_runner = (FlowSampler(sampler, num_steps, eta=eta) if isinstance(schedule, FlowPath)
                    else make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0,
                                      prediction=prediction))
     device = next(denoiser.parameters()).device
-    B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[1], num_hypotheses
+    B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[-2], num_hypotheses
     was_training = denoiser.training
     denoiser.eval()
     try:
         with torch.inference_mode():
-            cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip, skeleton)
+            cond, mask = _chain_conditions(keypoints_2d.to(device=device, dtype=torch.float32), keypoint_mask, H, flip,
+                                           skeleton, denoiser.encode_condition if window > 1 else None)
             x = _start_noise(noise, (cond.shape[0], J, 3), generator, device)
             input_source = _chain_sources(input_source, B, H, 2 if flip else 1, device)
             if isinstance(schedule, FlowPath):
@@ -274,23 +283,34 @@ def _apply_keypoint_mask(keypoints_2d, keypoint_mask) -> tuple:
         return keypoints_2d, None
     keypoints_2d = keypoints_2d if isinstance(keypoints_2d, torch.Tensor) else torch.as_tensor(np.asarray(keypoints_2d))
     keypoint_mask = torch.as_tensor(keypoint_mask, dtype=torch.bool, device=keypoints_2d.device)
-    if keypoint_mask.shape != keypoints_2d.shape[:2]:
-        raise ValueError(f"sample: keypoint_mask must have shape {tuple(keypoints_2d.shape[:2])}, got {tuple(keypoint_mask.shape)}")
+    if keypoint_mask.ndim == 2 and keypoints_2d.ndim == 4:              # one mask for every frame of a window
+        keypoint_mask = keypoint_mask.unsqueeze(1).expand(keypoints_2d.shape[:-1])
+    if keypoint_mask.shape != keypoints_2d.shape[:-1]:
+        raise ValueError(f"sample: keypoint_mask must have shape {tuple(keypoints_2d.shape[:-1])}, got {tuple(keypoint_mask.shape)}")
     keypoints_2d = torch.where(keypoint_mask.unsqueeze(-1), keypoints_2d, torch.zeros((), dtype=keypoints_2d.dtype, device=keypoints_2d.device))
     return keypoints_2d, keypoint_mask
 
 
 def _chain_conditions(keypoints_2d: torch.Tensor, keypoint_mask: torch.Tensor | None, num_hypotheses: int, flip: bool,
-                      skeleton: Skeleton | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      skeleton: Skeleton | None, encode=None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The condition of every chain: keypoints_2d (B, J, 2) -> (V·B·H, J, 2), rows ordered (view, B, H), with
-    the mirrored view second when `flip`; the mask (B, J) alike -> (V·B·H, J) or None."""
-    B, J = keypoints_2d.shape[:2]
+    the mirrored view second when `flip`; the mask (B, J) alike -> (V·B·H, J) or None.
+    With `encode` (a windowed denoiser's encode_condition), each view's windows (B, W, J, 2) are
+    mirrored whole and encoded once, (B, J, C), before being shared by the H chains of each input."""
+    B, J = keypoints_2d.shape[0], keypoints_2d.shape[-2]
     views = [keypoints_2d, flip_horizontal(keypoints_2d, skeleton)] if flip else [keypoints_2d]
-    cond = torch.stack(views).unsqueeze(2).expand(len(views), B, num_hypotheses, J, 2).reshape(-1, J, 2)
-    if keypoint_mask is None:
+    m_views = None
+    if keypoint_mask is not None:
+        m = keypoint_mask.to(keypoints_2d.device)
+        m_views = [m, m[..., skeleton.flip_permutation]] if flip else [m]
+    if encode is not None:
+        encoded = [encode(v, None if m_views is None else m_views[i]) for i, v in enumerate(views)]
+        views = [e for e, _ in encoded]
+        m_views = None if m_views is None else [c for _, c in encoded]
+    C = views[0].shape[-1]
+    cond = torch.stack(views).unsqueeze(2).expand(len(views), B, num_hypotheses, J, C).reshape(-1, J, C)
+    if m_views is None:
         return cond, None
-    m = keypoint_mask.to(keypoints_2d.device)
-    m_views = [m, m[:, skeleton.flip_permutation]] if flip else [m]
     return cond, torch.stack(m_views).unsqueeze(2).expand(len(views), B, num_hypotheses, J).reshape(-1, J)
 
 

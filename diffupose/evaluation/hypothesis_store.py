@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data.prepared import open_npz, read_array
+from ..data.windows import sample_windows
 from ..errors import DataError
 from ..inference.lifter import SamplingSettings
 from ..utils import as_numpy, atomic_savez, git_commit
@@ -138,7 +139,7 @@ def build_cache(lifter, data, split: str, settings, *, max_samples: int = 0, see
     if len(index) == 0:
         raise DataError(f"{data_path or 'prepared data'}: split {split!r} is empty "
                         f"(samples per split: {data.splits()})")
-    keypoints_2d = np.ascontiguousarray(data.keypoints_2d[index])
+    keypoints_2d = np.ascontiguousarray(sample_windows(data, index, getattr(lifter, "window", 1)))
 
     def keep(scores: BatchScores, start: int, stop: int, batch) -> None:
         batch = as_numpy(batch, np.float32)
@@ -201,7 +202,7 @@ def cached_hypotheses(path, lifter, data, split: str, settings, *, max_samples: 
             index = select_indices(data, split, max_samples, seed)
             want = {"settings": want_settings,
                     "checkpoint": model_identity(lifter.denoiser),
-                    "inputs": inputs_identity(data.keypoints_2d[index], index)}
+                    "inputs": inputs_identity(sample_windows(data, index, getattr(lifter, "window", 1)), index)}
             have = {"settings": old.settings, "checkpoint": old.identity.get("checkpoint", {}).get("sha256"),
                     "inputs": old.identity.get("inputs_sha256")}
             differ = [k for k in want if want[k] != have[k]]

@@ -300,7 +300,7 @@ def _score(run: EvalRun, progress: bool) -> BatchScores:
             scores.put(key, start, stop, summary[key] * 1000.0)
         scores.add("spread", metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0)
 
-    batches = lifter.iter_hypotheses(data.keypoints_2d, settings, progress=progress, desc="evaluate")
+    batches = lifter.iter_hypotheses(run.condition_2d, settings, progress=progress, desc="evaluate")
     return score_batches(batches, len(data), score)
 
 
@@ -353,10 +353,18 @@ def _protocol_card(run: EvalRun, poses_per_second: float, num_nan_samples: int) 
         "poses_per_second": poses_per_second,
         "timing": "sampler calls only (2D already on the device), wall clock, device synchronised",
         "git_commit": env["git_commit"],
-        "model": {"denoiser": cfg.model.denoiser, "dim": cfg.model.dim, "num_blocks": cfg.model.num_blocks},
+        "model": {"denoiser": cfg.model.denoiser, "dim": cfg.model.dim, "num_blocks": cfg.model.num_blocks,
+                  "window": cfg.model.window},
+        "frames": frames_label(cfg.model.window),
         "environment": env,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def frames_label(window: int) -> str:
+    """How many 2D frames a number used, in the paper's convention: "T = 1" for a single-frame
+    model, "T = W †" for a windowed one (Table I marks temporal methods with †)."""
+    return "T = 1" if int(window) == 1 else f"T = {int(window)} †"
 
 
 def compare_with_paper(result: EvalResult, table: str = "table1", num_hypotheses: int | None = None) -> list[dict[str, Any]]:

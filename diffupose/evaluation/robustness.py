@@ -29,6 +29,7 @@ import numpy as np
 from ..config import EvalConfig
 from ..data.prepared import load_prepared
 from ..data.synthetic import synthetic_cameras
+from ..data.windows import sample_windows
 from ..errors import ConfigError
 from ..geometry.camera import load_cameras
 from ..inference.lifter import Lifter, SamplingSettings
@@ -85,14 +86,41 @@ def cell_metrics(hyps: np.ndarray, aggregate: np.ndarray, gt: np.ndarray, mask: 
     }
 
 
+def _window_input(lifter: Lifter, noisy: np.ndarray, windows: np.ndarray | None, sigma: float, res_w, res_h,
+                  seed: int) -> np.ndarray:
+    """What `lifter` reads in one cell: the noisy frames (N, J, 2), or for a windowed model its
+    windows (N, W, J, 2) with the same noise σ on every frame and, on the centre frame, exactly
+    the single-frame models' noisy input."""
+    if lifter.window == 1:
+        return noisy
+    if windows is None or windows.shape[1] != lifter.window:
+        raise ConfigError(f"robustness: a {lifter.window}-frame model needs the samples' {lifter.window}-frame 2D windows")
+    out = add_pixel_noise(windows, sigma, res_w, res_h, seed=seed + 77)
+    out[:, lifter.window // 2] = noisy
+    return out
+
+
+def _filled(x: np.ndarray, mask: np.ndarray, skeleton, fill: str) -> np.ndarray:
+    """Missing joints (mask (N, J), False = missing) filled in frames (N, J, 2) or in every frame
+    of windows (N, W, J, 2)."""
+    if x.ndim == 3:
+        return fill_missing(x, mask, skeleton, method=fill)
+    n, w = x.shape[:2]
+    flat = fill_missing(x.reshape(n * w, *x.shape[2:]), np.repeat(mask, w, axis=0), skeleton, method=fill)
+    return flat.reshape(x.shape)
+
+
 def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, poses_3d: np.ndarray,
                       res_w: np.ndarray, res_h: np.ndarray, settings: SamplingSettings, *,
                       missing=(0, 1, 2, 4), modes=MASK_MODES, noise_px=(0, 2, 5, 10, 20), seed: int = 0,
-                      fill: str = "neighbour", progress: bool = True) -> list[dict]:
+                      fill: str = "neighbour", progress: bool = True,
+                      windows: dict[int, np.ndarray] | None = None) -> list[dict]:
     """Every (noise, mask, model) cell; the same noisy inputs and masks for every model.
     `fill` (neighbour | template): how missing joints are filled for a model without mask input.
     With settings.input_source `auto`, a source-conditioned model (model.source_condition) is told
-    its 2D is clean at σ = 0 and detected otherwise; other models ignore it."""
+    its 2D is clean at σ = 0 and detected otherwise; other models ignore it. `windows` {W: (N, W,
+    J, 2)}: the clean 2D windows of the same samples for windowed models (model.window = W);
+    their noise is drawn per frame and the masked joints are missing in every frame."""
     if fill not in FILL_METHODS:
         raise ConfigError(f"unknown fill {fill!r}; known: {', '.join(FILL_METHODS)}")
     skeleton = next(iter(lifters.values())).skeleton
@@ -110,10 +138,12 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
             for name, lifter in lifters.items():
                 supports = bool(getattr(lifter.config.model, "missing_joints", False))
                 tic = time.perf_counter()
+                x = _window_input(lifter, noisy, (windows or {}).get(lifter.window), sigma, res_w, res_h,
+                                  seed + 1000 * (si + 1))
                 if supports:
-                    out = lifter.lift(noisy, cell_settings, keypoint_mask=mask, progress=False)
+                    out = lifter.lift(x, cell_settings, keypoint_mask=mask, progress=False)
                 else:
-                    filled = noisy if k == 0 else fill_missing(noisy, mask, skeleton, method=fill)
+                    filled = x if k == 0 else _filled(x, mask, skeleton, fill)
                     out = lifter.lift(filled, cell_settings, progress=False)
                 if not np.isfinite(out.hypotheses).all():
                     raise FloatingPointError(f"{name}: non-finite hypotheses at σ={sigma} px, {k} {mode} missing")
@@ -131,13 +161,16 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
 
 
 def detection_rows(lifters: dict[str, Lifter], detections: np.ndarray, poses_3d: np.ndarray,
-                   settings: SamplingSettings, progress: bool = True) -> list[dict]:
-    """The "real detections" row: every model on the file's detections as they are."""
+                   settings: SamplingSettings, progress: bool = True,
+                   windows: dict[int, np.ndarray] | None = None) -> list[dict]:
+    """The "real detections" row: every model on the file's detections as they are (a windowed
+    model on their windows, `windows` {W: (N, W, J, 2)})."""
     rows = []
     mask = np.ones(detections.shape[:2], dtype=bool)
     for name, lifter in lifters.items():
         tic = time.perf_counter()
-        out = lifter.lift(detections, settings, progress=False)
+        out = lifter.lift(detections if lifter.window == 1 else (windows or {})[lifter.window], settings,
+                          progress=False)
         if not np.isfinite(out.hypotheses).all():
             raise FloatingPointError(f"{name}: non-finite hypotheses on the real detections")
         row = {"model": name, "input": "detections", "mask": DETECTIONS, "missing": 0, "noise_px": 0,
@@ -205,10 +238,16 @@ def run_robustness(runs: dict[str, str], data_path, split: str, settings: Sampli
              ", ".join(f"{n} (missing_joints={lf.config.model.missing_joints})" for n, lf in lifters.items()))
     detected = data.keypoints_2d_gt is not None
     clean = data.keypoints_2d_gt if detected else data.keypoints_2d
+    first = next(iter(opened.values()))
+    sizes = {lf.window for lf in lifters.values()} - {1}
+    clean_windows = {w: sample_windows(source, first.index, w, source.keypoints_2d_gt if detected else None)
+                     for w in sizes}
     rows = robustness_matrix(lifters, clean, data.poses_3d, res_w, res_h, settings, missing=tuple(missing),
-                             modes=tuple(modes), noise_px=tuple(noise_px), seed=seed, fill=fill, progress=progress)
+                             modes=tuple(modes), noise_px=tuple(noise_px), seed=seed, fill=fill, progress=progress,
+                             windows=clean_windows)
     if detected:
-        rows += detection_rows(lifters, data.keypoints_2d, data.poses_3d, settings, progress=progress)
+        rows += detection_rows(lifters, data.keypoints_2d, data.poses_3d, settings, progress=progress,
+                               windows={w: sample_windows(source, first.index, w) for w in sizes})
     card = {"dataset": data.dataset, "split": split, "num_samples": len(data), "seed": seed,
             "matrix_2d": "projected ground truth (keypoints_2d_gt) + noise/masks" if detected else "the file's 2D + noise/masks",
             "real_detections_row": data.meta.get("keypoints_2d_name") if detected else None,

@@ -42,7 +42,7 @@ def curve_point(run, settings: SamplingSettings) -> dict[str, Any]:
     n = len(data)
     mean_err, first_err, oracle, spread = (np.empty(n) for _ in range(4))
     indicators = []
-    for start, stop, hyps in lifter.iter_hypotheses(data.keypoints_2d, settings):
+    for start, stop, hyps in lifter.iter_hypotheses(run.condition_2d, settings):
         hyps = hyps.astype(np.float64)
         gt = data.poses_3d[start:stop].astype(np.float64)
         mean_err[start:stop] = metrics.mpjpe(hyps.mean(axis=1), gt)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..config import EvalConfig
 from ..data.prepared import PreparedData, load_prepared
+from ..data.windows import sample_windows
 from ..errors import ConfigError, DataError
 from ..inference.lifter import Lifter, SamplingSettings, check_checkpoint_choice, checkpoint_for_split
 from ..utils import resolve_device
@@ -124,6 +125,19 @@ class EvalRun:
     split: str
     ev: EvalConfig
     settings: SamplingSettings
+    _windows: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    @property
+    def condition_2d(self) -> np.ndarray:
+        """What the model reads for the selected samples: their 2D (n, J, 2), or for a windowed
+        model (model.window = W > 1) their 2D windows (n, W, J, 2), gathered from the whole file."""
+        if self.lifter.window == 1:
+            return self.data.keypoints_2d
+        if self._windows is None:
+            gt = self.ev.input_2d == "gt"
+            self._windows = sample_windows(self.source, self.index, self.lifter.window,
+                                           self.source.keypoints_2d_gt if gt else None)
+        return self._windows
 
     def data_card(self) -> dict[str, Any]:
         """The protocol card's data part: dataset, file, split, 2D source, skeleton."""

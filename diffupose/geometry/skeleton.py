@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Skeleton", "flip_horizontal", "H36M17", "HUMANEVA15", "H36M32_TO_17", "H36M17_TO_HUMANEVA15",
+__all__ = ["Skeleton", "flip_horizontal", "centre_frame", "H36M17", "HUMANEVA15", "H36M32_TO_17", "H36M17_TO_HUMANEVA15",
            "MEAN_POSE_2D_H36M17", "get_skeleton", "SKELETONS"]
 
 
@@ -126,6 +126,12 @@ def get_skeleton(name: str) -> Skeleton:
         return SKELETONS[name]
     except KeyError:
         raise ValueError(f"unknown skeleton {name!r}; known: {sorted(SKELETONS)}") from None
+
+
+def centre_frame(keypoints_2d):
+    """The frame a windowed 2D input is lifted at: (B, W, J, C) -> (B, J, C) (the window's
+    centre, index W // 2); a single-frame (B, J, C) input is returned as it is."""
+    return keypoints_2d[:, keypoints_2d.shape[1] // 2] if keypoints_2d.ndim == 4 else keypoints_2d
 
 
 def flip_horizontal(x, skeleton: Skeleton):

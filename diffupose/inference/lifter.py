@@ -31,7 +31,7 @@ from ..diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, 
                          resolve_sampler, sample)
 from ..diffusion.flow import FlowSampler
 from ..errors import ConfigError
-from ..geometry.skeleton import Skeleton
+from ..geometry.skeleton import Skeleton, centre_frame
 from ..model.checkpoint import load_model
 from ..utils import resolve_device
 from .aggregate import AGGREGATIONS, aggregate
@@ -171,6 +171,12 @@ class Lifter:
         raise ConfigError(f"cannot lift with a {type(model).__name__}: pass a run directory or a Lifter")
 
     @property
+    def window(self) -> int:
+        """Frames of 2D the model reads per lifted frame (model.window; 1 = single frame). A
+        windowed model takes (B, W, J, 2) windows wherever keypoints_2d (B, J, 2) are documented."""
+        return int(self.config.model.window)
+
+    @property
     def device(self) -> torch.device:
         try:
             return next(self.denoiser.parameters()).device
@@ -299,7 +305,7 @@ class Lifter:
             hypotheses[start:stop] = hyps
         k = None if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
         pred = self.aggregate(hypotheses.astype(np.float64), settings.aggregate,
-                              keypoints_2d=np.asarray(keypoints_2d), intrinsics=k)
+                              keypoints_2d=centre_frame(np.asarray(keypoints_2d)), intrinsics=k)
         return LiftOutput(hypotheses=hypotheses, aggregate=np.asarray(pred, dtype=np.float32),
                           spread=hypothesis_spread(hypotheses).astype(np.float32), settings=settings,
                           sampling_seconds=self.sampling_seconds)

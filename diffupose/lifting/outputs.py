@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.windows import frame_numbers
 from ..errors import ConfigError
 from ..viz.curves import PLOTLY_JS_NAME
 from ..viz.lift_viewer import write_lift_viewer
@@ -114,6 +115,14 @@ def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50
     return written
 
 
+def frame_interval(frame) -> float:
+    """Frame numbers between two consecutive samples of a track (the median step: a track of
+    every other frame has 2), or 1 when the frame ids are not increasing numbers. The BVH's
+    frame time is this step over the input's frame rate."""
+    times = frame_numbers(frame)
+    return float(np.median(np.diff(times))) if times is not None and len(times) > 1 else 1.0
+
+
 def _temporary(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(fd)
@@ -124,9 +133,11 @@ def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float
     if fmt == "bvh":
         if len(set(result.frame.tolist())) != len(result):
             log.warning("%s: several people per frame; the BVH holds the samples in file order as frames", target)
-        error = write_bvh(tmp, result.aggregate, result.skeleton, frame_time=1.0 / fps,
+        step = frame_interval(result.frame)
+        error = write_bvh(tmp, result.aggregate, result.skeleton, frame_time=step / fps,
                           root_positions=result.poses_camera[:, 0] if result.root_translation is not None else None)
-        result.card["bvh"] = {"units": "centimetres, Y up (x, -y, -z of the camera frame)", "fps": fps,
+        result.card["bvh"] = {"units": "centimetres, Y up (x, -y, -z of the camera frame)", "fps": fps / step,
+                              "frame_time_s": step / fps,
                               "max_deviation_mm": round(error * 1000, 3),
                               "note": "fixed skeleton at the mean bone lengths; bone directions exact"}
     elif fmt == "html":

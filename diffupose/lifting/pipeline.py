@@ -44,6 +44,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..data.keypoints import Keypoints, check_image_range, normalize_keypoints, read_keypoints, to_skeleton
+from ..data.windows import frame_numbers, track_windows
 from ..errors import ConfigError, DataError
 from ..geometry.projection import normalize_intrinsics
 from ..inference.aggregate import AGGREGATIONS, estimate_root_translation
@@ -128,8 +129,42 @@ def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed,
     return SamplingSettings.from_eval_config(lifter.config.eval, **changes)
 
 
+def track_times(kp: Keypoints) -> np.ndarray | None:
+    """The frame numbers of a track (increasing; gaps = missing frames), or None when the input is
+    not a track a window can run along: several people in a frame, a single image, or frame ids
+    that are not increasing numbers (unordered images)."""
+    return frame_numbers(kp.frame) if kp.is_track else None
+
+
+def model_input(lifter, kp: Keypoints, keypoints_2d: np.ndarray, mask: np.ndarray | None, fps: float | None
+                ) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """What the model reads -> (condition, mask, the card's `window` entry). A single-frame model
+    reads each frame's 2D (N, J, 2). A windowed model (model.window = W > 1) reads, along a
+    track, the W-frame window around each frame at its training frame rate (model.window_fps),
+    resampled from the track's `fps` and across missing frames (data.windows.track_windows);
+    input that is not a track (one image, several people per frame, unordered frames) gets one
+    warning line and a static window (each frame repeated W times), the single-frame use such a
+    model supports."""
+    window = int(getattr(lifter, "window", 1))
+    if window == 1:
+        return keypoints_2d.astype(np.float32), mask, {"frames": 1}
+    model_fps = float(lifter.config.model.window_fps)
+    times = track_times(kp)
+    if times is None:
+        log.warning("%s: not a frame-ordered track (one person per frame, increasing frame numbers); this model reads "
+                    "%d frames, so each frame is lifted from a static window (the frame repeated %d times), less "
+                    "accurate than on a track", kp.source, window, window)
+        condition = np.repeat(keypoints_2d[:, None].astype(np.float32), window, axis=1)
+        return condition, mask, {"frames": window, "mode": "static (not a track: each frame repeated)"}
+    input_fps = model_fps if fps is None else float(fps)
+    condition, window_mask = track_windows(keypoints_2d, mask, window, rate=input_fps / model_fps, times=times)
+    return condition, window_mask, {"frames": window, "mode": "track", "model_fps": model_fps, "input_fps": input_fps,
+                                    "span_s": round((window - 1) / model_fps, 3)}
+
+
 def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: float | None = None,
-                   smooth: float = 0.0, missing: str = "auto", progress: bool = True, **sampling) -> LiftResult:
+                   smooth: float = 0.0, missing: str = "auto", progress: bool = True, fps: float | None = None,
+                   **sampling) -> LiftResult:
     """Lift already-read keypoints with a loaded `Lifter` (see `lift` for the options).
 
     Steps: check the options; prepare the input (map to the skeleton, normalise, fill missing
@@ -151,9 +186,10 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                     _LAYOUT_FAMILY.get(kp.format, kp.format))
     counts = {**counts, "model_layouts": list(layouts), "layout_covered_by_model": covered}
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
+    condition, mask, window_card = model_input(lifter, kp, keypoints_2d, mask, fps)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
-    out = lifter.lift(keypoints_2d.astype(np.float32), settings,
+    out = lifter.lift(condition, settings,
                       intrinsics=None if intrinsics is None else np.broadcast_to(intrinsics, (len(keypoints_2d), 4)),
                       keypoint_mask=mask, progress=progress)
     sample_s = time.perf_counter() - start
@@ -161,6 +197,7 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     card = _card(kp, lifter, settings, image_size=image_size, focal_length=focal_length,
                  placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
                  lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
+    card["window"] = window_card
     result = LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
                         spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
                         keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
@@ -328,7 +365,9 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     run's eval settings (None keeps them). min_score: keypoints scored lower are missing.
     smooth: Gaussian sigma in frames for the aggregate of a track (0 = off). people: `all` or
     `best` (one person per frame). missing: `auto` (mask for models trained with missing joints,
-    fill otherwise), `mask` or `fill` (`MISSING_MODES`). out: output stem or file; `outputs` picks the files written
+    fill otherwise), `mask` or `fill` (`MISSING_MODES`). fps: the input's frame rate: the BVH's
+    frame time, and for a windowed model (model.window > 1) how its window's frames are resampled
+    from the track (default 50, Human3.6M's rate). out: output stem or file; `outputs` picks the files written
     (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`.
     Returns a LiftResult (with `.files` when `out` is given).
     """
@@ -346,7 +385,7 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
         lifter = Lifter.load(run, checkpoint=checkpoint, device=device)
     kp.meta["min_score"] = min_score
     result = lift_keypoints(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
-                            missing=missing, progress=progress, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
+                            missing=missing, progress=progress, fps=fps, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
                             num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size)
     result.card["run"] = str(run) if run is not None else None
     result.card["checkpoint"] = getattr(lifter, "checkpoint_card", {"checkpoint": checkpoint})

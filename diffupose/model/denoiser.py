@@ -21,6 +21,15 @@ clean, the projected ground truth; 1 = detected, detector output or detector-lik
 added to the time embedding both FiLM blocks read, so one network can trust clean 2D and
 hedge on detections. It starts at zero (the unconditioned network); a forward without
 `source` uses `detected`. Off by default: the released network.
+
+2D window (`model.window = W > 1`, a power of 3): the 2D condition is a W-frame window
+(B, W, J, 2) centred on the frame whose 3D pose is predicted (a keypoint mask (B, W, J), or
+(B, J) for every frame alike). A temporal encoder (model/temporal.py) turns it into
+WINDOW_FEATURES channels per joint, read beside the centre frame's own 2D (and missing
+indicator); the 2D reconstruction output is the centre frame's. `encode_condition` computes the
+encoding once; `forward` takes either the raw window (B, W, J, 2) or that encoding
+(B, J, 2 + WINDOW_FEATURES), so a sampler encodes each input once and reuses it at every step.
+`window = 1` (default) builds no encoder: the single-frame network, unchanged.
 """
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ from ..config import SOURCE_INDEX
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton
 from .condition import MissingJointFill, condition_channels, missing_joint_fill
+from .temporal import WINDOW_FEATURES, TemporalEncoder
 from .gcn import GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock, TimeFiLM, time_mlp
 from .unet import UNetDenoiser
 
@@ -51,11 +61,15 @@ class GCNDenoiser(nn.Module):
     def __init__(self, adjacency, dim: int = 256, num_blocks: int = 4, nonlocal_block: bool = True,
                  released_unused_film: bool = False, in_channels: int = 5, out_channels: int = 5,
                  missing_joints: bool = False, missing_fill: MissingJointFill | None = None,
-                 source_condition: bool = False) -> None:
+                 source_condition: bool = False, window: int = 1, window_dim: int = 256) -> None:
         super().__init__()
         self.missing_joints = missing_joints
         self.missing_fill = missing_fill
         in_channels += int(missing_joints)
+        self.window = int(window)
+        self.temporal = (TemporalEncoder(int(adjacency.shape[0]), 2 + int(missing_joints), self.window, width=window_dim)
+                         if self.window > 1 else None)
+        in_channels += WINDOW_FEATURES if self.temporal is not None else 0
         if dim % 16:
             raise ConfigError(f"model.dim must be a multiple of 16, got {dim}")
         self.num_joints = int(adjacency.shape[0])
@@ -83,7 +97,16 @@ class GCNDenoiser(nn.Module):
             t_emb = t_emb + self.source_embedding(source).to(t_emb.dtype)
         elif source is not None:
             raise ConfigError("a 2D source given to a denoiser without model.source_condition")
-        cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype, self.missing_fill)
+        if self.temporal is None:
+            cond = condition_channels(keypoints_2d, keypoint_mask, self.missing_joints, x_t.dtype, self.missing_fill)
+        else:
+            if keypoints_2d.ndim == 4:
+                keypoints_2d, keypoint_mask = self.encode_condition(keypoints_2d, keypoint_mask)
+            elif keypoints_2d.shape[-1] != 2 + WINDOW_FEATURES:
+                raise ValueError(f"a windowed denoiser (model.window={self.window}) takes a 2D window (B, W, J, 2) or "
+                                 f"its encoding (B, J, {2 + WINDOW_FEATURES}), got {tuple(keypoints_2d.shape)}")
+            cond = torch.cat((condition_channels(keypoints_2d[..., :2], keypoint_mask, self.missing_joints, x_t.dtype,
+                                                 self.missing_fill), keypoints_2d[..., 2:].to(x_t.dtype)), dim=-1)
         h = torch.cat((x_t, cond), dim=-1).transpose(0, 1).contiguous()  # (J, B, 5 or 6)
         h = self.input_block(h)
         for block in self.blocks:
@@ -94,6 +117,26 @@ class GCNDenoiser(nn.Module):
         h = self.film2(h, t_emb)
         out = self.output_conv(h).transpose(0, 1)                        # (B, J, 5)
         return out[..., :3], out[..., 3:]
+
+    def encode_condition(self, window: torch.Tensor, keypoint_mask: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A 2D window (B, W, J, 2) and its mask ((B, W, J), (B, J) for all frames alike, or None;
+        True = present) -> (the encoding (B, J, 2 + WINDOW_FEATURES): the centre frame's 2D then
+        the temporal features; the centre frame's mask (B, J) or None). Depends on the 2D only:
+        compute it once per input and pass it to `forward` at every step."""
+        if self.temporal is None:
+            raise ConfigError("encode_condition: this denoiser is single-frame (model.window=1)")
+        if window.ndim != 4 or window.shape[1] != self.window:
+            raise ValueError(f"expected a 2D window (B, {self.window}, J, 2), got {tuple(window.shape)}")
+        B, W, J, _ = window.shape
+        if keypoint_mask is not None and keypoint_mask.ndim == 2:
+            keypoint_mask = keypoint_mask.unsqueeze(1).expand(B, W, J)
+        frames = condition_channels(window.reshape(B * W, J, 2),   # missing joints read 0 (+ the indicator)
+                                    None if keypoint_mask is None else keypoint_mask.reshape(B * W, J),
+                                    self.missing_joints, torch.float32)
+        features = self.temporal(frames.view(B, W, J, -1)).float()
+        centre_mask = None if keypoint_mask is None else keypoint_mask[:, W // 2]
+        return torch.cat((window[:, W // 2].float(), features), dim=-1), centre_mask
 
     def graph_convs(self) -> list[tuple[str, ModulatedGraphConv]]:
         return [(name, m) for name, m in self.named_modules() if isinstance(m, ModulatedGraphConv)]
@@ -117,7 +160,10 @@ def build_denoiser(model_cfg, skeleton: Skeleton) -> nn.Module:
                            nonlocal_block=model_cfg.nonlocal_block,
                            released_unused_film=model_cfg.released_unused_film,
                            missing_joints=missing, missing_fill=fill,
-                           source_condition=getattr(model_cfg, "source_condition", False))
+                           source_condition=getattr(model_cfg, "source_condition", False),
+                           window=getattr(model_cfg, "window", 1), window_dim=getattr(model_cfg, "window_dim", 256))
+    if getattr(model_cfg, "window", 1) > 1:
+        raise ConfigError(f"model.window is built into the GCN denoiser only, not model.denoiser={kind}")
     if getattr(model_cfg, "source_condition", False):
         raise ConfigError(f"model.source_condition is built into the GCN denoiser only, not model.denoiser={kind}")
     if kind == "unet":

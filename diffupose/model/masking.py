@@ -292,8 +292,9 @@ def pixels_to_normalised(sigma_px, res_w: int, res_h: int):
 
 
 def add_pixel_noise(keypoints_2d: np.ndarray, sigma_px: float, res_w, res_h, seed: int = 0) -> np.ndarray:
-    """Add i.i.d. Gaussian 2D noise of `sigma_px` pixels to normalised keypoints (N, J, 2);
-    res_w/res_h: image size, scalars or (N,) per sample. Deterministic given `seed`."""
+    """Add i.i.d. Gaussian 2D noise of `sigma_px` pixels to normalised keypoints (N, J, 2) (or
+    windows (N, W, J, 2)); res_w/res_h: image size, scalars or (N,) per sample. Deterministic
+    given `seed`."""
     keypoints_2d = np.asarray(keypoints_2d)
     if sigma_px == 0:
         return keypoints_2d.copy()
@@ -301,7 +302,7 @@ def add_pixel_noise(keypoints_2d: np.ndarray, sigma_px: float, res_w, res_h, see
     res_h = np.broadcast_to(np.asarray(res_h), keypoints_2d.shape[:1])
     scale = np.array([pixels_to_normalised(sigma_px, w, h) for w, h in zip(res_w, res_h)])
     noise = np.random.default_rng(seed).standard_normal(keypoints_2d.shape)
-    return (keypoints_2d + noise * scale[:, None, None]).astype(keypoints_2d.dtype)
+    return (keypoints_2d + noise * scale.reshape((-1,) + (1,) * (keypoints_2d.ndim - 1))).astype(keypoints_2d.dtype)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ import torch
 from ..config import SOURCE_INDEX, Config, TrainConfig
 from ..data.detector_noise import DetectorNoise
 from ..data.layout_mix import LayoutMix
-from ..data.prepared import load_prepared
+from ..data.prepared import PreparedData, load_prepared
+from ..data.windows import track_bounds, window_index
 from ..errors import ConfigError, DataError
 from ..geometry.skeleton import Skeleton, flip_horizontal
 
@@ -38,11 +39,18 @@ class TrainingData:
     layouts: LayoutMix | None = None              # train.input_layouts other than h36m17 alone
     detections_file: bool = False                 # the prepared file's keypoints_2d are detections
     source_condition: bool = False                # model.source_condition: inputs() also returns the source
+    window: int = 1                               # model.window: inputs() returns (B, W, J, 2) windows
+    track_lo: torch.Tensor | None = None          # (N,) first index of each sample's track (window > 1)
+    track_hi: torch.Tensor | None = None          # (N,) last index
 
     def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The 2D input of the samples `idx` for one training step (train.input_2d, then the
         layout round trip of train.input_layouts) and, for a source-conditioned model, each
-        row's 2D source index (config.SOURCE_INDEX), else None."""
+        row's 2D source index (config.SOURCE_INDEX), else None. A windowed model (window > 1)
+        gets each sample's 2D window (B, W, J, 2), gathered by index (data/windows.py); the
+        per-sample draws (detection or not, clean or not, layout) hold for the whole window."""
+        if self.window > 1:
+            idx = window_index(self.track_lo, self.track_hi, idx, self.window)
         x, clean = self._inputs_2d(idx, generator)
         x = x if self.layouts is None else self.layouts.apply(x, generator)
         if not self.source_condition:
@@ -59,11 +67,11 @@ class TrainingData:
         if self.input_2d == "gt+noise":
             return noisy, torch.zeros(n, dtype=torch.bool, device=device)
         use_detection = torch.rand(n, generator=generator, device=device) < self.mix_detected
-        x = torch.where(use_detection[:, None, None], self.keypoints_2d[idx], noisy)
+        x = torch.where(_per_row(use_detection, noisy), self.keypoints_2d[idx], noisy)
         if self.mix_clean <= 0:       # no extra draw: runs without mix_clean keep their random stream
             return x, torch.zeros(n, dtype=torch.bool, device=device)
         clean = torch.rand(n, generator=generator, device=device) < self.mix_clean
-        return torch.where(clean[:, None, None], self.keypoints_2d_gt[idx], x), clean
+        return torch.where(_per_row(clean, x), self.keypoints_2d_gt[idx], x), clean
 
     @property
     def val_source(self) -> str:
@@ -71,15 +79,34 @@ class TrainingData:
         return "detected" if self.detections_file else "clean"
 
 
+def _per_row(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) per-sample flags shaped to broadcast over `like` (B, J, 2) or a window (B, W, J, 2)."""
+    return flags.view((-1,) + (1,) * (like.ndim - 1))
+
+
+def val_windows(full_val: PreparedData, rows: np.ndarray, window: int) -> np.ndarray:
+    """The 2D windows (V, W, J, 2) of the val subsample full_val.subset(rows), gathered
+    from the whole val split (so the subsample's neighbours are real frames)."""
+    lo, hi = track_bounds(full_val.subject, full_val.sequence, full_val.camera, full_val.frame)
+    return full_val.keypoints_2d[window_index(lo, hi, rows, window)]
+
+
 def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
     """Train split (doubled with mirrored copies when flip_augment, as released) and a
     fixed-seed subsample of the val split, as tensors on `device` (indexed there each step:
-    no host-side input pipeline in the loop)."""
+    no host-side input pipeline in the loop). A windowed model (model.window > 1) also gets
+    each train sample's track bounds, and the val subsample's 2D windows."""
     data = load_prepared(cfg.data.path)
     train = data.select(split=cfg.data.train_split)
     if len(train) == 0:
         raise DataError(f"{cfg.data.path}: no samples in split {cfg.data.train_split!r}")
     val = data.select(split=cfg.data.val_split, max_samples=cfg.data.max_val_samples, seed=0)
+    val_2d = val.keypoints_2d
+    window = cfg.model.window
+    if window > 1:
+        full_val = data.select(split=cfg.data.val_split)
+        rows = _subsample_rows(len(full_val), cfg.data.max_val_samples, seed=0)
+        val_2d = val_windows(full_val, rows, window)
     mode = cfg.train.input_2d
     if mode != "file" and train.keypoints_2d_gt is None:
         raise DataError(f"{cfg.data.path}: train.input_2d={mode} needs detections with the ground-truth 2D kept "
@@ -104,12 +131,26 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
             raise ConfigError(f"train.input_layouts={cfg.train.input_layouts}: layouts map to H36M-17, but "
                               f"{cfg.data.path} uses {data.skeleton.name}")
         extra["layouts"] = LayoutMix.build(layouts, device=device)
+    if window > 1:
+        lo, hi = track_bounds(train.subject, train.sequence, train.camera, train.frame)
+        n = len(train)
+        if flip:                     # the mirrored copies follow the originals: the same tracks, shifted by n
+            lo, hi = np.concatenate([lo, lo + n]), np.concatenate([hi, hi + n])
+        extra.update(window=window, track_lo=torch.from_numpy(lo).to(device), track_hi=torch.from_numpy(hi).to(device))
     return TrainingData(
         tensor(train.poses_3d), keypoints,
         torch.from_numpy(np.ascontiguousarray(val.poses_3d, dtype=np.float32)).to(device),
-        torch.from_numpy(np.ascontiguousarray(val.keypoints_2d, dtype=np.float32)).to(device),
+        torch.from_numpy(np.ascontiguousarray(val_2d, dtype=np.float32)).to(device),
         data.skeleton, **extra,
     )
+
+
+def _subsample_rows(n: int, max_samples: int, seed: int) -> np.ndarray:
+    """The rows PreparedData.select(max_samples=..., seed=...) keeps of an n-sample selection."""
+    index = np.arange(n)
+    if max_samples and n > max_samples:
+        index = np.sort(np.random.default_rng(seed).choice(index, size=max_samples, replace=False))
+    return index
 
 
 def data_identity(path: str | os.PathLike) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.windows import sample_windows
 from ..errors import DataError
 from ..geometry.skeleton import Skeleton
 from ..inference.lifter import Lifter, SamplingSettings
@@ -66,7 +67,7 @@ def sample_label(data, index: int) -> str:
 def sample_hypotheses(lifter: Lifter, keypoints_2d, *, num_hypotheses: int = 5, sampler: str = "ddim",
                       num_steps: int = 5, seed: int = 0, flip: bool = False, eta: float = 0.0
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """keypoints_2d: (J, 2) normalised screen coords -> hypotheses (H, J, 3) and the
+    """keypoints_2d: (J, 2) normalised screen coords (a windowed model: the window (W, J, 2)) -> hypotheses (H, J, 3) and the
     denoising trajectory (S+1, H, J, 3), entry 0 = x_T, last = x_0 (metres, camera frame).
     Seeded through the shared inference path: the same settings give the same hypotheses as
     `Lifter.sample` (and so as evaluate and `diffupose sample`)."""
@@ -107,9 +108,11 @@ def explore_sample(lifter: Lifter, data, index: int, *, num_hypotheses: int = 5,
                    num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean"
                    ) -> HypothesisResult:
     """Run the sampler on sample `index` of a PreparedData and collect everything the explorer
-    shows. The aggregate never looks at the ground truth."""
+    shows (a windowed model reads the sample's 2D window from `data`). The aggregate never looks
+    at the ground truth."""
     kp = np.asarray(data.keypoints_2d[index], dtype=np.float32)
-    hyps, trajectory = sample_hypotheses(lifter, kp, num_hypotheses=num_hypotheses, sampler=sampler,
+    condition = np.asarray(sample_windows(data, [index], lifter.window)[0], dtype=np.float32)
+    hyps, trajectory = sample_hypotheses(lifter, condition, num_hypotheses=num_hypotheses, sampler=sampler,
                                          num_steps=num_steps, seed=seed, flip=flip)
     intrinsics = np.asarray(data.intrinsics[index], dtype=np.float64)
     agg = lifter.aggregate(hyps[None], aggregate, keypoints_2d=kp[None],

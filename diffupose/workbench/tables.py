@@ -128,6 +128,13 @@ def _action_label(action: str) -> str:
     return reference.H36M_ACTION_ABBREVIATIONS.get(action, action)
 
 
+def _ours_label(n: int, card: dict[str, Any]) -> str:
+    """"ours (N=10)" for a single-frame model, "ours (N=10, T = 27 †)" for a windowed one, so a
+    windowed number is never read as a single-frame one."""
+    frames = card.get("frames", "T = 1")
+    return f"ours (N={n})" if frames == "T = 1" else f"ours (N={n}, {frames})"
+
+
 def evaluation_table(results: dict[int, Any], metric: str = "MPJPE") -> tuple[list[dict], list, str]:
     """Ours vs the paper in the paper's layout -> (rows, columns, caption) for table_html.
 
@@ -145,7 +152,7 @@ def evaluation_table(results: dict[int, Any], metric: str = "MPJPE") -> tuple[li
                 for s in reference.HUMANEVA_SUBJECTS]
         for n, result in results.items():
             cells = result.subject_action.get(metric, {})
-            row = {"method": f"ours (N={n})", "source": "ours"}
+            row = {"method": _ours_label(n, result.card), "source": "ours"}
             row.update({f"{reference.HUMANEVA_PAPER_ACTION[a]} {s}": cells.get(a, {}).get(s)
                         for a in reference.HUMANEVA_ACTIONS for s in reference.HUMANEVA_SUBJECTS})
             row["Average"] = result.per_action.get(metric, {}).get("Average")
@@ -159,7 +166,7 @@ def evaluation_table(results: dict[int, Any], metric: str = "MPJPE") -> tuple[li
     actions = [a for a in first.per_action.get(metric, {}) if a != "Average"]
     for n, result in results.items():
         table = result.per_action.get(metric, {})
-        rows.append({"method": f"ours (N={n})", "source": "ours", **{a: table.get(a) for a in actions},
+        rows.append({"method": _ours_label(n, result.card), "source": "ours", **{a: table.get(a) for a in actions},
                      "Average": table.get("Average")})
     protocol = 1 if metric == "MPJPE" else 2
     for n in (1, 10):
@@ -181,7 +188,7 @@ def table_card(card: dict[str, Any], checkpoint_selected_on: str | None = None) 
     """The protocol-card fields shown under a table (the full card is in metrics.json):
     which weights (and on which split they were chosen: `checkpoint_selected_on`, from the card
     or given) and the count of samples with a non-finite prediction when the card has it."""
-    keys = ("dataset", "split", "keypoints_2d_name", "keypoints_2d_source", "num_samples", "num_hypotheses", "aggregation", "flip",
+    keys = ("dataset", "split", "keypoints_2d_name", "keypoints_2d_source", "frames", "num_samples", "num_hypotheses", "aggregation", "flip",
             "objective", "sampler", "num_steps", "protocol", "oracle", "seed", "device")
     out = {k: card[k] for k in keys if k in card}
     ckpt = card.get("checkpoint")
