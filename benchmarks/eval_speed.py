@@ -19,7 +19,7 @@ from diffupose.inference import zoo
 from diffupose.config import EvalConfig
 from diffupose.diffusion import samplers
 from diffupose.evaluation.protocols import evaluate
-from diffupose.inference.metrics import AVERAGE
+from diffupose.evaluation.metrics import AVERAGE
 
 
 def main() -> None:

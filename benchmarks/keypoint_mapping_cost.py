@@ -33,7 +33,7 @@ from diffupose.data import keypoints as K
 from diffupose.data.detector_noise import DetectorNoise
 from diffupose.data.prepared import load_prepared
 from diffupose.inference import Lifter, SamplingSettings
-from diffupose.inference.metrics import mpjpe, per_joint_errors
+from diffupose.evaluation.metrics import mpjpe, per_joint_errors
 from diffupose.geometry.skeleton import H36M17
 
 log = logging.getLogger("keypoint_mapping_cost")
@@ -102,7 +102,7 @@ def main() -> None:
                                 input_source="auto" if source == "-" else source)
     gt = data.poses_3d.astype(np.float64)
     start = time.perf_counter()
-    reference = lifter.lift(true_2d, settings).aggregate
+    reference = lifter.predict(true_2d, settings).aggregate
     per_joint = {"h36m17": per_joint_errors(reference, gt).mean(axis=0) * 1000}
     rows = [{"layout": "h36m17 (true 2D)", "derived": "-", "derived_2d_px": 0.0,
              "mpjpe_mm": float(mpjpe(reference, gt).mean() * 1000), "delta_mm": 0.0, "vs_reference_mm": 0.0}]
@@ -111,7 +111,7 @@ def main() -> None:
         index = [H36M17.joint_names.index(n) for n in derived]
         err_px = (float(np.linalg.norm(xy[:, index] - true_2d[:, index], axis=-1).mean() * 500)
                   if index else 0.0)   # normalised units -> pixels of a 1000-px-wide image
-        pred = lifter.lift(xy, settings).aggregate
+        pred = lifter.predict(xy, settings).aggregate
         per_joint[fmt] = per_joint_errors(pred, gt).mean(axis=0) * 1000
         value = float(mpjpe(pred, gt).mean() * 1000)
         rows.append({"layout": fmt, "derived": ", ".join(derived) or "-", "derived_2d_px": err_px,

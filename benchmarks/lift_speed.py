@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from diffupose.data import keypoints as K
-from diffupose.inference import Lifter, zoo
+from diffupose import Lifter
 from diffupose.lifting import lift, plan_outputs, write_outputs
 from diffupose.utils import environment_info
 
@@ -81,7 +81,7 @@ def main() -> None:
         source = make_track(track, args.frames, Path(args.data_dir))
         for rep in range(args.repeats):
             t0 = time.perf_counter()
-            lifter = Lifter.load(zoo.model_path(args.run), device="cpu")
+            lifter = Lifter.from_pretrained(args.run, device="cpu")
             t1 = time.perf_counter()
             c1 = time.process_time()
             kp = K.read_keypoints(track)

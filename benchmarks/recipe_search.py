@@ -27,7 +27,7 @@ import numpy as np
 
 from diffupose.config import EvalConfig, apply_overrides, preset
 from diffupose.evaluation.protocols import evaluate
-from diffupose.inference.metrics import AVERAGE
+from diffupose.evaluation.metrics import AVERAGE
 from diffupose.training import train
 from diffupose.utils import atomic_write_text
 

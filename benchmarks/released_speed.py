@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffupose.inference import Lifter, SamplingSettings, zoo
+from diffupose import Lifter
+from diffupose.inference import SamplingSettings
 
 
 def load_released(folder: Path):
@@ -43,12 +44,15 @@ def load_released(folder: Path):
     if not (folder / "model" / "diffusion.py").is_file():
         return None, f"released code not found: {folder}/model/diffusion.py does not exist"
     sys.path.insert(0, str(folder))
+    argv = sys.argv
+    sys.argv = argv[:1]        # the released common/arguments.py parses sys.argv at import time
     try:
         gcn = importlib.import_module("model.modulated_gcn")
         diffusion = importlib.import_module("model.diffusion")
-    except Exception as e:  # a missing optional dependency of the released code (einops, ...)
+    except (Exception, SystemExit) as e:  # a missing optional dependency (einops, ...) or its argparse exiting
         return None, f"released code at {folder} does not import here ({type(e).__name__}: {e})"
     finally:
+        sys.argv = argv
         sys.path.remove(str(folder))
     return (gcn.ModulatedGCN, diffusion.Diffusion), ""
 
@@ -75,7 +79,7 @@ def time_released(model, keypoints_2d: np.ndarray, hypotheses: int, batch: int) 
 
 def time_workbench(lifter: Lifter, keypoints_2d: np.ndarray, settings: SamplingSettings) -> float:
     start = time.perf_counter()
-    lifter.lift(keypoints_2d, settings, progress=False)
+    lifter.predict(keypoints_2d, settings, progress=False)
     return time.perf_counter() - start
 
 
@@ -98,8 +102,7 @@ def main() -> None:
     if classes is None:
         print(f"skipped: {reason}")
         return
-    model_dir = zoo.model_path(args.model)
-    lifter = Lifter.load(model_dir, checkpoint="ema", device="cpu")
+    lifter = Lifter.from_pretrained(args.model, device="cpu")
     cfg, skeleton = lifter.config.model, lifter.skeleton
     torch.manual_seed(args.seed)
     released = build_released(classes, skeleton.normalized_adjacency(), cfg.dim, cfg.num_blocks, args.released_steps,

@@ -283,6 +283,9 @@ class SamplingConfig:
     # The 2D source a model with model.source_condition is told: clean | detected | auto (an
     # evaluation: clean for projected ground truth, detected for detections; elsewhere detected)
     input_source: str = "auto"
+    # Apply the model's post-hoc calibration (calibration.json beside its weights, fitted by
+    # `diffupose calibrate`) to the hypotheses: False = the raw sampler's (diffupose.inference.calibration)
+    calibrated: bool = True
 
 
 @dataclass(frozen=True)
@@ -440,7 +443,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any] | list[str] | None) -
 
 
 def _preset_overrides() -> dict[str, dict[str, Any]]:
-    """Named presets as override tables (data, not logic: long only because there are nine)."""
+    """Named presets as override tables (data, not logic: long only because there are eleven)."""
     # The CPU-budget recipe shared by humaneva_cpu, h36m_cpu and h36m_sh_cpu (see below).
     cpu = {
         "model.dim": 128, "model.num_blocks": 4, "train.batch_size": 256, "diffusion.prediction": "v",
@@ -449,6 +452,13 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         "train.ema_decay": 0.999, "train.ema_every": 1,
         "train.val_every": 1000, "train.checkpoint_every": 1000,
     }
+    detections = {
+        **cpu, "train.max_steps": 6000,
+        "train.input_2d": "mix", "train.mix_detected": 0.5, "train.mix_clean": 0.4,
+        "model.source_condition": True,
+        "train.input_layouts": "h36m17,coco17,halpe26,body25,mpii16",
+    }
+    masked = {"model.missing_joints": True, "train.joint_dropout": 0.1, "train.limb_dropout": 0.05}
     return {
         "default": {},
         # Tests and the smoke path: seconds on a CPU.
@@ -513,14 +523,17 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # (17 min compiled on a 2-core CPU without AVX-512, alone; ~7 min with bf16); benchmarks/RECIPES.md
         # section 5 and docs/detections.md. 40 % of the rows get the clean GT instead, and the
         # network is told which source each row has (model.source_condition): as accurate on
-        # detections, 5-6 mm better on clean 2D (RECIPES 5c, three seeds). The zoo model h36m-det
-        # is this preset.
-        "h36m_sh_cpu": {
-            **cpu, "train.max_steps": 6000,
-            "train.input_2d": "mix", "train.mix_detected": 0.5, "train.mix_clean": 0.4,
-            "model.source_condition": True,
-            "train.input_layouts": "h36m17,coco17,halpe26,body25,mpii16",
-        },
+        # detections, 5-6 mm better on clean 2D (RECIPES 5c, three seeds). The first zoo models for
+        # detections (h36m-det before its missing-joint retraining, h36m-det-long, the flow variants) were this preset.
+        "h36m_sh_cpu": detections,
+        # The same with missing joints, which are normal on real input: 10 % of the rows lose 1-4
+        # random joints and 5 % the end of a limb, and the network is told which
+        # (model.missing_joints). The zoo model h36m-det is this preset at 40,000 steps.
+        "h36m_det_cpu": {**detections, **masked},
+        # The same for tracks: the 2D condition is a 27-frame window (0.54 s at 50 fps) read by a
+        # temporal encoder (model.window; diffupose.model.temporal). The zoo model h36m-det-video
+        # is this preset at 40,000 steps.
+        "h36m_det_video_cpu": {**detections, **masked, "model.window": 27},
     }
 
 

@@ -1,21 +1,26 @@
 """Small shared helpers: device resolution, JSON-safe values, durations and ETAs, atomic
-writes, run provenance."""
+writes, run provenance, a run's `history.jsonl` (`read_history`) and the progress events of a
+running report (`emit`, read by `workbench.progress`)."""
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import math
 import os
 import platform
 import subprocess
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import DataError
+
 __all__ = ["as_numpy", "to_jsonable", "format_duration", "eta_seconds", "resolve_device", "atomic_path", "atomic_write_text", "atomic_savez", "check_output_file",
-           "environment_info", "git_commit"]
+           "environment_info", "git_commit", "HISTORY_FILE", "read_history", "PROGRESS_ENV", "progress_file", "emit"]
 
 
 def as_numpy(x, dtype=np.float64) -> np.ndarray:
@@ -98,8 +103,6 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, what:
     """Check before any work that `path` can be written as a new file: not a directory, its
     folder exists or can be created and is writable, and (unless `overwrite`) no file is there.
     Raises a one-line DataError naming the path; returns it as a Path."""
-    from .errors import DataError
-
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: {what} path is a directory; give a file name")
@@ -162,3 +165,58 @@ def environment_info() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "num_threads": torch.get_num_threads(),
     }
+
+
+HISTORY_FILE = "history.jsonl"
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """Rows of a run's `history.jsonl` (one JSON object per line); `path` is the run directory or
+    the file. Safe to call while training runs: a partial or blank line is skipped; no file yet
+    gives []."""
+    path = Path(path)
+    path = path / HISTORY_FILE if path.is_dir() else path
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+# The report runner (workbench.runner) gives each notebook kernel the path of its progress file
+# in this variable; `emit` appends one JSON event per line to it (workbench.progress reads them).
+PROGRESS_ENV = "DIFFUPOSE_PROGRESS_FILE"
+
+
+def progress_file() -> Path | None:
+    """The progress file of the report this process runs in (None outside a report)."""
+    value = os.environ.get(PROGRESS_ENV, "").strip()
+    return Path(value) if value else None
+
+
+def emit(kind: str, **fields: Any) -> bool:
+    """Append one event to the progress file (no-op outside a report). Never raises: progress
+    must not break the work it reports on. Returns whether the event was written."""
+    path = progress_file()
+    if path is None:
+        return False
+    event = {"kind": kind, "time": time.time(), **fields}
+    try:
+        line = json.dumps(event, default=str, allow_nan=False)
+    except ValueError:  # NaN/inf in a field: write them as strings
+        line = json.dumps({k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+                           for k, v in event.items()}, default=str)
+    try:
+        # one write() of one line with O_APPEND: lines of several writers never interleave
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True

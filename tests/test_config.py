@@ -136,7 +136,7 @@ def test_eval_config_shares_the_sampling_fields_once(tmp_path):
     assert isinstance(ev, SamplingConfig) and issubclass(SamplingSettings, SamplingConfig)
     sampling = {f.name for f in fields(SamplingConfig)}
     assert sampling == {"num_hypotheses", "sampler", "num_steps", "eta", "flip", "aggregate", "batch_size", "seed",
-                        "input_source"}
+                        "input_source", "calibrated"}
     assert {f.name for f in fields(EvalConfig)} - sampling == {"protocol", "checkpoint", "max_samples", "input_2d"}
     settings = SamplingSettings.from_eval_config(ev)
     assert (settings.num_hypotheses, settings.sampler, settings.flip) == (3, "ddpm", False)
@@ -149,7 +149,8 @@ def test_eval_config_shares_the_sampling_fields_once(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(d))
     cfg = Config.from_json(path)
-    assert cfg.eval == EvalConfig() and json.loads(cfg.to_json())["eval"] == {**old, "input_source": "auto"}
+    assert cfg.eval == EvalConfig() and json.loads(cfg.to_json())["eval"] == {**old, "input_source": "auto",
+                                                                                   "calibrated": True}
     assert apply_overrides(cfg, ["eval.num_hypotheses=7", "eval.flip=no"]).eval.num_hypotheses == 7
 
 

@@ -224,7 +224,63 @@ def test_sample_validates_inputs(schedule):
         sample(model, schedule, bad)
     with pytest.raises(ConfigError, match="skeleton"):
         sample(model, schedule, torch.zeros(2, J, 2), flip=True)
-    assert SAMPLERS == ("ddpm", "ddim", "euler", "heun", "midpoint")
+    assert tuple(SAMPLERS) == ("ddpm", "ddim", "euler", "heun", "midpoint")
+
+
+class _TwiceDDIM(DDIMSampler):
+    """A sampler added as ONE class (test only): DDIM that evaluates the network a second time per
+    step through `model` (as Heun does) and averages the two - DDIM's numbers at twice the NFE."""
+
+    name = "ddim-twice"
+
+    @staticmethod
+    def function_evaluations(num_steps, num_timesteps):
+        return 2 * int(num_steps)
+
+    @property
+    def nfe(self):
+        return 2 * len(self.timesteps)
+
+    def evaluation_times(self):
+        return [t for t in self.timesteps for _ in range(2)]
+
+    def step(self, output, t, t_prev, x_t, generator=None, model=None):
+        return super().step(0.5 * (output + model(x_t, t)), t, t_prev, x_t, generator)
+
+
+def test_a_sampler_added_as_one_class_works_everywhere(monkeypatch, synthetic_npz):
+    """Registered in SAMPLERS and nowhere else, it runs in the Lifter, `evaluate` and `lift`, and
+    the card and the NFE count are its own (the network runs as often as the card says)."""
+    import numpy as np
+
+    from diffupose.config import EvalConfig, preset
+    from diffupose.diffusion import function_evaluations
+    from diffupose.evaluation import evaluate
+    from diffupose.inference import Lifter, SamplingSettings
+    from diffupose.lifting import lift
+
+    monkeypatch.setitem(SAMPLERS, "ddim-twice", _TwiceDDIM)
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    lifter = Lifter.from_model(build_denoiser(cfg.model, H36M17), cfg, H36M17)
+    calls = []
+    lifter.denoiser.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    twice = SamplingSettings(num_hypotheses=2, sampler="ddim-twice", num_steps=3, seed=1)
+    assert function_evaluations("ddim-twice", 3, 100) == 6 and twice.steps_for(cfg) == 6
+    assert lifter.sampler_card(twice) == {"objective": "ddpm", "sampler": "ddim-twice", "num_steps": 6, "nfe": 6}
+    y = np.random.default_rng(0).normal(scale=0.2, size=(4, J, 2)).astype(np.float32)
+    calls.clear()
+    hyps = lifter.sample(y, twice)
+    assert calls == [4 * 2 * 2] * 6          # inputs x hypotheses x 2 views (flip), six evaluations
+    np.testing.assert_array_equal(hyps, lifter.sample(y, twice.replace(sampler="ddim")))
+    ev = EvalConfig(num_hypotheses=2, sampler="ddim-twice", num_steps=3, max_samples=16, checkpoint="ema")
+    card = evaluate(lifter, synthetic_npz, split="val", eval_cfg=ev, progress=False).card
+    assert (card["sampler"], card["nfe"]) == ("ddim-twice", 6)
+    result = lift(y, lifter=lifter, format="h36m17", sampler="ddim-twice", num_steps=3, num_hypotheses=2,
+                  progress=False)
+    assert (result.card["sampling"]["sampler"], result.card["sampling"]["nfe"]) == ("ddim-twice", 6)
+    with pytest.raises(ConfigError, match="ddim-twice needs a DDPM model"):
+        Lifter.from_model(lifter.denoiser, preset("tiny", {"diffusion.objective": "flow"}), H36M17).sampler_card(twice)
 
 
 class Oracle(nn.Module):

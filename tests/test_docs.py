@@ -1,13 +1,20 @@
-"""The user-facing docs: README.md stays a short page, docs/*.md hold the rest, and they hold together.
+"""The user-facing docs: README.md stays a short page, docs/*.md hold the rest, docs/record/*.md
+keep how the numbers were reached, and they hold together.
 
-- README.md has at most 150 lines.
-- Every relative Markdown link in README.md and docs/*.md points to a file that exists; a link
+- README.md has at most 150 lines; docs/samplers.md and docs/detections.md, guides to choosing and
+  using, at most 150 each, with their measurement logs in docs/record/.
+- Every relative Markdown link in README.md, docs/*.md, docs/record/*.md, examples/README.md and
+  reports/README.md points to a file that exists; a link
   with an anchor (`page.md#heading`, `#heading`) points to a heading of that page, slugged as
   GitHub slugs headings. Links inside code (fenced blocks, `inline code`) are not links.
 - No sentence refers to an issue or a target ("issue 12", "target ≤ 45 mm"): the docs describe
   what the workbench does and what was measured.
 - docs/lifting.md's keypoint-mapping tables are the library's (diffupose.data.keypoints).
 - CITATION.cff parses as YAML (skipped without PyYAML) and names cff-version, title and authors.
+- The pages agree with the code and with each other: one `lift` example, the same in README.md,
+  docs/lifting.md and examples/README.md; the README's Python example before `make demo`; the files
+  named in inline code exist; `present` is explained as the present joints.
+(tests/test_doc_commands.py checks that every command shown parses with the real parser.)
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ README_MAX_LINES = 150
 
 
 def doc_pages() -> list[Path]:
-    return [README, *sorted((ROOT / "docs").glob("*.md"))]
+    return [README, *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "record").glob("*.md")),
+            ROOT / "examples" / "README.md", ROOT / "reports" / "README.md"]
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -89,6 +97,11 @@ def test_the_docs_index_and_readme_link_every_page():
     index = {target.split("#")[0] for _, target in relative_links(ROOT / "docs" / "README.md")}
     missing = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.name != "README.md" and p.name not in index]
     assert not missing, f"docs/README.md does not list {missing}"
+    assert "record/README.md" in index, "docs/README.md does not link the record (docs/record/README.md)"
+    record = {target.split("#")[0] for _, target in relative_links(ROOT / "docs" / "record" / "README.md")}
+    missing = [p.name for p in sorted((ROOT / "docs" / "record").glob("*.md"))
+               if p.name != "README.md" and p.name not in record]
+    assert not missing, f"docs/record/README.md does not list {missing}"
     assert "docs/README.md" in {target.split("#")[0] for _, target in relative_links(README)}
 
 
@@ -145,3 +158,95 @@ def test_citation_cff_names_the_paper():
     paper = cff.get("preferred-citation")
     if paper is not None:
         assert paper["title"] and paper["authors"] and paper["year"]
+
+
+GUIDES = ("samplers.md", "detections.md")     # user guidance; their measurement logs live in docs/record/
+
+
+@pytest.mark.parametrize("name", GUIDES)
+def test_guides_are_short_and_link_their_record(name: str):
+    page = ROOT / "docs" / name
+    lines = page.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f"docs/{name} has {len(lines)} lines (at most {README_MAX_LINES}): move measurement logs to docs/record/{name}")
+    assert f"record/{name}" in {target.split("#")[0] for _, target in relative_links(page)}
+    assert (ROOT / "docs" / "record" / name).is_file()
+
+
+_LIFT_EXAMPLE = re.compile(r"^(?:\.venv/bin/)?diffupose lift .*examples/\S+.*$", re.MULTILINE)
+
+
+def test_one_lift_example_everywhere():
+    """README.md, docs/lifting.md and examples/README.md show the same quick-start command."""
+    pages = [README, ROOT / "docs" / "lifting.md", ROOT / "examples" / "README.md"]
+    found = {str(p.relative_to(ROOT)): set(_LIFT_EXAMPLE.findall(p.read_text(encoding="utf-8"))) for p in pages}
+    commands = set().union(*found.values())
+    assert len(commands) == 1 and all(found.values()), f"lift examples differ: {found}"
+
+
+README_PYTHON = """from diffupose import Lifter
+lifter = Lifter.from_pretrained("h36m-det")
+result = lifter.lift("examples/coco17_S8_walking.json", image_size=(1000, 1002))"""
+
+
+def test_readme_python_example_comes_before_make_demo():
+    text = README.read_text(encoding="utf-8")
+    assert f"```python\n{README_PYTHON}\n```" in text
+    assert text.index(README_PYTHON) < text.index("make demo")
+    assert README_PYTHON in (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+
+
+def test_present_is_explained_as_present():
+    """`present` is True where a joint was in the input; `keypoint_mask` is its old name."""
+    for page in doc_pages():
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        assert "mask of missing joints" not in text, f"{page.name}: the mask marks present joints"
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert "`present` is True where the joint was in the input" in readme and "`keypoint_mask`" in readme
+
+
+# Pages that name module paths the code owns (their own tests check them: tests/test_imports.py).
+_PATH_PAGES_ELSEWHERE = ("architecture.md", "contributing.md")
+_REPO_PATH = re.compile(r"`((?:diffupose|benchmarks|notebooks|tests|examples|docs)/[^`\s<>*]+)`")
+
+
+def user_pages() -> list[Path]:
+    """The pages checked against today's code: not the record (it keeps what was run, as it was run)."""
+    return [p for p in doc_pages() if p.name not in _PATH_PAGES_ELSEWHERE and p.parent.name != "record"]
+
+
+@pytest.mark.parametrize("page", user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_files_named_in_the_docs_exist(page: Path):
+    text = page.read_text(encoding="utf-8")
+    missing = sorted({m.group(1).rstrip(".,;:") for m in _REPO_PATH.finditer(text)
+                      if not (ROOT / m.group(1).rstrip(".,;:")).exists()})
+    assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {missing}"
+
+
+_DOTTED = re.compile(r"`(diffupose(?:\.[A-Za-z_]\w*)+)(?:\([^`]*\))?`")
+_LOGGERS = {"diffupose.train", "diffupose.lift", "diffupose.zoo"}      # log line names, not modules
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", user_pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_names_in_the_docs_exist(page: Path):
+    """`diffupose.x.y` in a user page is an importable module or one of its attributes."""
+    names = {m.group(1) for m in _DOTTED.finditer(page.read_text(encoding="utf-8"))} - _LOGGERS
+    missing = sorted(n for n in names if not _resolves(n))
+    assert not missing, f"{page.relative_to(ROOT)} names Python objects that do not exist: {missing}"

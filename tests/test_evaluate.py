@@ -247,7 +247,7 @@ def test_real_h36m_camera_geometry():
         pytest.skip(f"{H36M_DIR} has no h36m_3d17_train.npz")
     from diffupose.inference.aggregate import estimate_root_translation
     from diffupose.data.h36m import load_h36m
-    from diffupose.inference.metrics import mpjpe
+    from diffupose.evaluation.metrics import mpjpe
 
     data = load_h36m(H36M_DIR, subjects=["S1"], actions=["Walking"], stride=100)
     gt = data.poses_3d.astype(np.float64)

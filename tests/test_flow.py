@@ -9,7 +9,7 @@ import torch
 
 from diffupose.config import ConfigError, preset
 from diffupose.diffusion import (FlowPath, FlowSampler, NoiseSchedule, build_process, diffusion_loss,
-                                 flow_matching_loss, function_evaluations, resolve_sampler, sample)
+                                 flow_matching_loss, function_evaluations, resolve_sampler, run_sampler, sample)
 from diffupose.diffusion.flow import flow_interpolate, flow_noise, flow_velocity_target, flow_x0
 
 
@@ -114,8 +114,9 @@ def test_solver_grids_count_evaluations():
     for method, nfe in (("euler", 3), ("heun", 2), ("heun", 4), ("heun", 5), ("midpoint", 1), ("midpoint", 2)):
         solver = FlowSampler(method, nfe)
         calls.clear()
-        solver.integrate(lambda x, s: calls.append(s) or torch.zeros_like(x), torch.zeros(2, 3))
-        assert len(calls) == nfe, (method, nfe)
+        run_sampler(solver, lambda x, s: calls.append(s) or torch.zeros_like(x), torch.zeros(2, 3))
+        assert len(calls) == nfe == solver.nfe, (method, nfe)
+        assert calls == solver.evaluation_times() and [s for s, _ in solver.pairs()] == solver.timesteps
         iv = solver.intervals()
         assert iv[0][0] == 1.0 and iv[-1][1] == 0.0
         if method == "heun":             # never evaluated at s = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffupose.inference import aggregate, metrics
+from diffupose.evaluation import metrics
+from diffupose.inference import aggregate
 from diffupose.lifting import bvh
 from diffupose import geometry
 from diffupose.data import synthetic

@@ -7,7 +7,14 @@ test fails on
 - an import of a higher floor ("up");
 - an import a floor is denied although it sits lower (`DENIED`, "sideways");
 - a cycle of imports between modules ("cycle");
+- a cycle between sub-packages ("package cycle"): `training` importing `evaluation` while
+  `evaluation` imports `training` is a loop even when no two modules import each other, so the
+  sub-packages (and the top-level modules) depend one way too;
 - an import of another module's private name, `from .x import _name` ("private").
+
+Imports deferred into functions are listed with their reason in docs/architecture.md ("Deferred
+imports", `importer -> imported: why`); the test fails on one that is not listed and on a listed
+one that no longer exists.
 
 What the package does today and should not is listed in `KNOWN_VIOLATIONS`; the test also
 fails when a listed violation is gone, so the list only shrinks. A new module must be placed in
@@ -16,6 +23,7 @@ fails when a listed violation is gone, so the list only shrinks. A new module mu
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -86,35 +94,103 @@ def group_of(name: str) -> str:
                    f"(and to docs/architecture.md)")
 
 
+def package_name(name: str, path: Path) -> str:
+    """The package a module's relative imports start from."""
+    if name == "__init__":
+        return "__init__"
+    return name if path.name == "__init__.py" else name.rpartition(".")[0] or "__init__"
+
+
+def resolve_import(node: ast.Import | ast.ImportFrom, package: str) -> list[tuple[str, str | None]]:
+    """(imported module, private name imported from it or None) of one import of the package's
+    own modules; [] for a library."""
+    out = []
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name == "diffupose" or alias.name.startswith("diffupose."):
+                out.append((alias.name.partition(".")[2] or "__init__", None))
+        return out
+    if node.level:
+        base = package.split(".") if package != "__init__" else []
+        base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+        base_name = join(".".join(base), node.module or "")
+    elif node.module and (node.module == "diffupose" or node.module.startswith("diffupose.")):
+        base_name = node.module.partition(".")[2] or "__init__"
+    else:
+        return out
+    for alias in node.names:
+        sub = join(base_name, alias.name)
+        if alias.name != "*" and is_module(sub):
+            out.append((sub, None))
+        else:
+            private = alias.name.startswith("_") and not alias.name.startswith("__")
+            out.append((base_name, alias.name if private else None))
+    return out
+
+
 def imports_of(name: str, path: Path) -> list[tuple[str, str | None]]:
     """(imported module, private name imported from it or None) for every import in the file."""
-    if name == "__init__":
-        package = "__init__"
-    else:
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0] or "__init__"
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == "diffupose" or alias.name.startswith("diffupose."):
-                    out.append((alias.name.partition(".")[2] or "__init__", None))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".") if package != "__init__" else []
-                base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
-                base_name = join(".".join(base), node.module or "")
-            elif node.module and (node.module == "diffupose" or node.module.startswith("diffupose.")):
-                base_name = node.module.partition(".")[2] or "__init__"
-            else:
-                continue
-            for alias in node.names:
-                sub = join(base_name, alias.name)
-                if alias.name != "*" and is_module(sub):
-                    out.append((sub, None))
+    package = package_name(name, path)
+    return [found for node in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for found in resolve_import(node, package)]
+
+
+def deferred_imports_of(name: str, path: Path) -> set[tuple[str, str]]:
+    """(importer, imported) for every import inside a function: `imported` is a module of the
+    package (dotted, relative to diffupose) or a library's top-level name."""
+    package, out = package_name(name, path), set()
+    for fn in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                own = resolve_import(node, package)
+                if own:
+                    out |= {(name, module) for module, _ in own}
+                elif isinstance(node, ast.Import):
+                    out |= {(name, alias.name.split(".")[0]) for alias in node.names}
                 else:
-                    private = alias.name.startswith("_") and not alias.name.startswith("__")
-                    out.append((base_name, alias.name if private else None))
+                    out.add((name, node.module.split(".")[0]))
     return out
+
+
+def deferred_imports() -> set[tuple[str, str]]:
+    return {found for p in sorted(PACKAGE_DIR.rglob("*.py")) for found in deferred_imports_of(module_name(p), p)}
+
+
+_DEFERRED_ENTRY = re.compile(r"^- ((?:`[\w.]+ -> [\w.*]+`(?:, )?)+): \S")
+
+
+def documented_deferred(text: str) -> set[tuple[str, str]]:
+    """The (importer, imported) pairs of the "Deferred imports" section of docs/architecture.md:
+    bullets `- `importer -> imported`[, ...]: why`, names relative to diffupose (a package
+    covers its modules), `*` for anything."""
+    section = text.split("\n## Deferred imports\n", 1)[1].split("\n## ", 1)[0]
+    bullets: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("- "):
+            bullets.append(line)
+        elif line.startswith("  ") and bullets:        # a bullet's continuation line
+            bullets[-1] += " " + line.strip()
+    entries = set()
+    for bullet in bullets:
+        m = _DEFERRED_ENTRY.match(bullet)
+        if m:
+            entries |= set(re.findall(r"`([\w.]+) -> ([\w.*]+)`", m[1]))
+    return entries
+
+
+def covers(entry: tuple[str, str], found: tuple[str, str]) -> bool:
+    (importer, imported), (src, dst) = entry, found
+    return ((src == importer or src.startswith(importer + "."))
+            and (imported == "*" or dst == imported or dst.startswith(imported + ".")))
+
+
+def undocumented(found: set[tuple[str, str]], entries: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(deferred imports no entry covers, entries that cover none), as `importer -> imported`."""
+    missing = sorted(f"{a} -> {b}" for a, b in found if not any(covers(e, (a, b)) for e in entries))
+    stale = sorted(f"{a} -> {b}" for a, b in entries if not any(covers((a, b), f) for f in found))
+    return missing, stale
 
 
 def import_graph() -> dict[str, list[tuple[str, str | None]]]:
@@ -174,6 +250,19 @@ def violations(graph: dict[str, list[tuple[str, str | None]]]) -> set[str]:
                 out.add(f"private: {src} -> {dst}.{private}")
     for component in cycles(edges):
         out.add("cycle: " + " <-> ".join(component))
+    for component in cycles(package_edges(edges)):
+        out.add("package cycle: " + " <-> ".join(component))
+    return out
+
+
+def package_edges(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Module imports -> imports between the sub-packages and top-level modules (MODULE_FLOORS'
+    groups) that hold them."""
+    out: dict[str, set[str]] = {}
+    for src, dsts in edges.items():
+        for dst in dsts:
+            if group_of(src) != group_of(dst):
+                out.setdefault(group_of(src), set()).add(group_of(dst))
     return out
 
 
@@ -216,15 +305,16 @@ def test_the_checker_sees_what_it_should(tmp_path, monkeypatch):
     """The parser resolves relative, deferred and package imports and private names (a self-check
     on this file's logic, on the package and on a made-up module)."""
     graph = import_graph()
-    assert ("inference.metrics", None) in graph["evaluation.protocols"]   # from ..inference import metrics
+    assert ("evaluation.metrics", None) in graph["evaluation.protocols"]  # from . import metrics
     assert ("inference.lifter", None) in graph["evaluation.scoring"]      # from ..inference.lifter import ...
     assert ("training.state", None) in graph["training.loop"]             # from .state import ... (subpackage)
     made_up = tmp_path / "made_up.py"
-    made_up.write_text("from .evaluation.protocols import _private, evaluate\nfrom .inference import metrics\n"
-                       "def f():\n    from .viz import curves\n")
+    made_up.write_text("from .evaluation.protocols import _private, evaluate\nfrom .inference import lifter\n"
+                       "def f():\n    from .viz import curves\n    import plotly.io\n")
     found = imports_of("made_up", made_up)
-    assert {("evaluation.protocols", "_private"), ("evaluation.protocols", None), ("inference.metrics", None),
+    assert {("evaluation.protocols", "_private"), ("evaluation.protocols", None), ("inference.lifter", None),
             ("viz.curves", None)} <= set(found)
+    assert deferred_imports_of("made_up", made_up) == {("made_up", "viz.curves"), ("made_up", "plotly")}
     monkeypatch.setitem(MODULE_FLOORS, "made_up", "training/evaluation")
     assert violations({"made_up": found}) == {"private: made_up -> evaluation.protocols._private",
                                               "up: made_up -> viz.curves"}
@@ -235,3 +325,55 @@ def test_the_floors_are_the_documented_ones():
     text = ARCHITECTURE_DOC.read_text()
     missing = [f for f in FLOORS if f"`{f}`" not in text]
     assert not missing, f"docs/architecture.md does not name the floors {missing}"
+
+
+def test_packages_depend_one_way(graph):
+    edges = {src: {dst for dst, _ in imports if dst != src} for src, imports in graph.items()}
+    loops = cycles(package_edges(edges))
+    assert not loops, "sub-packages importing each other: " + "; ".join(" <-> ".join(c) for c in loops)
+
+
+def _plant(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_a_package_loop_fails_the_check(tmp_path, monkeypatch):
+    """training/loop.py imports evaluation/scoring.py and evaluation/ablations.py imports
+    training/state.py: no two modules import each other, yet the packages loop (as they did
+    before the ablations moved). The check names it; with ablations moved up to the workbench
+    floor it passes."""
+    root = tmp_path / "diffupose"
+    _plant(root, {"__init__.py": "", "training/__init__.py": "", "training/state.py": "",
+                  "training/loop.py": "from ..evaluation.scoring import score\n",
+                  "evaluation/__init__.py": "", "evaluation/scoring.py": "def score():\n    pass\n",
+                  "evaluation/ablations.py": "from ..training.state import RunState\n",
+                  "workbench/__init__.py": ""})
+    monkeypatch.setitem(globals(), "PACKAGE_DIR", root)
+    found = violations(import_graph())
+    assert found == {"package cycle: evaluation <-> training"}, found
+    (root / "evaluation" / "ablations.py").rename(root / "workbench" / "ablations.py")
+    assert violations(import_graph()) == set()
+
+
+def test_deferred_imports_are_the_documented_ones():
+    missing, stale = undocumented(deferred_imports(), documented_deferred(ARCHITECTURE_DOC.read_text()))
+    assert not missing, ("imports inside functions that docs/architecture.md (\"Deferred imports\") does not "
+                         "list: move them to the top of the file, or list them with the reason:\n" + "\n".join(missing))
+    assert not stale, "listed in docs/architecture.md but no longer deferred; remove:\n" + "\n".join(stale)
+
+
+def test_the_deferred_import_check_sees_an_unlisted_one(tmp_path, monkeypatch):
+    root = tmp_path / "diffupose"
+    _plant(root, {"__init__.py": "", "viz/__init__.py": "", "workbench/__init__.py": "",
+                  "workbench/progress.py": "def emit():\n    pass\n",
+                  "viz/curves.py": "def kaleido_available():\n    from ..workbench.progress import emit\n"
+                                   "    import plotly.io\n"})
+    monkeypatch.setitem(globals(), "PACKAGE_DIR", root)
+    entries = documented_deferred("# A\n\n## Deferred imports\n\n- `viz -> plotly`,\n  `viz -> kaleido`: heavy\n"
+                                  "- `cli -> *`: gone\n\n## Next\n- `viz -> workbench`: not this section\n")
+    assert entries == {("viz", "plotly"), ("viz", "kaleido"), ("cli", "*")}
+    assert undocumented(deferred_imports(), entries) == (["viz.curves -> workbench.progress"],
+                                                         ["cli -> *", "viz -> kaleido"])

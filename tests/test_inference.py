@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.inference import metrics
+from diffupose.evaluation import metrics
 from diffupose.cli import main
 from diffupose.config import Config, EvalConfig, apply_overrides, preset
 from diffupose.data.prepared import load_prepared
@@ -68,7 +68,7 @@ def test_evaluate_uses_the_same_hypotheses(lifter, synthetic_npz, test_data):
     ev = EvalConfig(sampler="ddim", num_steps=2, num_hypotheses=3, flip=True, batch_size=16, seed=5,
                     max_samples=40, checkpoint="best")
     result = evaluate(lifter, synthetic_npz, split="test", eval_cfg=ev, device="cpu", progress=False)
-    out = lifter.lift(test_data.keypoints_2d, SETTINGS)
+    out = lifter.predict(test_data.keypoints_2d, SETTINGS)
     expected = metrics.mpjpe(out.aggregate.astype(np.float64), test_data.poses_3d.astype(np.float64)) * 1000
     np.testing.assert_allclose(result.per_sample["MPJPE"], expected, rtol=1e-5, atol=1e-4)
     assert result.card["checkpoint"]["checkpoint"] == "best" and result.card["num_nan_samples"] == 0
@@ -87,7 +87,7 @@ def test_sample_command_uses_the_same_hypotheses(lifter, run_dir, test_data, tmp
     # the run's eval batch size differs from SETTINGS': one generator across batches, same draws
     # only within a batch, so compare with the run's own batch size
     settings = SETTINGS.replace(batch_size=Config.from_json(run_dir / "config.json").eval.batch_size)
-    np.testing.assert_array_equal(hyps, lifter.lift(test_data.keypoints_2d[:20], settings).hypotheses)
+    np.testing.assert_array_equal(hyps, lifter.predict(test_data.keypoints_2d[:20], settings).hypotheses)
 
 
 def test_explorer_uses_the_same_hypotheses(lifter, test_data):
@@ -139,10 +139,10 @@ def test_bad_names_are_one_line_errors(run_dir, synthetic_npz):
 # --- sample: input and output checks (one line, before any work) -----------------------------
 
 @pytest.mark.parametrize("content, suffix, message", [
-    (np.full((2, 17, 2), 640.0, dtype=np.float32), ".npy", "look like pixels; pass --image-size"),
+    (np.full((2, 17, 2), 640.0, dtype=np.float32), ".npy", "look like pixels (largest |value| 640); pass the image size (--image-size W H)"),
     (np.zeros((0, 17, 2), dtype=np.float32), ".npy", "no keypoints"),
-    ('[{"x": 1, "y": 2}]', ".json", "cannot read keypoints as a numeric"),
-    ("not json", ".json", "cannot read keypoints"),
+    ('[{"x": 1, "y": 2}]', ".json", "not a rectangular numeric array of shape (N, J, 2)"),
+    ("not json", ".json", "not valid JSON"),
     (np.zeros((2, 17, 3), dtype=np.float32), ".npy", "shape (N, J, 2)"),
 ])
 def test_sample_bad_keypoints(run_dir, tmp_path, content, suffix, message):
@@ -164,7 +164,7 @@ def test_sample_pixels_with_image_size(run_dir, tmp_path, test_data):
     np.save(path, image_coordinates(test_data.keypoints_2d[:3], 1000, 1000).astype(np.float32))
     rc, err = _run_cli("sample", "--run", run_dir, "--keypoints", path, "--out", tmp_path / "a.npz",
                        "--image-size", 0, 0)
-    assert rc == 2 and "--image-size must be positive" in err
+    assert rc == 2 and "image size must be positive" in err
     rc, err = _run_cli("sample", "--run", run_dir, "--keypoints", path, "--out", tmp_path / "a.npz",
                        "--image-size", 1000, 1000, "--hypotheses", 1, "--steps", 2)
     assert rc == 0, err

@@ -62,9 +62,18 @@ def test_lift_api_writes_every_output(run_dir, tmp_path, caplog):
     assert back.shape == (n, 17, 3)
     assert result.card["bvh"]["max_deviation_mm"] == pytest.approx(np.abs(back - result.aggregate).max() * 1000, abs=0.01)
     page = (tmp_path / "walk.html").read_text()
+    assert not (tmp_path / "plotly.min.js").exists()             # self-contained by default
+    assert len(page) > 1_000_000 and "plotly-graph-div" in page and not re.search(r'<script[^>]+src=', page)
+    assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page)    # nothing loaded from a CDN
+
+
+def test_viewer_can_share_one_plotly_file_and_lists_it(run_dir, tmp_path):
+    result = lift(COCO, run_dir, image_size=SIZE, num_hypotheses=2, num_steps=2, outputs=("html",),
+                  out=tmp_path / "walk", viewer_js="file")
+    page = (tmp_path / "walk.html").read_text()
+    assert re.search(r'<script[^>]+src="plotly.min.js"', page) and len(page) < 1_000_000
+    assert result.files == {"html": tmp_path / "walk.html", "plotly_js": tmp_path / "plotly.min.js"}
     assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
-    assert re.search(r'<script[^>]+src="plotly.min.js"', page) and "plotly-graph-div" in page
-    assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", page) and "cdn.plot.ly" not in page
 
 
 def test_focal_length_places_the_root_and_smoothing(run_dir, tmp_path):
@@ -113,7 +122,7 @@ class _RecordingLifter:
         return {"objective": "ddpm", "sampler": settings.sampler, "num_steps": settings.num_steps,
                 "nfe": settings.num_steps}
 
-    def lift(self, keypoints_2d, settings, intrinsics=None, keypoint_mask=None, progress=False):
+    def predict(self, keypoints_2d, settings, intrinsics=None, keypoint_mask=None, progress=False):
         self.calls.append(dict(keypoints_2d=keypoints_2d, mask=keypoint_mask, settings=settings))
         n = len(keypoints_2d)
         hyps = np.zeros((n, settings.num_hypotheses, 17, 3), dtype=np.float32)
@@ -344,8 +353,8 @@ def test_17_joint_arrays_are_read_as_h36m_only_when_the_geometry_says_so(tmp_pat
 class _BrokenLifter(_RecordingLifter):
     """Returns NaN for one sample, as an overflow inside a model would."""
 
-    def lift(self, keypoints_2d, settings, **kw):
-        out = super().lift(keypoints_2d, settings, **kw)
+    def predict(self, keypoints_2d, settings, **kw):
+        out = super().predict(keypoints_2d, settings, **kw)
         out.hypotheses[1, 0, 3] = np.nan
         out.aggregate = out.hypotheses.mean(axis=1)
         return out

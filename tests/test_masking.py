@@ -229,7 +229,7 @@ def test_robustness_matrix_cells():
         assert (r["mpjpe_missing_joints"] is None) == (r["missing"] == 0)
         assert r["oracle_best_of_h"] <= r["mpjpe_n1"] + 1e-6 and np.isfinite(r["spread_all_joints"])
     # the plain model given no missing joints and no noise sees exactly the clean inputs
-    clean = lifters["plain"].lift(kp, settings)
+    clean = lifters["plain"].predict(kp, settings)
     row = next(r for r in rows if r["model"] == "plain" and r["missing"] == 0 and r["noise_px"] == 0)
     assert np.isclose(row["mpjpe_aggregate"], 1000 * float(np.linalg.norm(clean.aggregate - gt, axis=-1).mean()),
                       rtol=1e-5)

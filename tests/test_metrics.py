@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffupose.inference import metrics
+from diffupose.evaluation import metrics
 
 
 def _rotation(axis, angle):

@@ -185,7 +185,7 @@ def test_in_the_wild_section(report, metrics):
     assert section["missing_joints"] > 0 and section["missing_joint_handling"].startswith("filled")
     assert section["mean_spread_mm"] > 0 and section["spread_missing_mm"] is not None
     assert section["root_relative"] is False              # the notebook passes the H36M focal length
-    assert set(section["files"]) == {"npz", "json", "bvh", "html"}
+    assert set(section["files"]) == {"npz", "json", "bvh", "html", "plotly_js"}   # every file the viewer needs is listed
     for path in section["files"].values():
         assert Path(path).is_file() and Path(path).is_relative_to(report)
     assert "synthetic" in section["card"]["input_note"]
@@ -216,7 +216,12 @@ def test_uncertainty_section(report, metrics):
         assert row["oracle"] == (row["aggregator"] in unc["oracle_aggregators"])
     assert unc["card"]["oracle"] is False and unc["calibration"]["card"]["oracle"] is False
     assert unc["card"]["dataset"] == "synthetic" and unc["cache_reused"] is False
-    for stem in ("08_error_vs_n_per_aggregator", "08_reliability", "08_spread_vs_error", "08_ambiguity"):
+    calibrated = unc["calibrated"]              # raw vs calibrated (fitted on val, measured on the cached split)
+    assert calibrated["card"]["calibration"]["fitted_on"]["split"] == "val" and calibrated["card"]["split"] == "test"
+    for key in ("raw", "calibrated"):
+        assert 0 <= calibrated[key]["calibration_error"] <= 1 and len(calibrated[key]["reliability"]["fraction"]) == 19
+    for stem in ("08_error_vs_n_per_aggregator", "08_reliability", "08_spread_vs_error", "08_ambiguity",
+                 "08_reliability_calibrated"):
         assert (report / "figures" / f"{stem}.png").stat().st_size > 1000, stem
 
 

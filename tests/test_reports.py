@@ -377,7 +377,7 @@ def test_unknown_notebook_is_a_report_error(fake_notebooks, tmp_path):
 # ------------------------------------------------------------------------------- ablations
 
 def test_ablation_variants_share_the_base_model_and_rows_carry_paper_numbers():
-    from diffupose.evaluation import ablations
+    from diffupose.workbench import ablations
 
     v = ablations.ablation_variants(["schedule", "dim", "denoiser"], [96, 32, 64])
     assert list(v["dim"]) == ["32", "64", "96"]

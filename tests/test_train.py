@@ -14,7 +14,7 @@ from diffupose.data.prepared import load_prepared
 from diffupose.diffusion import NoiseSchedule, sample
 from diffupose.model.ema import ema_decay, make_ema
 from diffupose.errors import ConfigError
-from diffupose.inference.metrics import mpjpe
+from diffupose.evaluation.metrics import mpjpe
 from diffupose.model import build_denoiser
 from diffupose.training import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, load_training_data, lr_factor,
                                 read_history, train, validate)

@@ -197,9 +197,9 @@ def test_save_figure_writes_files(tmp_path, rng):
 
 
 def test_save_plotly_figure_without_kaleido(tmp_path, rng, monkeypatch):
-    from diffupose.viz import curves
+    from diffupose.viz import export
 
-    monkeypatch.setattr(curves, "_KALEIDO_OK", False)   # as on a machine without Chrome
+    monkeypatch.setattr(export, "_KALEIDO_OK", False)   # as on a machine without Chrome
     fig3d = hypotheses_3d_figure(rng.normal(size=(2, J, 3)), SK, gt=rng.normal(size=(J, 3)))
     paths = save_figure(fig3d, "hyps", tmp_path)
     assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
@@ -216,11 +216,11 @@ def test_static_export_without_a_browser_returns_at_once(tmp_path, rng, monkeypa
     plotly figure returns within seconds with the matplotlib PNG/SVG and an HTML copy."""
     import time
 
-    from diffupose.viz import curves
+    from diffupose.viz import export
 
     monkeypatch.setenv("DIFFUPOSE_NO_BROWSER", "1")
-    monkeypatch.setattr(curves, "_KALEIDO_OK", None)         # decide again in this process
-    monkeypatch.setattr(curves, "_probe_export", lambda timeout_s: pytest.fail("probe started without a browser"))
+    monkeypatch.setattr(export, "_KALEIDO_OK", None)         # decide again in this process
+    monkeypatch.setattr(export, "_probe_export", lambda timeout_s: pytest.fail("probe started without a browser"))
     tic = time.perf_counter()
     paths = save_figure(error_vs_hypotheses_figure([(1, 60.0), (10, 50.0)]), "curve", tmp_path)
     elapsed = time.perf_counter() - tic
@@ -228,7 +228,7 @@ def test_static_export_without_a_browser_returns_at_once(tmp_path, rng, monkeypa
     assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert b"<svg" in (tmp_path / "curve.svg").read_bytes()[:2000]
-    info = curves.static_export_info()
+    info = export.static_export_info()
     assert info["renderer"] == "matplotlib" and "DIFFUPOSE_NO_BROWSER" in info["reason"]
 
 
@@ -239,19 +239,19 @@ def test_a_hanging_export_probe_is_abandoned(tmp_path, rng, monkeypatch):
     import threading
     import time
 
-    from diffupose.viz import curves
+    from diffupose.viz import export
 
     release = threading.Event()
     monkeypatch.delenv("DIFFUPOSE_NO_BROWSER", raising=False)
-    monkeypatch.setattr(curves, "_KALEIDO_OK", None)
-    monkeypatch.setattr(curves, "PROBE_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(curves, "find_export_browser", lambda: "/opt/fake/chrome")
-    monkeypatch.setattr(curves, "_start_kaleido_server", lambda: release.wait(30))   # hangs
+    monkeypatch.setattr(export, "_KALEIDO_OK", None)
+    monkeypatch.setattr(export, "PROBE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(export, "find_export_browser", lambda: "/opt/fake/chrome")
+    monkeypatch.setattr(export, "_start_kaleido_server", lambda: release.wait(30))   # hangs
     try:
         tic = time.perf_counter()
-        assert curves.kaleido_available() is False
+        assert export.kaleido_available() is False
         assert time.perf_counter() - tic < 10
-        assert "did not finish" in curves.static_export_info()["reason"]
+        assert "did not finish" in export.static_export_info()["reason"]
         paths = save_figure(spread_figure(np.ones(J) * 0.01, SK), "spread", tmp_path)
         assert sorted(p.suffix for p in paths) == [".html", ".png", ".svg"]
     finally:
@@ -259,10 +259,10 @@ def test_a_hanging_export_probe_is_abandoned(tmp_path, rng, monkeypatch):
 
 
 def test_figure_html_uses_the_reports_one_plotly_js(tmp_path, rng, monkeypatch):
-    from diffupose.viz import curves
+    from diffupose.viz import export
 
-    monkeypatch.setattr(curves, "_KALEIDO_OK", False)
-    curves.write_plotly_js(tmp_path)                        # the report folder's copy
+    monkeypatch.setattr(export, "_KALEIDO_OK", False)
+    export.write_plotly_js(tmp_path)                        # the report folder's copy
     save_figure(hypotheses_3d_figure(rng.normal(size=(2, J, 3)), SK), "hyps", tmp_path / "figures")
     page = (tmp_path / "figures" / "hyps.html").read_text()
     assert 'src="../plotly.min.js"' in page
@@ -297,7 +297,7 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
     plotly axis settings (log x, reversed y, titles, 3D scene titles) carried over."""
     from plotly.subplots import make_subplots
 
-    from diffupose.viz.curves import plotly_to_matplotlib
+    from diffupose.viz.export import plotly_to_matplotlib
 
     fig = make_subplots(rows=1, cols=4, specs=[[{}, {}, {}, {"type": "scene"}]])
     fig.add_trace(go.Scatter(x=[1, 10, 100], y=[3, None, 1], mode="lines+markers", name="curve",
@@ -311,7 +311,7 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
     fig.update_yaxes(autorange="reversed", row=1, col=2)
     fig.update_layout(title="overview", scene=dict(zaxis_title="up"))
 
-    with caplog.at_level("WARNING", logger="diffupose.viz.curves"):
+    with caplog.at_level("WARNING", logger="diffupose.viz.export"):
         mpl = plotly_to_matplotlib(fig)
     curve, bars, heatmap, colorbar, scene = mpl.axes  # the pie has no axes; the heatmap adds its colorbar
     assert (curve.get_xscale(), curve.get_xlabel(), curve.get_ylabel()) == ("log", "hypotheses", "MPJPE")
@@ -324,12 +324,24 @@ def test_matplotlib_rerender_keeps_panels_axes_and_titles(caplog):
     assert mpl._suptitle.get_text() == "overview"
 
 
+def test_matplotlib_rerender_draws_a_scatter_over_categories():
+    """A scatter over named categories (the 90 % radius markers over the joints of the spread bar
+    chart) is drawn on those categories, not refused as non-numbers."""
+    from diffupose.viz.export import plotly_to_matplotlib
+
+    fig = go.Figure([go.Bar(x=["hip", "knee"], y=[10, 20]),
+                     go.Scatter(x=["hip", "knee"], y=[15, 30], mode="markers", name="90 % radius")])
+    ax = plotly_to_matplotlib(fig).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["hip", "knee"]
+    assert list(ax.lines[0].get_ydata()) == [15, 30]
+
+
 def test_matplotlib_heatmap_keeps_row_order_labels_and_diverging_colours():
     """The static fallback of an affinity heatmap reads like the interactive one: row 0 at the
     top, joint names on the axes, a diverging map with symmetric limits."""
     import plotly.graph_objects as go
 
-    from diffupose.viz.curves import plotly_to_matplotlib
+    from diffupose.viz.export import plotly_to_matplotlib
 
     z = np.arange(12.0).reshape(3, 4) - 5
     fig = go.Figure(go.Heatmap(z=z, x=list("abcd"), y=["r0", "r1", "r2"], zmid=0, colorscale="RdBu_r"))

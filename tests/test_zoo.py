@@ -113,11 +113,12 @@ def test_cli_models_and_model_flag(capsys, monkeypatch, tiny_zoo, tmp_path, synt
 
 
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo model shipped"))])
-def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
+def test_card_recipe_rebuilds_the_training_config(name):
     """benchmarks/zoo.py retrains from the card: its preset, overrides and seed give the shipped config."""
     from diffupose.config import apply_overrides
+    from diffupose.inference.recipes import recipe_for
 
-    recipe = benchmark_script("zoo").recipe_for(name)
+    recipe = recipe_for(name)
     rebuilt = apply_overrides(preset(recipe["preset"], {"train.seed": recipe["seed"]}), recipe["overrides"]).to_dict()
     shipped = Config.from_dict(zoo.card(name)["config"]).to_dict()   # fields added since: their defaults
     rebuilt["data"]["path"] = shipped["data"]["path"]
@@ -125,11 +126,13 @@ def test_card_recipe_rebuilds_the_training_config(name, benchmark_script):
 
 
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo model shipped"))])
-def test_shipped_card_matches_the_recipe_table(name, benchmark_script):
-    """A recipe changed in benchmarks/zoo.py without re-exporting the model is caught here:
-    the shipped card's preset, seed and overrides are the table's."""
-    script = benchmark_script("zoo")
-    table, card = script.recipe_for(name, from_table=True), script.recipe_for(name)
+def test_shipped_card_matches_the_recipe_table(name):
+    """A recipe changed in the package's table (diffupose/resources/zoo_recipes.json) without
+    re-exporting the model is caught here: the shipped card's preset, seed and overrides are the
+    table's."""
+    from diffupose.inference.recipes import recipe_for
+
+    table, card = recipe_for(name, from_table=True), recipe_for(name)
     for key in ("preset", "seed", "prepare"):
         assert table[key] == card[key], key
     assert {k: str(v) for k, v in table["overrides"].items()} == card["overrides"]   # the card writes k=v text

@@ -19,7 +19,7 @@ from ..errors import DataError
 from .layouts import (FILE_JOINTS, FORMATS, LAYOUT17_LIMIT, LAYOUTS, MAX_COORDINATE, MAX_NORMALISED,
                       guess_layout17, looks_like_pixels, normalize_keypoints)
 
-__all__ = ["Keypoints", "read_keypoints", "detect_format", "check_image_range", "coco_results_json",
+__all__ = ["Keypoints", "read_keypoints", "read_keypoint_array", "keypoints_from_array", "detect_format", "check_image_range", "coco_results_json",
            "openpose_json", "synthetic_detections"]
 
 log = logging.getLogger("diffupose.data.keypoints")
@@ -182,6 +182,13 @@ def _as_array(path: Path, data) -> np.ndarray:
     if arr.size == 0:
         raise DataError(f"{path}: no keypoints (empty array)")
     return arr
+
+def read_keypoint_array(path: str | os.PathLike) -> np.ndarray:
+    """A .npy or .json keypoint array file -> its numbers, float64, shaped as stored: the array
+    reader of `read_keypoints` (its one-line DataErrors naming the file); `diffupose sample`
+    reads its complete (N, J, 2) input with it."""
+    path = Path(path)
+    return _as_array(path, _read_raw(path))
 
 def _split_scores(path: Path, values: np.ndarray, min_score: float, where: str
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -373,10 +380,38 @@ def read_keypoints(path: str | os.PathLike, format: str | None = None, *, min_sc
     else:
         kp = _read_array(path, data, fmt, min_score)
         how = f"{FILE_JOINTS[fmt]}-joint array"
+    return _with_layout(kp, path, fmt, format is not None, how, min_score)
+
+
+def keypoints_from_array(values, format: str | None = None, *, scores=None, min_score: float = 0.3,
+                         source: str = "<array>") -> Keypoints:
+    """Keypoints held in memory -> Keypoints, read exactly as an array file would be: `values`
+    (F, J, 2) or (F, J, 3) (third value = score), or (J, 2|3) for one frame; `scores` (F, J)
+    optional scores (for 2-column values); `format` the layout (None: by joint count, with the
+    17-joint H36M/COCO check). Frames are numbered 0..F-1 (a track). `source` names the array in
+    error messages. Raises DataError (one line) as `read_keypoints`."""
+    arr = np.asarray(values, dtype=np.float64)
+    if scores is not None:
+        score_arr = np.asarray(scores, dtype=np.float64)
+        if arr.shape[-1] != 2 or score_arr.shape != arr.shape[:-1]:
+            raise DataError(f"{source}: scores of shape {score_arr.shape} need keypoints (F, J, 2) of the same "
+                            f"(F, J); got keypoints {arr.shape}")
+        arr = np.concatenate([arr, score_arr[..., None]], axis=-1)
+    if format is not None and format not in FORMATS:
+        raise DataError(f"{source}: unknown keypoint format {format!r}; known: {', '.join(FORMATS)}")
+    path = Path(source)
+    fmt = format or detect_format(path, arr)
+    kp = _read_array(path, arr, fmt, min_score)
+    return _with_layout(kp, path, fmt, format is not None, f"{FILE_JOINTS[fmt]}-joint array", min_score)
+
+
+def _with_layout(kp: Keypoints, path: Path, fmt: str, given: bool, how: str, min_score: float) -> Keypoints:
+    """The checks and the card's `layout` words every reader ends with: refuse all-missing input,
+    say whether the layout was given or detected (a detected h36m17 must look like H36M-17)."""
     if not kp.present.any():
         raise DataError(f"{path}: every keypoint is missing (scores below min_score {min_score:g}, "
                         f"visibility 0 or NaN)")
-    if format is not None:
+    if given:
         kp.meta["layout"] = f"{fmt} (given with --format)"
     elif fmt == "h36m17":
         kp.meta["layout"] = f"h36m17 (detected: 17-joint array, {_require_h36m17_geometry(kp)})"

@@ -79,8 +79,8 @@ present joints.
 The code: layouts and the mapping in `data.layouts`, reading and writing files in
 `data.keypoint_io` (both re-exported here), the shipped examples in `data.keypoint_examples`.
 """
-from .keypoint_io import (Keypoints, check_image_range, coco_results_json, detect_format, openpose_json,
-                          read_keypoints, synthetic_detections)
+from .keypoint_io import (Keypoints, check_image_range, coco_results_json, detect_format, keypoints_from_array,
+                          openpose_json, read_keypoints, synthetic_detections)
 from .layouts import (BODY25_NAMES, COCO17_NAMES, DERIVED_JOINTS, FILE_JOINTS, FORMATS, H36M17_TO_HUMANEVA15,
                       HALPE26_NAMES, LAYOUT17_LIMIT, LAYOUT_TO_H36M, LAYOUTS, MAX_COORDINATE, MAX_NORMALISED,
                       MEAN_POSE_2D_H36M17, MPII16_NAMES, derived_joints_table, from_h36m17, guess_layout17,
@@ -88,7 +88,7 @@ from .layouts import (BODY25_NAMES, COCO17_NAMES, DERIVED_JOINTS, FILE_JOINTS, F
 
 __all__ = [
     "LAYOUTS", "FORMATS", "LAYOUT_TO_H36M", "DERIVED_JOINTS", "H36M17_TO_HUMANEVA15", "MEAN_POSE_2D_H36M17",
-    "Keypoints", "read_keypoints", "detect_format", "to_h36m17", "to_skeleton",
+    "Keypoints", "read_keypoints", "keypoints_from_array", "detect_format", "to_h36m17", "to_skeleton",
     "derived_joints_table", "layout_table", "looks_like_pixels", "normalize_keypoints",
     "MAX_COORDINATE", "MAX_NORMALISED", "LAYOUT17_LIMIT", "layout17_evidence", "guess_layout17",
     "check_image_range", "from_h36m17", "coco_results_json", "openpose_json", "synthetic_detections",

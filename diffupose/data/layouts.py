@@ -6,7 +6,8 @@ the formats and the derived-joint rules; it re-exports everything here).
 - the mapping to H36M-17: joints copied (`LAYOUT_TO_H36M`), then derived (`DERIVED_JOINTS`) —
   `to_h36m17`, `to_skeleton`, and back to a layout (`from_h36m17`);
 - which of H36M-17 and COCO-17 a 17-joint array looks like (`layout17_evidence`, `guess_layout17`);
-- plausible coordinates (`MAX_COORDINATE`, `MAX_NORMALISED`) and pixels -> normalised units
+- plausible coordinates (`MAX_COORDINATE`, `MAX_NORMALISED`), the bound beyond which input is
+  pixels (`NORMALISED_BOUND`, `looks_like_pixels`) and pixels -> normalised units
   (`normalize_keypoints`).
 
 `H36M17_TO_HUMANEVA15` and `MEAN_POSE_2D_H36M17` live with the skeletons (`diffupose.geometry.skeleton`:
@@ -23,7 +24,7 @@ from ..geometry.skeleton import H36M17, H36M17_TO_HUMANEVA15, HUMANEVA15, MEAN_P
 __all__ = [
     "COCO17_NAMES", "HALPE26_NAMES", "BODY25_NAMES", "MPII16_NAMES", "LAYOUTS", "FORMATS", "FILE_JOINTS",
     "LAYOUT_TO_H36M", "DERIVED_JOINTS", "H36M17_TO_HUMANEVA15", "MEAN_POSE_2D_H36M17", "MAX_COORDINATE",
-    "MAX_NORMALISED", "LAYOUT17_LIMIT", "derived_joints_table", "layout_table", "to_h36m17", "to_skeleton",
+    "MAX_NORMALISED", "NORMALISED_BOUND", "LAYOUT17_LIMIT", "derived_joints_table", "layout_table", "to_h36m17", "to_skeleton",
     "from_h36m17", "layout17_evidence", "guess_layout17", "looks_like_pixels", "normalize_keypoints",
 ]
 
@@ -71,6 +72,10 @@ _BODY25_LIMBS = ("RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "LShoulde
 MAX_COORDINATE = 1e6
 
 MAX_NORMALISED = 10.0
+
+# Normalised screen coordinates lie in [-1, 1] along x (and |y| <= h/w); pixel coordinates of any
+# real image are far larger. Beyond this bound input is taken for pixels (`looks_like_pixels`).
+NORMALISED_BOUND = 2.0
 
 # 17-joint arrays (`guess_layout17`): a layout is plausible when its rule residual, in units of
 # the body's RMS radius, is at most this (measured: H36M-17 ground truth and Stacked Hourglass
@@ -131,9 +136,9 @@ def layout_table() -> str:
 
 
 def looks_like_pixels(xy: np.ndarray) -> bool:
-    """True when coordinates cannot be normalised screen units (|value| > 2 somewhere)."""
+    """True when coordinates cannot be normalised screen units (|value| > NORMALISED_BOUND somewhere)."""
     finite = np.asarray(xy)[np.isfinite(xy)]
-    return bool(finite.size and np.abs(finite).max() > 2.0)
+    return bool(finite.size and np.abs(finite).max() > NORMALISED_BOUND)
 
 def normalize_keypoints(xy: np.ndarray, image_size: tuple[int, int] | None, source: str = "keypoints"
                         ) -> np.ndarray:

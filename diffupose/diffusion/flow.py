@@ -30,8 +30,8 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["OBJECTIVES", "FlowPath", "FlowSampler", "FLOW_SAMPLERS", "FLOW_TIMES", "flow_interpolate", "flow_velocity_target",
-           "flow_x0", "flow_noise"]
+__all__ = ["OBJECTIVES", "FlowPath", "FlowSampler", "EulerSampler", "HeunSampler", "MidpointSampler", "FLOW_SAMPLERS",
+           "FLOW_TIMES", "flow_interpolate", "flow_velocity_target", "flow_x0", "flow_noise"]
 
 OBJECTIVES = ("ddpm", "flow")   # diffusion.objective: the paper's DDPM, or flow matching (this module)
 FLOW_SAMPLERS = ("euler", "heun", "midpoint")
@@ -103,18 +103,42 @@ class FlowPath:
 
 class FlowSampler:
     """ODE solver of dx/ds = v̂(x_s, s) from s = 1 to 0 with `nfe` evaluations per chain (module
-    docstring). `intervals()` lists (s, s_next, method) per interval."""
+    docstring), in the one sampler protocol of diffusion/samplers.py: `pairs()` lists the
+    intervals (s, s_next), `step` takes the velocity at (x, s) and, on a Heun or midpoint
+    interval, asks `model` for one more. `intervals()` lists (s, s_next, method) per interval.
+    The registered samplers are its subclasses EulerSampler, HeunSampler and MidpointSampler."""
 
-    def __init__(self, method: str = "euler", nfe: int = 3, eta: float = 0.0) -> None:
+    objective = "flow"
+    aliases: tuple[str, ...] = ()
+
+    def __init__(self, method: str = "euler", nfe: int = 3, eta: float = 0.0,
+                 num_timesteps: int | None = None) -> None:
         if method not in FLOW_SAMPLERS:
             raise ConfigError(f"unknown flow sampler {method!r}; known: {', '.join(FLOW_SAMPLERS)}")
-        if int(nfe) < 1:
-            raise ConfigError(f"flow samplers need num_steps (network evaluations) >= 1, got {nfe}")
         if eta and method != "euler":
             raise ConfigError(f"eta > 0 (stochastic sampling) is implemented for the euler flow sampler, not {method}")
         if not 0.0 <= eta <= 1.0:
             raise ConfigError(f"flow sampling eta must be in [0, 1], got {eta}")
-        self.method, self.nfe, self.eta = method, int(nfe), float(eta)
+        self.name, self.method, self.eta = method, method, float(eta)
+        self.num_timesteps = num_timesteps     # T: the network sees s·T (model_time)
+        self.set_timesteps(nfe)
+
+    @classmethod
+    def build(cls, path: "FlowPath", num_steps: int, *, eta: float = 0.0, **_) -> "FlowSampler":
+        """The registered sampler `cls.name` for `path` with `num_steps` evaluations per chain."""
+        return cls(cls.name, num_steps, eta, num_timesteps=path.num_timesteps)
+
+    @staticmethod
+    def function_evaluations(num_steps: int, num_timesteps: int) -> int:
+        """Network evaluations per chain: num_steps (for heun and midpoint it counts evaluations,
+        not intervals)."""
+        return int(num_steps)
+
+    def set_timesteps(self, nfe: int) -> list[float]:
+        """The interval grid for `nfe` evaluations; returns the intervals' start times s."""
+        if int(nfe) < 1:
+            raise ConfigError(f"flow samplers need num_steps (network evaluations) >= 1, got {nfe}")
+        self.nfe, method = int(nfe), self.method
         if method == "euler":
             kinds = ["euler"] * self.nfe
         elif method == "heun":
@@ -128,12 +152,25 @@ class FlowSampler:
         edges = [1.0 - i / len(kinds) for i in range(len(kinds) + 1)]
         edges[-1] = 0.0
         self._intervals = [(edges[i], edges[i + 1], k) for i, k in enumerate(kinds)]
+        self._kinds = {s: k for s, _, k in self._intervals}
+        self.timesteps = [s for s, _, _ in self._intervals]
+        return self.timesteps
 
     def intervals(self) -> list[tuple[float, float, str]]:
         return list(self._intervals)
 
+    def pairs(self) -> list[tuple[float, float]]:
+        """(s, s_next) per interval, from s = 1 down to s = 0."""
+        return [(s, s_next) for s, s_next, _ in self._intervals]
+
+    def model_time(self, s: float) -> float:
+        """The network's time input at path time s: s·T."""
+        if self.num_timesteps is None:
+            raise ConfigError("this FlowSampler has no num_timesteps (build it with FlowSampler.build(path, ...))")
+        return float(s) * self.num_timesteps
+
     def evaluation_times(self) -> list[float]:
-        """The path times s at which `integrate` evaluates the network, in order (NFE of them)."""
+        """The path times s at which sampling evaluates the network, in order (NFE of them)."""
         times = []
         for s, s_next, kind in self._intervals:
             times.append(s)
@@ -143,28 +180,42 @@ class FlowSampler:
                 times.append(s + 0.5 * (s_next - s))
         return times
 
-    def integrate(self, velocity: Callable[[torch.Tensor, float], torch.Tensor], x: torch.Tensor,
-                  generator: torch.Generator | None = None,
-                  trajectory: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """x at s = 1 -> x at s = 0; `velocity(x, s)` is one network evaluation. Appends x after
-        each interval to `trajectory` when given."""
-        for s, s_next, kind in self._intervals:
-            h = s_next - s
-            v1 = velocity(x, s)
-            if kind == "heun":
-                v2 = velocity(x + h * v1, s_next)
-                x = x + h * 0.5 * (v1 + v2)
-            elif kind == "midpoint":
-                v2 = velocity(x + 0.5 * h * v1, s + 0.5 * h)
-                x = x + h * v2
-            elif self.eta > 0 and s_next > 0:
-                x0, eps = flow_x0(x, s, v1), flow_noise(x, s, v1)
-                ratio = (1.0 - s) * s_next / ((1.0 - s_next) * s)
-                c = self.eta * s_next * math.sqrt(max(1.0 - ratio ** 2, 0.0))
-                z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                x = (1.0 - s_next) * x0 + math.sqrt(max(s_next ** 2 - c ** 2, 0.0)) * eps + c * z
-            else:
-                x = x + h * v1
-            if trajectory is not None:
-                trajectory.append(x)
-        return x
+    def step(self, output: torch.Tensor, s: float, s_next: float, x: torch.Tensor,
+             generator: torch.Generator | None = None,
+             model: Callable[[torch.Tensor, float], torch.Tensor] | None = None) -> torch.Tensor:
+        """x at s -> x at s_next. `output` is the velocity v̂(x, s); a Heun or midpoint interval
+        evaluates `model(z, s')` (one network evaluation at path time s') once more."""
+        kind = self._kinds[s]
+        h = s_next - s
+        v1 = output
+        if kind == "heun":
+            v2 = model(x + h * v1, s_next)
+            return x + h * 0.5 * (v1 + v2)
+        if kind == "midpoint":
+            v2 = model(x + 0.5 * h * v1, s + 0.5 * h)
+            return x + h * v2
+        if self.eta > 0 and s_next > 0:
+            x0, eps = flow_x0(x, s, v1), flow_noise(x, s, v1)
+            ratio = (1.0 - s) * s_next / ((1.0 - s_next) * s)
+            c = self.eta * s_next * math.sqrt(max(1.0 - ratio ** 2, 0.0))
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return (1.0 - s_next) * x0 + math.sqrt(max(s_next ** 2 - c ** 2, 0.0)) * eps + c * z
+        return x + h * v1
+
+
+class EulerSampler(FlowSampler):
+    """Euler (η > 0: DDIM's η on the path); "ddim" means it for a flow model."""
+
+    name, aliases = "euler", ("ddim",)
+
+
+class HeunSampler(FlowSampler):
+    """Heun (trapezoid), its last interval an Euler step."""
+
+    name = "heun"
+
+
+class MidpointSampler(FlowSampler):
+    """The midpoint rule (an odd evaluation left over spends one Euler interval first)."""
+
+    name = "midpoint"

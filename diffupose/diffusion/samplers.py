@@ -1,9 +1,25 @@
-"""Reverse-process samplers in the diffusers spirit: the schedule is data, a sampler has
-`set_timesteps(n)` and `step(eps_hat, t, t_prev, x_t, generator)`, and the network is passed
-to `sample`, which runs all B × H (× 2 with flip) chains together at each step (on a CPU the
-network forward is split into chunks of FORWARD_CHUNK_ROWS rows). A flow-matching model (a FlowPath in place of the schedule) runs the ODE solvers of
-diffusion/flow.py through the same `sample`; "ddim", the default few-step sampler everywhere,
-means Euler for it (both are the first-order deterministic solver of their model's ODE).
+"""Reverse-process samplers, one protocol for all of them (the diffusers shape; the schedule is
+data and the network is passed to `sample`):
+
+    sampler.set_timesteps(n)         the times the loop visits, noisiest first (`sampler.timesteps`)
+    sampler.pairs()                  (t, t_prev) per step, the last t_prev the clean end
+    sampler.model_time(t)            the network's time input at t (the step; s·T on a flow path)
+    sampler.step(output, t, t_prev, x, generator, model) -> x at t_prev
+    sampler.evaluation_times()       the times the network is evaluated at, in order
+    sampler.nfe                      network evaluations per chain
+
+`output` is the network at (x, t); a step that needs more evaluations (Heun, midpoint) calls
+`model(z, t')` for each, so `sample` runs ONE loop (`run_sampler`) for every sampler and the
+NFE is what the sampler says. A sampler class also carries `name`, the `objective` of the
+models it runs on (ddpm | flow), `aliases` (names that mean it on that objective: "ddim", the
+default few-step sampler everywhere, is Euler for a flow model; both are the first-order
+deterministic solver of their model's ODE), the NFE rule `function_evaluations(num_steps, T)`
+and `build(process, num_steps, eta=, clip_x0=, prediction=)`. `SAMPLERS` (name -> class) is the
+registry: a class added there is known to the config checks, `SamplingSettings`, the Lifter
+(which builds it once per setting), `evaluate` and `lift`. DDPM and DDIM are here, the flow
+samplers (Euler, Heun, midpoint) in diffusion/flow.py. `sample` runs all B × H (× 2 with flip)
+chains together at each step (on a CPU the network forward is split into chunks of
+FORWARD_CHUNK_ROWS rows).
 """
 from __future__ import annotations
 
@@ -15,15 +31,14 @@ import torch
 
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton, flip_horizontal
-from .flow import FLOW_SAMPLERS, FlowPath, FlowSampler
+from .flow import EulerSampler, HeunSampler, MidpointSampler
 from .loss import denoiser_extras
 from .schedule import PREDICTIONS, NoiseSchedule, predict_x0, q_posterior_mean_variance
 
 __all__ = ["DDPMSampler", "DDIMSampler", "SAMPLERS", "DDPM_SAMPLERS", "check_sampler", "make_sampler", "sample",
-           "resolve_sampler", "function_evaluations", "objective_of"]
+           "run_sampler", "sampler_class", "resolve_sampler", "function_evaluations", "objective_of"]
 
 DDPM_SAMPLERS = ("ddpm", "ddim")
-SAMPLERS = DDPM_SAMPLERS + FLOW_SAMPLERS
 
 
 def check_sampler(name: str, key: str = "sampler") -> str:
@@ -35,32 +50,43 @@ def check_sampler(name: str, key: str = "sampler") -> str:
 
 
 def objective_of(schedule) -> str:
-    """"flow" for a FlowPath, else "ddpm"."""
-    return "flow" if isinstance(schedule, FlowPath) else "ddpm"
+    """The objective of a process: "flow" for a FlowPath, "ddpm" for a NoiseSchedule."""
+    return getattr(schedule, "objective", "ddpm")
+
+
+_NEEDS = {"ddpm": "a DDPM model", "flow": "a flow-matching model (diffusion.objective=flow)"}
+_THIS = {"ddpm": "a DDPM model", "flow": "a flow-matching model"}
+
+
+def sampler_class(name: str, objective: str, key: str = "sampler") -> type:
+    """The sampler class that runs `name` for a model of `objective`: its own class, or the one
+    of that objective that takes `name` as an alias ("ddim" is euler for a flow model). Anything
+    else is a one-line ConfigError naming `key`."""
+    cls = SAMPLERS[check_sampler(name, key)]
+    if cls.objective == objective:
+        return cls
+    for other in SAMPLERS.values():
+        if other.objective == objective and name in other.aliases:
+            return other
+    own = [n for n, c in SAMPLERS.items() if c.objective == objective]
+    means = [f"{a} means {n} for it" for n, c in SAMPLERS.items() if c.objective == objective for a in c.aliases]
+    use = ", ".join(own[:-1]) + " or " + own[-1] if len(own) > 1 else "".join(own)
+    raise ConfigError(f"{key} {name} needs {_NEEDS.get(cls.objective, f'a {cls.objective} model')}; this is "
+                      f"{_THIS.get(objective, f'a {objective} model')}: use {use}"
+                      + (f" ({'; '.join(means)})" if means else ""))
 
 
 def resolve_sampler(name: str, objective: str, key: str = "sampler") -> str:
-    """The sampler that runs for a model of `objective`: flow models run euler/heun/midpoint and
-    take "ddim" as euler; DDPM models run ddpm/ddim. Anything else is a one-line ConfigError
-    naming `key`."""
-    check_sampler(name, key)
-    if objective == "flow":
-        if name == "ddim":
-            return "euler"
-        if name == "ddpm":
-            raise ConfigError(f"{key} ddpm needs a DDPM model; this is a flow-matching model: use euler, heun "
-                              "or midpoint (ddim means euler for it)")
-        return name
-    if name in FLOW_SAMPLERS:
-        raise ConfigError(f"{key} {name} needs a flow-matching model (diffusion.objective=flow); this is a "
-                          "DDPM model: use ddim or ddpm")
-    return name
+    """The name of the sampler that runs `name` for a model of `objective` (`sampler_class`):
+    flow models run euler/heun/midpoint and take "ddim" as euler; DDPM models run ddpm/ddim."""
+    return sampler_class(name, objective, key).name
 
 
 def function_evaluations(sampler: str, num_steps: int, num_timesteps: int) -> int:
-    """Network evaluations per chain (NFE): all T for DDPM, num_steps for every other sampler
-    (for heun and midpoint num_steps counts evaluations, not intervals)."""
-    return int(num_timesteps) if sampler == "ddpm" else int(num_steps)
+    """Network evaluations per chain (NFE) by the sampler's own rule: all T for DDPM, num_steps
+    for every other shipped sampler (for heun and midpoint num_steps counts evaluations, not
+    intervals)."""
+    return SAMPLERS[check_sampler(sampler)].function_evaluations(num_steps, num_timesteps)
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -74,12 +100,36 @@ class DDPMSampler:
     all T steps."""
 
     name = "ddpm"
+    objective = "ddpm"
+    aliases: tuple[str, ...] = ()
 
     def __init__(self, schedule: NoiseSchedule, clip_x0: float = 1.0, prediction: str = "eps") -> None:
         self.schedule = schedule
         self.clip_x0 = clip_x0
         self.prediction = _checked_prediction(prediction)
         self.set_timesteps()
+
+    @classmethod
+    def build(cls, schedule: NoiseSchedule, num_steps: int | None = None, *, eta: float = 0.0,
+              clip_x0: float = 1.0, prediction: str = "eps") -> "DDPMSampler":
+        """DDPM for `schedule` (always all T steps: num_steps and eta do not apply)."""
+        return cls(schedule, clip_x0=clip_x0, prediction=prediction)
+
+    @staticmethod
+    def function_evaluations(num_steps: int, num_timesteps: int) -> int:
+        """Network evaluations per chain: all T."""
+        return int(num_timesteps)
+
+    @property
+    def nfe(self) -> int:
+        return len(self.timesteps)
+
+    def evaluation_times(self) -> list[int]:
+        return list(self.timesteps)
+
+    def model_time(self, t: int) -> int:
+        """The network's time input: the integer step itself."""
+        return t
 
     def set_timesteps(self, num_steps: int | None = None) -> list[int]:
         """Timesteps T-1 .. 0: DDPM runs all T of them (`num_steps`, if given, must be T)."""
@@ -100,7 +150,7 @@ class DDPMSampler:
         return x0.clamp(-self.clip_x0, self.clip_x0) if self.clip_x0 > 0 else x0
 
     def step(self, output: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, model=None) -> torch.Tensor:
         """x_{t-1} ~ N(μ̃_t(x_t, x̂0), β̃_t I) (eq. 3 with x̂0 from the network's output, ε̂ in the
         paper); no noise at t = 0. output, x_t: (N, J, 3)."""
         x0 = self.predict_x0(output.to(x_t.dtype), t, x_t)
@@ -125,6 +175,16 @@ class DDIMSampler(DDPMSampler):
         self.prediction = _checked_prediction(prediction)
         self.set_timesteps(num_steps)
 
+    @classmethod
+    def build(cls, schedule: NoiseSchedule, num_steps: int = 5, *, eta: float = 0.0, clip_x0: float = 1.0,
+              prediction: str = "eps") -> "DDIMSampler":
+        return cls(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
+
+    @staticmethod
+    def function_evaluations(num_steps: int, num_timesteps: int) -> int:
+        """Network evaluations per chain: num_steps."""
+        return int(num_steps)
+
     def set_timesteps(self, num_steps: int | None = None) -> list[int]:
         """`num_steps` timesteps evenly spaced over [T-1, 0], both ends included (1 step: T-1)."""
         T = self.schedule.num_timesteps
@@ -142,7 +202,7 @@ class DDIMSampler(DDPMSampler):
         return [(t, ts[i + 1] if i + 1 < len(ts) else -1) for i, t in enumerate(ts)]
 
     def step(self, output: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, model=None) -> torch.Tensor:
         """x_{t_prev} = sqrt(ᾱ_prev) x̂0 + sqrt(1 - ᾱ_prev - σ²) ε̂ + σ z,
         σ = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev); x̂0 from the network's output,
         ε̂ re-derived from x̂0. output, x_t: (N, J, 3)."""
@@ -164,13 +224,31 @@ def _checked_prediction(prediction: str) -> str:
     return prediction
 
 
-def make_sampler(name: str, schedule: NoiseSchedule, *, num_steps: int = 5, eta: float = 0.0,
-                 clip_x0: float = 1.0, prediction: str = "eps") -> DDPMSampler:
-    """`ddpm` (all T steps) or `ddim` (num_steps, eta), for a network that predicts `prediction`."""
-    if name == "ddpm":
-        return DDPMSampler(schedule, clip_x0=clip_x0, prediction=prediction)
-    check_sampler(name)
-    return DDIMSampler(schedule, eta=eta, clip_x0=clip_x0, num_steps=num_steps, prediction=prediction)
+# The registry of sampler names (module docstring): name -> class.
+SAMPLERS: dict[str, type] = {cls.name: cls for cls in (DDPMSampler, DDIMSampler, EulerSampler, HeunSampler,
+                                                       MidpointSampler)}
+
+
+def make_sampler(name: str, process, *, num_steps: int = 5, eta: float = 0.0, clip_x0: float = 1.0,
+                 prediction: str = "eps"):
+    """The sampler `name` resolved for the objective of `process` (a NoiseSchedule or a FlowPath,
+    `sampler_class`) and built with `num_steps` (network evaluations; DDPM always runs all T),
+    `eta`, and for DDPM models `clip_x0` and the network's `prediction`."""
+    cls = sampler_class(name, objective_of(process))
+    return cls.build(process, num_steps, eta=eta, clip_x0=clip_x0, prediction=prediction)
+
+
+def run_sampler(sampler, model, x: torch.Tensor, generator: torch.Generator | None = None,
+                trajectory: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """The one sampling loop, for every sampler: one `sampler.step` per (t, t_prev) of
+    `sampler.pairs()`, each given the network's output `model(x, t)` (`model(z, t)`: one
+    evaluation at the sampler's time t; a step may call it again). Appends x after each step to
+    `trajectory` when given; returns x at the clean end."""
+    for t, t_prev in sampler.pairs():
+        x = sampler.step(model(x, t), t, t_prev, x, generator, model)
+        if trajectory is not None:
+            trajectory.append(x)
+    return x
 
 
 def _validate_condition(keypoints_2d, num_joints: int | None, window: int = 1) -> torch.Tensor:
@@ -191,7 +269,7 @@ def _validate_condition(keypoints_2d, num_joints: int | None, window: int = 1) -
     return keypoints_2d
 
 
-def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: int = 1, sampler: str = "ddim",
+def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: int = 1, sampler="ddim",
            num_steps: int = 5, eta: float = 0.0, flip: bool = False, skeleton: Skeleton | None = None,
            generator: torch.Generator | None = None, clip_x0: float = 1.0, return_trajectory: bool = False,
            autocast_dtype: torch.dtype | None = None, keypoint_mask=None, prediction: str = "eps",
@@ -215,12 +293,18 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     `input_source`: the 2D source index (config.SOURCE_INDEX) every chain gives a
     source-conditioned denoiser (model.source_condition), or a (B,) tensor of one index per
     input; None = the denoiser is not given one.
+    `sampler`: a name (SAMPLERS), or a sampler already built for `schedule` (`make_sampler`; then
+    num_steps, eta, clip_x0 and prediction are its own).
     `noise`: the chains' starting point (x_T, or x_1 for a flow model), (V·B·H, J, 3) in the
     chain order of `_chain_conditions` (view, input, hypothesis); None = drawn from `generator`.
     With it and a deterministic sampler (ddim at η = 0, euler, heun, midpoint) the output is a
     function of (noise, keypoints): the map that reflow training distils (training/reflow.py).
     """
-    sampler = resolve_sampler(sampler, objective_of(schedule))
+    if isinstance(sampler, str):
+        sampler = make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0, prediction=prediction)
+    elif sampler.objective != objective_of(schedule):
+        raise ConfigError(f"sample: the {sampler.name} sampler runs {sampler.objective} models, not "
+                          f"{objective_of(schedule)} ones")
     if num_hypotheses < 1:
         raise ConfigError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
     if flip and skeleton is None:
@@ -228,9 +312,6 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
     keypoints_2d, keypoint_mask = _apply_keypoint_mask(keypoints_2d, keypoint_mask)
     window = int(getattr(denoiser, "window", 1))
     keypoints_2d = _validate_condition(keypoints_2d, getattr(denoiser, "num_joints", None), window)
-    step_runner = (FlowSampler(sampler, num_steps, eta=eta) if isinstance(schedule, FlowPath)
-                   else make_sampler(sampler, schedule, num_steps=num_steps, eta=eta, clip_x0=clip_x0,
-                                     prediction=prediction))
     device = next(denoiser.parameters()).device
     B, J, H = keypoints_2d.shape[0], keypoints_2d.shape[-2], num_hypotheses
     was_training = denoiser.training
@@ -241,13 +322,10 @@ def sample(denoiser, schedule: NoiseSchedule, keypoints_2d, *, num_hypotheses: i
                                            skeleton, denoiser.encode_condition if window > 1 else None)
             x = _start_noise(noise, (cond.shape[0], J, 3), generator, device)
             input_source = _chain_sources(input_source, B, H, 2 if flip else 1, device)
-            if isinstance(schedule, FlowPath):
-                trajectory = _run_flow(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
-                                       return_trajectory, schedule, input_source)
-            else:
-                trajectory = _run_chains(denoiser, step_runner, x, cond, mask, generator, autocast_dtype,
-                                         return_trajectory, input_source)
-            out = _combine_views(trajectory[-1], B, H, flip, skeleton)
+            net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
+            trajectory = [x] if return_trajectory else None
+            x = run_sampler(sampler, lambda z, t: net(z, sampler.model_time(t)), x, generator, trajectory)
+            out = _combine_views(x, B, H, flip, skeleton)
             if return_trajectory:
                 return out, torch.stack([_combine_views(z, B, H, flip, skeleton) for z in trajectory])
             return out
@@ -354,32 +432,6 @@ def _network(denoiser, cond: torch.Tensor, mask: torch.Tensor | None, autocast_d
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     return f
-
-
-def _run_chains(denoiser, step_runner, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
-                generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-                return_trajectory: bool, input_source: int | torch.Tensor | None = None) -> list[torch.Tensor]:
-    """The reverse process from x_T for all chains at once: one denoiser forward per step.
-    -> [x_T, x after each step] with `return_trajectory`, else [x_0]."""
-    net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
-    trajectory = [x] if return_trajectory else None
-    for t, t_prev in step_runner.pairs():
-        x = step_runner.step(net(x, t), t, t_prev, x, generator)
-        if return_trajectory:
-            trajectory.append(x)
-    return trajectory if return_trajectory else [x]
-
-
-def _run_flow(denoiser, solver: FlowSampler, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None,
-              generator: torch.Generator | None, autocast_dtype: torch.dtype | None,
-              return_trajectory: bool, path: FlowPath,
-              input_source: int | torch.Tensor | None = None) -> list[torch.Tensor]:
-    """The flow ODE from x_1 = noise to s = 0 for all chains at once (one forward per
-    evaluation). -> [x_1, x after each interval] with `return_trajectory`, else [x_0]."""
-    net = _network(denoiser, cond, mask, autocast_dtype, input_source=input_source)
-    trajectory = [x] if return_trajectory else None
-    x = solver.integrate(lambda z, s: net(z, float(s) * path.num_timesteps), x, generator, trajectory)
-    return trajectory if return_trajectory else [x]
 
 
 def _combine_views(z: torch.Tensor, B: int, H: int, flip: bool, skeleton: Skeleton | None) -> torch.Tensor:

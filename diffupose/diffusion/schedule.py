@@ -36,6 +36,8 @@ class NoiseSchedule:
     """β_t, α_t, ᾱ_t and the derived coefficients of eqs. 2-3, all (T,) float64 tensors.
     Index t runs 0..T-1 (paper step t+1)."""
 
+    objective = "ddpm"   # the process a sampler runs on (diffusion/samplers.py; a FlowPath is "flow")
+
     def __init__(self, betas: torch.Tensor) -> None:
         betas = torch.as_tensor(betas, dtype=torch.float64)
         if betas.ndim != 1 or not ((betas > 0) & (betas < 1)).all():

@@ -4,11 +4,15 @@
   checkpoint-choice checks) and `score_batches` (the batched scoring loop every caller uses);
 - `protocols`: `evaluate` (GT-free and official-oracle protocols, per-action tables, the
   protocol card) and the comparison with the paper;
+- `metrics`: MPJPE, P-MPJPE, N-MPJPE, hypothesis errors, calibration, PCK, the per-action tables
+  (the hypothesis spread is the inference floor's, re-exported);
 - `reference`: the paper's numbers as data;
+- `calibration`: fitting the post-hoc calibration of the hypotheses on a validation split (held
+  out by sequence), its raw vs calibrated report, and `calibrate_model` (`diffupose calibrate`);
 - `hypothesis_store` / `hypothesis_cache`: hypotheses sampled once and stored, and what is
   measured on them (spread, calibration);
-- `robustness`, `ablations`, `detection_analysis`, `sampler_curve`: the matrices, ablations,
-  detected-2D analysis and accuracy-NFE curves of the reports.
+- `robustness`, `detection_analysis`, `sampler_curve`: the matrices, detected-2D analysis and
+  accuracy-NFE curves of the reports (the ablations, which train, are `workbench.ablations`).
 """
 from .protocols import METRICS, PROTOCOLS, EvalResult, evaluate
 from .scoring import EvalRun, open_run, score_batches

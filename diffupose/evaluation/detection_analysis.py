@@ -31,9 +31,10 @@ from ..config import EvalConfig
 from ..data.prepared import PreparedData, load_prepared, save_prepared
 from ..errors import DataError
 from ..inference.lifter import SamplingSettings
-from ..inference.metrics import AVERAGE
+from .metrics import AVERAGE
 from . import reference
 from .protocols import evaluate
+from .scoring import has_detections, keypoint_errors_px, pixel_scale   # re-exported (they lived here)
 
 __all__ = ["has_detections", "simulate_detections", "pixel_scale", "keypoint_errors_px", "analyse_detections",
            "table1_rows", "ERROR_BINS_PX"]
@@ -42,11 +43,6 @@ __all__ = ["has_detections", "simulate_detections", "pixel_scale", "keypoint_err
 # joints beyond 50 px.
 ERROR_BINS_PX = (0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0, np.inf)
 SIMULATED_NAME = "simulated detections (Student-t noise, gross errors, left/right swaps)"
-
-
-def has_detections(data: PreparedData) -> bool:
-    """Whether the file holds detections with the projected ground truth beside them."""
-    return data.keypoints_2d_gt is not None
 
 
 def simulate_detections(data: PreparedData, *, scale_px: float = 6.0, dof: float = 3.0, gross_rate: float = 0.015,
@@ -68,25 +64,6 @@ def simulate_detections(data: PreparedData, *, scale_px: float = 6.0, dof: float
             "simulation": {"scale_px": scale_px, "dof": dof, "gross_rate": gross_rate, "gross_px": gross_px,
                            "swap_rate": swap_rate, "seed": seed}}
     return replace(data, keypoints_2d=det.astype(np.float32), keypoints_2d_gt=gt.astype(np.float32), meta=meta)
-
-
-def pixel_scale(data: PreparedData) -> np.ndarray:
-    """(S,) pixels per normalised screen unit (half the image width) of every sample, from the
-    prepared file's camera resolutions (meta "camera_resolution"); 500 (a 1000-px wide image,
-    as every Human3.6M camera) when the file does not record them."""
-    res = data.meta.get("camera_resolution") or {}
-    scale = np.full(len(data), 500.0)
-    for cam, (w, _) in res.items():
-        scale[data.camera == cam] = float(w) / 2.0
-    return scale
-
-
-def keypoint_errors_px(data: PreparedData) -> np.ndarray:
-    """(S, J) distance in pixels between the file's 2D and its ground-truth 2D."""
-    if not has_detections(data):
-        raise DataError("keypoint_errors_px: the data has no keypoints_2d_gt (not a detections file)")
-    d = np.linalg.norm(data.keypoints_2d.astype(np.float64) - data.keypoints_2d_gt, axis=-1)
-    return d * pixel_scale(data)[:, None]
 
 
 def analyse_detections(run, data_path: str | Path, split: str, settings: SamplingSettings, *,

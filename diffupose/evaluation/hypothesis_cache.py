@@ -32,7 +32,7 @@ import numpy as np
 from ..config import EvalConfig
 from ..errors import DataError
 from ..inference import aggregate as agg
-from ..inference import metrics
+from . import metrics
 from ..utils import git_commit, to_jsonable
 from .hypothesis_store import (CACHE_VERSION, DEFAULT_NUM_HYPOTHESES, ID_KEYS, HypothesisCache, build_cache,
                                cache_settings, cached_hypotheses, default_cache_path, inputs_identity, load_cache,

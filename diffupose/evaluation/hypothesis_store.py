@@ -79,8 +79,9 @@ class HypothesisCache:
 def settings_dict(settings) -> dict[str, Any]:
     """Sampling settings (a dataclass such as `inference.SamplingSettings`, or a dict) -> a
     JSON-safe dict. `aggregate` is left out: the cache holds raw hypotheses; `input_source` when
-    it is `auto` (what every model without model.source_condition uses), so caches made before
-    the field existed stay valid."""
+    it is `auto` (what every model without model.source_condition uses) and `calibrated` when it is
+    False (a cache holds the raw sampler's hypotheses), so caches made before these fields
+    existed stay valid."""
     if dataclasses.is_dataclass(settings):
         d = dataclasses.asdict(settings)
     else:
@@ -88,6 +89,8 @@ def settings_dict(settings) -> dict[str, Any]:
     d.pop("aggregate", None)
     if d.get("input_source") == "auto":   # only source-conditioned models' caches record the 2D source
         d.pop("input_source")
+    if d.get("calibrated") is False:      # raw hypotheses, as every cache made before the field
+        d.pop("calibrated")
     return json.loads(json.dumps(d, default=str, sort_keys=True))
 
 
@@ -117,13 +120,14 @@ def default_cache_path(run_dir, split: str, num_hypotheses: int) -> Path:
 
 def cache_settings(num_hypotheses: int = DEFAULT_NUM_HYPOTHESES, *, sampler: str = "ddim", num_steps: int = 5,
                    eta: float = 0.0, flip: bool = True, seed: int = 0, batch_size: int | None = None):
-    """`inference.SamplingSettings` for a cache; batch_size defaults to about 8192 chains per
+    """`inference.SamplingSettings` for a cache: the raw sampler (calibrated=False; a model's
+    calibration is applied when the cache is read); batch_size defaults to about 8192 chains per
     sampler call (inputs x H x 2 with flip), which fits CPU memory."""
     if batch_size is None:
         batch_size = max(1, 8192 // (int(num_hypotheses) * (2 if flip else 1)))
     return SamplingSettings(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
                             eta=float(eta), flip=bool(flip), aggregate="mean", batch_size=int(batch_size),
-                            seed=int(seed))
+                            seed=int(seed), calibrated=False)
 
 
 def build_cache(lifter, data, split: str, settings, *, max_samples: int = 0, seed: int = 0,

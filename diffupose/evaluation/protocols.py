@@ -30,7 +30,8 @@ import numpy as np
 
 from ..config import EvalConfig
 from ..errors import ConfigError, DataError
-from ..inference import metrics
+from . import metrics
+from .calibration import detection_errors_px, evaluation_source, file_batch, report_from
 from ..inference.lifter import SamplingSettings
 from ..utils import atomic_path, atomic_write_text, environment_info, to_jsonable
 from .reference import (
@@ -92,7 +93,11 @@ class EvalResult:
     per_subject: {metric: {subject: mm, "Average": mm}}
     subject_action: {metric: {action: {subject: mm, "Average": mm}}} (HumanEva's Table III)
     per_joint: {metric: {joint name: mm}}
-    hypotheses: error of the mean pose, ORACLE best-of-H, spread (tables in mm)
+    hypotheses: error of the mean pose, ORACLE best-of-H, spread (tables in mm), of the raw sampler
+    calibration: {"raw", "calibrated", "card"} (`evaluation.calibration.report_from`): calibration
+        error, band coverage, spread-error Spearman, confidence AUROC, coverage by 2D error; the
+        calibrated figures are None when the model has no calibration for the input (or
+        eval.calibrated is False)
     per_sample: optional arrays for notebooks (mm errors, action, subject, camera)
     """
 
@@ -104,6 +109,7 @@ class EvalResult:
     card: dict[str, Any]
     poses_per_second: float
     per_sample: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    calibration: dict[str, Any] | None = None
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +118,7 @@ class EvalResult:
             "per_action": self.per_action, "per_subject": self.per_subject,
             "subject_action": self.subject_action, "per_joint": self.per_joint,
             "hypotheses": self.hypotheses, "card": self.card, "poses_per_second": self.poses_per_second,
+            "calibration": self.calibration,
         })
 
     def to_json(self, path: str | os.PathLike) -> Path:
@@ -125,7 +132,8 @@ class EvalResult:
         try:
             d = json.loads(path.read_text())
             return cls(**{k: d[k] for k in ("per_action", "per_subject", "subject_action", "per_joint",
-                                             "hypotheses", "card", "poses_per_second")})
+                                             "hypotheses", "card", "poses_per_second")},
+                       calibration=d.get("calibration"))
         except FileNotFoundError:
             raise DataError(f"{path}: evaluation result not found") from None
         except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -190,6 +198,7 @@ class EvalResult:
                           f"ORACLE best-of-H (uses 3D ground truth) "
                           f"{_fmt(hyp.get('oracle_best_of_h', {}).get(metrics.AVERAGE))} mm; "
                           f"spread {_fmt(hyp.get('spread', {}).get(metrics.AVERAGE))} mm"]
+        lines += _calibration_lines(self.calibration)
         lines += ["", f"{self.poses_per_second:.1f} poses/s on {self.card.get('device')}", "", "Protocol card:"]
         for key, value in self.card.items():
             if key in ("environment", "model"):
@@ -201,6 +210,24 @@ class EvalResult:
 
     def __str__(self) -> str:
         return self.format_table()
+
+
+def _calibration_lines(calibration: dict[str, Any] | None) -> list[str]:
+    """One line per variant: calibration error, 90 % band coverage and the confidence AUROC."""
+    if not calibration:
+        return []
+    lines = [""]
+    for key in ("raw", "calibrated"):
+        fig = calibration.get(key)
+        if not fig or fig.get("calibration_error") is None:
+            lines.append(f"Calibration ({key}): none" + (" (the model has no calibration for this input; "
+                                                          "`diffupose calibrate`)" if key == "calibrated" else ""))
+            continue
+        auroc = (fig.get("confidence") or {}).get("auroc")
+        lines.append(f"Calibration ({key}): error {fig['calibration_error']:.3f}; 90 % band coverage "
+                     f"{fig['coverage']['0.9']:.3f}; confidence AUROC (MPJPE > 100 mm) "
+                     + ("–" if auroc is None else f"{auroc:.3f}"))
+    return lines
 
 
 def _table3_columns(cells: dict[str, dict[str, float]]) -> list[tuple[str, float]]:
@@ -258,7 +285,9 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
         raise ConfigError(f"{data_path}: protocol 'official_oracle' needs camera intrinsics, "
                           f"which this file lacks (NaN, e.g. HumanEva)")
     data, lifter, settings = run.data, run.lifter, run.settings
-    scores = _score(run, progress)
+    source = evaluation_source(run)
+    calibration = lifter.calibration_for(settings, source)
+    scores = _score(run, progress, calibration)
     order = action_order(data.action, f"{data.dataset} {lifter.skeleton.name}")
     joint_names = list(lifter.skeleton.joint_names)
     errors = {m: scores.per_sample[m] for m in METRICS}
@@ -270,16 +299,25 @@ def evaluate(run_dir_or_model, data_path, split: str = "test", eval_cfg: EvalCon
     if keep_per_sample:
         per_sample = {**errors, **{f"hypotheses/{k}": scores.per_sample[k] for k in HYPOTHESIS_KEYS},
                       "action": data.action, "subject": data.subject, "camera": data.camera, "frame": data.frame}
+    calibration_card = {"source": source, "split": run.split}
+    if calibration is None:
+        calibration_card["reason"] = lifter.calibration_card(settings, source)["reason"]
+    calibration_figures = report_from(scores, calibration, detection_errors_px(run, source), joint_names,
+                                      card=calibration_card)
     log.info("evaluated %d samples: MPJPE %.1f mm, P-MPJPE %.1f mm", len(data),
              tables["per_action"]["MPJPE"][metrics.AVERAGE], tables["per_action"]["P-MPJPE"][metrics.AVERAGE])
     return EvalResult(per_action=tables["per_action"], per_subject=tables["per_subject"],
                       subject_action=tables["subject_action"], per_joint=tables["per_joint"],
-                      hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample)
+                      hypotheses=hypotheses, card=card, poses_per_second=poses_per_second, per_sample=per_sample,
+                      calibration=calibration_figures)
 
 
-def _score(run: EvalRun, progress: bool) -> BatchScores:
-    """Sample, aggregate (ground-truth free) and score every sample, batch by batch: per-sample
-    errors (mm) under METRICS and HYPOTHESIS_KEYS, per-joint sums (mm) under "joint" and "spread"."""
+def _score(run: EvalRun, progress: bool, calibration=None) -> BatchScores:
+    """Sample the RAW hypotheses once, aggregate (ground-truth free) and score every sample, batch by
+    batch: per-sample errors (mm) under METRICS and HYPOTHESIS_KEYS, per-joint sums (mm) under
+    "joint" and "spread" (all of the raw sampler), and the calibration values of the raw and, with
+    a `calibration`, the calibrated bands (`evaluation.calibration.file_batch`, about the
+    ground-truth-free aggregate)."""
     data, lifter, settings = run.data, run.lifter, run.settings
     oracle = run.ev.protocol == "official_oracle"
 
@@ -288,6 +326,9 @@ def _score(run: EvalRun, progress: bool) -> BatchScores:
         gt = data.poses_3d[start:stop].astype(np.float64)
         pred = lifter.aggregate(hyps, settings.aggregate, keypoints_2d=data.keypoints_2d[start:stop],
                                 intrinsics=data.intrinsics[start:stop])
+        file_batch(scores, "raw", start, stop, hyps, pred, gt)
+        if calibration is not None:
+            file_batch(scores, "calibrated", start, stop, hyps, pred, gt, calibration)
         if oracle:
             pred = official_oracle_pose(pred, data.keypoints_2d[start:stop], data.intrinsics[start:stop],
                                         data.root_position[start:stop, 2])
@@ -300,7 +341,8 @@ def _score(run: EvalRun, progress: bool) -> BatchScores:
             scores.put(key, start, stop, summary[key] * 1000.0)
         scores.add("spread", metrics.hypothesis_spread(hyps).sum(axis=0) * 1000.0)
 
-    batches = lifter.iter_hypotheses(run.condition_2d, settings, progress=progress, desc="evaluate")
+    batches = lifter.iter_hypotheses(run.condition_2d, settings.replace(calibrated=False), progress=progress,
+                                     desc="evaluate")
     return score_batches(batches, len(data), score)
 
 

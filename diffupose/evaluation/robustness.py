@@ -33,7 +33,7 @@ from ..data.windows import sample_windows
 from ..errors import ConfigError
 from ..geometry.camera import load_cameras
 from ..inference.lifter import Lifter, SamplingSettings
-from ..inference.metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
+from .metrics import hypothesis_errors, hypothesis_spread, per_joint_errors
 from ..model.masking import (DETECTIONS, FILL_METHODS, MASK_MODES, add_pixel_noise, evaluation_mask, fill_missing,
                              matrix_pivot, row_label)
 from .scoring import open_run
@@ -141,10 +141,10 @@ def robustness_matrix(lifters: dict[str, Lifter], keypoints_2d: np.ndarray, pose
                 x = _window_input(lifter, noisy, (windows or {}).get(lifter.window), sigma, res_w, res_h,
                                   seed + 1000 * (si + 1))
                 if supports:
-                    out = lifter.lift(x, cell_settings, keypoint_mask=mask, progress=False)
+                    out = lifter.predict(x, cell_settings, keypoint_mask=mask, progress=False)
                 else:
                     filled = x if k == 0 else _filled(x, mask, skeleton, fill)
-                    out = lifter.lift(filled, cell_settings, progress=False)
+                    out = lifter.predict(filled, cell_settings, progress=False)
                 if not np.isfinite(out.hypotheses).all():
                     raise FloatingPointError(f"{name}: non-finite hypotheses at σ={sigma} px, {k} {mode} missing")
                 row = {"model": name, "input": "mask" if supports else f"{fill}-fill", "mask": mode,
@@ -169,7 +169,7 @@ def detection_rows(lifters: dict[str, Lifter], detections: np.ndarray, poses_3d:
     mask = np.ones(detections.shape[:2], dtype=bool)
     for name, lifter in lifters.items():
         tic = time.perf_counter()
-        out = lifter.lift(detections if lifter.window == 1 else (windows or {})[lifter.window], settings,
+        out = lifter.predict(detections if lifter.window == 1 else (windows or {})[lifter.window], settings,
                           progress=False)
         if not np.isfinite(out.hypotheses).all():
             raise FloatingPointError(f"{name}: non-finite hypotheses on the real detections")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import EvalConfig
 from ..diffusion import DDPM_SAMPLERS, FLOW_SAMPLERS, objective_of
-from ..inference import metrics
+from . import metrics
 from ..inference.lifter import SamplingSettings
 from .scoring import open_run
 
@@ -102,7 +102,8 @@ def sampler_curve(model, data_path, split: str = "val", *, nfes: Sequence[int] =
                     continue
                 settings = SamplingSettings(num_hypotheses=num_hypotheses, sampler=sampler, num_steps=int(nfe),
                                             eta=float(eta), flip=flip, seed=seed, batch_size=batch_size,
-                                            input_source=run.settings.input_source)
+                                            input_source=run.settings.input_source,
+                                            calibrated=False)   # the sampler's own spread, not the calibration's
                 tic = time.perf_counter()
                 row = curve_point(run, settings)
                 rows.append(row)

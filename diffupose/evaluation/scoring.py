@@ -2,7 +2,7 @@
 
 Every evaluation starts with `open_run` — `evaluate`, the hypothesis cache
 (`hypothesis_cache.run_uncertainty`), the robustness matrix (`robustness.run_robustness`) and,
-through `evaluate`, the ablations:
+through `evaluate`, the ablations (`workbench.ablations`):
 
     run = open_run("runs/demo", "data/synthetic.npz", "test", EvalConfig(checkpoint="ema"))
     run.lifter, run.data, run.settings      # the model, the selected samples, how to sample
@@ -35,8 +35,8 @@ from ..utils import resolve_device
 from .reference import H36M_ACTIONS, HUMANEVA_ACTIONS
 
 __all__ = ["PROTOCOLS", "EvalRun", "open_run", "check_protocol", "check_eval_config", "select_indices",
-           "with_input_2d", "input_source_of", "check_selection_split", "check_skeleton", "action_order",
-           "BatchScores", "score_batches", "batch_ranges"]
+           "with_input_2d", "input_source_of", "has_detections", "pixel_scale", "keypoint_errors_px",
+           "check_selection_split", "check_skeleton", "action_order", "BatchScores", "score_batches", "batch_ranges"]
 
 PROTOCOLS: tuple[str, ...] = ("gt_free", "official_oracle")
 
@@ -93,6 +93,30 @@ def input_source_of(data: PreparedData, input_2d: str) -> str:
     """The 2D source of an evaluation's input (what `auto` means for a source-conditioned model):
     detected for a detections file's own keypoints_2d, clean for projected ground truth."""
     return "detected" if input_2d == "file" and data.keypoints_2d_gt is not None else "clean"
+
+
+def has_detections(data: PreparedData) -> bool:
+    """Whether the file holds detections with the projected ground truth beside them."""
+    return data.keypoints_2d_gt is not None
+
+
+def pixel_scale(data: PreparedData) -> np.ndarray:
+    """(S,) pixels per normalised screen unit (half the image width) of every sample, from the
+    prepared file's camera resolutions (meta "camera_resolution"); 500 (a 1000-px wide image,
+    as every Human3.6M camera) when the file does not record them."""
+    res = data.meta.get("camera_resolution") or {}
+    scale = np.full(len(data), 500.0)
+    for cam, (w, _) in res.items():
+        scale[data.camera == cam] = float(w) / 2.0
+    return scale
+
+
+def keypoint_errors_px(data: PreparedData) -> np.ndarray:
+    """(S, J) distance in pixels between the file's 2D and its ground-truth 2D."""
+    if not has_detections(data):
+        raise DataError("keypoint_errors_px: the data has no keypoints_2d_gt (not a detections file)")
+    d = np.linalg.norm(data.keypoints_2d.astype(np.float64) - data.keypoints_2d_gt, axis=-1)
+    return d * pixel_scale(data)[:, None]
 
 
 def check_selection_split(lifter: Lifter, split: str) -> None:

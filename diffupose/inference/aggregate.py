@@ -44,7 +44,7 @@ __all__ = [
     "aggregate", "mean_pose", "coordinate_median", "geometric_median", "reproject_select",
     "reproject_weighted_mean", "kernel_mode", "oracle_best_pose", "oracle_best_joint",
     "estimate_root_translation", "fit_weak_perspective", "project_perspective", "project_camera",
-    "undistort_points", "camera_distortion", "reprojection_errors",
+    "undistort_points", "camera_distortion", "reprojection_errors", "hypothesis_spread",
 ]
 
 AGGREGATIONS: tuple[str, ...] = ("mean", "median", "geometric_median", "reproject", "reproject_weighted", "mode")
@@ -57,6 +57,17 @@ def _hyps(hyps) -> np.ndarray:
     arr = as_numpy(hyps)
     assert arr.ndim == 4 and arr.shape[-1] == 3, f"hyps: expected (B, H, J, 3), got {arr.shape}"
     return arr
+
+
+def hypothesis_spread(hyps) -> np.ndarray:
+    """Mean distance of the hypotheses to their mean, per sample and joint (ground-truth free; the
+    Lifter reports it beside the aggregate, evaluation.metrics re-exports it).
+
+    hyps: (B, H, J, 3) -> (B, J)
+    """
+    hyps = _hyps(hyps)
+    centre = hyps.mean(axis=1, keepdims=True)
+    return np.linalg.norm(hyps - centre, axis=-1).mean(axis=1)
 
 
 def reprojection_errors(hyps, keypoints_2d, intrinsics=None, distortion=None, root_position=None) -> np.ndarray:

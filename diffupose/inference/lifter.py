@@ -8,13 +8,14 @@ model, batching, seeding, sampling H hypotheses and aggregating happen in one pl
     settings = SamplingSettings(num_hypotheses=10, sampler="ddim", num_steps=5, flip=True)
     hyps = lifter.sample(keypoints_2d, settings)                 # (B, H, J, 3) metres
     for start, stop, hyps in lifter.iter_hypotheses(all_keypoints_2d, settings): ...
-    out = lifter.lift(all_keypoints_2d, settings)                # hypotheses, aggregate, spread
+    out = lifter.predict(all_keypoints_2d, settings)             # hypotheses, aggregate, spread
 
 Poses are metres, root-relative, camera frame; keypoints_2d are normalised screen
 coordinates (`camera.normalize_screen_coordinates`), as in the prepared data.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import time
@@ -27,15 +28,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import INPUT_SOURCES, SOURCE_INDEX, Config, EvalConfig, SamplingConfig
-from ..diffusion import (FlowPath, NoiseSchedule, build_process, check_sampler, function_evaluations, objective_of,
-                         resolve_sampler, sample)
-from ..diffusion.flow import FlowSampler
-from ..errors import ConfigError
+from ..diffusion import FlowPath, NoiseSchedule, build_process, check_sampler, make_sampler, sample, sampler_class
+from ..errors import CheckpointError, ConfigError
 from ..geometry.skeleton import Skeleton, centre_frame
 from ..model.checkpoint import load_model
 from ..utils import resolve_device
-from .aggregate import AGGREGATIONS, aggregate
-from .metrics import hypothesis_spread
+from . import zoo
+from .aggregate import AGGREGATIONS, aggregate, hypothesis_spread
+from .calibration import Calibration, load_calibrations, quantile_bands
 
 __all__ = ["CHECKPOINTS", "SamplingSettings", "Lifter", "LiftOutput", "check_checkpoint_choice",
            "checkpoint_for_split"]
@@ -72,6 +72,14 @@ def checkpoint_for_split(requested: str, eval_split: str | None, selection_split
     return requested
 
 
+def _package_version() -> str | None:
+    """The installed diffupose version (package metadata; None when not installed)."""
+    try:
+        return importlib.metadata.version("diffupose")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class SamplingSettings(SamplingConfig):
     """How hypotheses are drawn and combined: the fields of `config.SamplingConfig` (which
@@ -98,8 +106,11 @@ class SamplingSettings(SamplingConfig):
         return SamplingSettings(**{**asdict(self), **changes})
 
     def steps_for(self, config: Config) -> int:
-        """Network evaluations per chain (NFE): all T for DDPM, num_steps for every other sampler."""
-        return function_evaluations(self.sampler, self.num_steps, config.diffusion.num_timesteps)
+        """Network evaluations per chain (NFE) on a model of `config`, by the rule of the sampler
+        class the name resolves to (all T for DDPM, num_steps for every other shipped sampler)."""
+        diffusion = config.diffusion
+        return sampler_class(self.sampler, diffusion.objective).function_evaluations(self.num_steps,
+                                                                                     diffusion.num_timesteps)
 
 
 @dataclass
@@ -113,6 +124,10 @@ class LiftOutput:
     spread: np.ndarray
     settings: SamplingSettings
     sampling_seconds: float = 0.0
+    # per-joint radius (N, J) metres of the 90 % band (`Lifter.radii`), and what calibrated it
+    # (`Lifter.calibration_card`; "calibrated": False for the raw sampler's own quantile balls)
+    radius_90: np.ndarray | None = None
+    calibration: dict | None = None
 
 
 @dataclass
@@ -125,8 +140,10 @@ class Lifter:
     skeleton: Skeleton
     schedule: NoiseSchedule | FlowPath = field(init=False)  # the DDPM schedule, or the flow path
     checkpoint_card: dict[str, Any] = field(default_factory=lambda: {"path": None, "checkpoint": "in-memory"})
+    # post-hoc calibrations by 2D source (calibration.json beside the weights; `load` reads it)
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
     sampling_seconds: float = field(default=0.0, init=False)
-    _grids_checked: set = field(default_factory=set, init=False, repr=False)
+    _samplers: dict = field(default_factory=dict, init=False, repr=False)   # sampler_for's, per setting
 
     def __post_init__(self) -> None:
         self.denoiser.eval()
@@ -142,7 +159,39 @@ class Lifter:
         denoiser, config, skeleton = load_model(path, which=weights, device=resolve_device(device), select=select)
         return cls(denoiser, config, skeleton,
                    checkpoint_card={"path": str(path), "checkpoint": checkpoint,
-                                    "selected_on": config.data.val_split if checkpoint == "best" else None})
+                                    "selected_on": config.data.val_split if checkpoint == "best" else None},
+                   calibrations=_calibrations_beside(path, skeleton))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, checkpoint: str | None = None,
+                        device: str | torch.device = "auto") -> "Lifter":
+        """A shipped model by name (`diffupose models` lists them; its weights' sha256 is checked
+        against its card) or a training run / checkpoint folder.
+
+        checkpoint: a zoo model ships only its final EMA weights (`ema`, the default for it); a
+        run defaults to `best` (EMA weights chosen on its val split). device: auto | cpu | cuda.
+        The model's provenance (zoo name, weights sha256, package version, path) is in
+        `checkpoint_card`, which every card of its outputs copies."""
+        if zoo.is_zoo_name(name_or_path):
+            name = zoo.resolve_name(str(name_or_path))
+            if checkpoint not in (None, "ema"):
+                raise ConfigError(f"zoo model {name}: ships only its final EMA weights (checkpoint 'ema'), "
+                                  f"not {checkpoint!r}")
+            folder = zoo.model_dir(name)
+            lifter = cls.load(folder, checkpoint="ema", device=device)
+            info = zoo.card(name)
+            lifter.checkpoint_card = {"model": name, "path": str(folder), "checkpoint": "ema",
+                                      "weights": "final EMA weights (the zoo model's only weights)",
+                                      "weights_sha256": info.get("weights_sha256"), "selected_on": None,
+                                      "package_version": _package_version()}
+            return lifter
+        path = Path(name_or_path)
+        if not path.exists():
+            known = ", ".join(zoo.available()) or "none"
+            raise ConfigError(f"{name_or_path}: neither a shipped model ({known}) nor a run or checkpoint folder")
+        lifter = cls.load(path, checkpoint=checkpoint or "best", device=device)
+        lifter.checkpoint_card = {**lifter.checkpoint_card, "model": None, "package_version": _package_version()}
+        return lifter
 
     @classmethod
     def from_model(cls, denoiser: torch.nn.Module, config: Config | None = None,
@@ -189,13 +238,24 @@ class Lifter:
         """A generator on the model's device; one per sweep makes a whole sweep reproducible."""
         return torch.Generator(device=self.device).manual_seed(int(seed))
 
+    def sampler_for(self, settings: SamplingSettings):
+        """The sampler `settings` names, resolved for this model (ddim means euler for a flow
+        model) and built once per (sampler, steps, eta): what `sample_tensor` runs, and what the
+        card, the NFE count and the grid check read. Its first build runs `check_sampling_grid`."""
+        key = (settings.sampler, int(settings.num_steps), float(settings.eta))
+        if key not in self._samplers:
+            diffusion = self.config.diffusion
+            self._samplers[key] = make_sampler(settings.sampler, self.schedule, num_steps=settings.num_steps,
+                                               eta=settings.eta, clip_x0=diffusion.clip_x0,
+                                               prediction=diffusion.prediction)
+            self.check_sampling_grid(settings)
+        return self._samplers[key]
+
     def sampler_card(self, settings: SamplingSettings) -> dict[str, Any]:
         """What runs for `settings` on this model: the objective (ddpm | flow), the sampler (ddim
         means euler for a flow model), its steps and the network evaluations per chain (NFE)."""
-        objective = objective_of(self.schedule)
-        nfe = settings.steps_for(self.config)
-        card = {"objective": objective, "sampler": resolve_sampler(settings.sampler, objective), "num_steps": nfe,
-                "nfe": nfe}
+        sampler = self.sampler_for(settings)
+        card = {"objective": sampler.objective, "sampler": sampler.name, "num_steps": sampler.nfe, "nfe": sampler.nfe}
         if self.config.model.source_condition:
             card["input_source"] = self.input_source(settings)
         return card
@@ -209,7 +269,7 @@ class Lifter:
         `source` (B,): each input's 2D source index for a source-conditioned model, in place of
         the one settings.input_source names."""
         settings = settings or SamplingSettings()
-        self.check_sampling_grid(settings)
+        sampler = self.sampler_for(settings)
         y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32) if not torch.is_tensor(keypoints_2d)
                             else keypoints_2d).to(self.device)
         extra = {}
@@ -218,10 +278,8 @@ class Lifter:
         if self.config.model.source_condition:
             extra["input_source"] = SOURCE_INDEX[self.input_source(settings)] if source is None else source
         return sample(self.denoiser, self.schedule, y, num_hypotheses=settings.num_hypotheses,
-                      sampler=settings.sampler, num_steps=settings.steps_for(self.config), eta=settings.eta,
-                      flip=settings.flip, skeleton=self.skeleton,
+                      sampler=sampler, flip=settings.flip, skeleton=self.skeleton,
                       generator=generator if generator is not None else self.generator(settings.seed),
-                      clip_x0=self.config.diffusion.clip_x0, prediction=self.config.diffusion.prediction,
                       return_trajectory=return_trajectory, noise=noise, **extra)
 
     def untrained_times(self, settings: SamplingSettings) -> list[float]:
@@ -229,27 +287,24 @@ class Lifter:
         reflow student trained at fixed times only (train.reflow_times, e.g. "1" for Euler-1) is
         only good at those. Empty for every other model."""
         times = self.config.train.reflow_times
-        if not times or objective_of(self.schedule) != "flow":
+        sampler = self.sampler_for(settings)
+        if not times or sampler.objective != "flow":
             return []
         trained = [float(x) for x in times.split(",")]
-        solver = FlowSampler(resolve_sampler(settings.sampler, "flow"), settings.steps_for(self.config))
-        return sorted({round(s, 4) for s in solver.evaluation_times() if all(abs(s - t) > 1e-6 for t in trained)},
+        return sorted({round(s, 4) for s in sampler.evaluation_times() if all(abs(s - t) > 1e-6 for t in trained)},
                       reverse=True)
 
     def check_sampling_grid(self, settings: SamplingSettings) -> None:
         """One warning line per sampler setting that evaluates a fixed-time reflow student where it
-        was not trained (untrained_times): its poses there are far worse (docs/samplers.md, "Reflow")."""
-        key = (settings.sampler, settings.num_steps)
-        if key in self._grids_checked:
-            return
-        self._grids_checked.add(key)
+        was not trained (untrained_times): its poses there are far worse (docs/samplers.md, "Reflow").
+        `sampler_for` runs it once per setting."""
         missing = self.untrained_times(settings)
         if missing:
             own = self.config.eval
             log.warning("this model was trained at path times s = %s only (train.reflow_times); sampler %s with %d "
                         "evaluations also evaluates it at s = %s, where its poses are far worse: use its own "
                         "--sampler %s --steps %d", self.config.train.reflow_times, settings.sampler,
-                        settings.steps_for(self.config), ", ".join(f"{t:g}" for t in missing), own.sampler,
+                        self.sampler_for(settings).nfe, ", ".join(f"{t:g}" for t in missing), own.sampler,
                         own.num_steps)
 
     @staticmethod
@@ -261,9 +316,12 @@ class Lifter:
 
     def sample(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                generator: torch.Generator | None = None) -> np.ndarray:
-        """keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) float32 numpy, metres."""
-        return self.sample_tensor(keypoints_2d, settings, keypoint_mask=keypoint_mask,
+        """keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) float32 numpy, metres (calibrated as
+        `iter_hypotheses`)."""
+        settings = settings or SamplingSettings()
+        hyps = self.sample_tensor(keypoints_2d, settings, keypoint_mask=keypoint_mask,
                                   generator=generator).float().cpu().numpy()
+        return self._calibrated_batch(hyps, keypoints_2d, settings)
 
     def iter_hypotheses(self, keypoints_2d, settings: SamplingSettings | None = None, *, keypoint_mask=None,
                         progress: bool = False, desc: str = "sample", generator: torch.Generator | None = None,
@@ -272,14 +330,16 @@ class Lifter:
         of settings.batch_size, all drawn from ONE generator seeded with settings.seed (the same
         settings give the same hypotheses), or from `generator` (which the caller may also draw
         from between batches). Hypotheses are float32 numpy, or device tensors with
-        `as_numpy=False`. `self.sampling_seconds` accumulates the sampler's wall time (device
+        `as_numpy=False`; calibrated (`calibration_for`) about each batch's `settings.aggregate`
+        of the 2D alone (no intrinsics) unless settings.calibrated is False or the model has no
+        calibration. `self.sampling_seconds` accumulates the sampler's wall time (device
         synchronised), for throughput numbers."""
         settings = settings or SamplingSettings()
         n = len(keypoints_2d)
         generator = generator if generator is not None else self.generator(settings.seed)
         self.sampling_seconds = 0.0
-        starts = range(0, n, settings.batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
+        bar = tqdm(total=n, desc=desc, unit="frame", disable=not progress)
+        for start in range(0, n, settings.batch_size):
             stop = min(start + settings.batch_size, n)
             mask = None if keypoint_mask is None else keypoint_mask[start:stop]
             self._synchronize()
@@ -287,29 +347,108 @@ class Lifter:
             hyps = self.sample_tensor(keypoints_2d[start:stop], settings, keypoint_mask=mask, generator=generator)
             self._synchronize()
             self.sampling_seconds += time.perf_counter() - tic
-            yield start, stop, (hyps.float().cpu().numpy() if as_numpy else hyps)
+            bar.update(stop - start)
+            if self.calibration_for(settings) is not None:
+                calibrated = self._calibrated_batch(hyps.float().cpu().numpy(), keypoints_2d[start:stop], settings)
+                hyps = calibrated if as_numpy else torch.as_tensor(calibrated, device=hyps.device)
+            yield start, stop, (hyps.float().cpu().numpy() if as_numpy and torch.is_tensor(hyps) else hyps)
+        bar.close()
 
     def aggregate(self, hypotheses, method: str = "mean", *, keypoints_2d=None, intrinsics=None):
         """Hypotheses (B, H, J, 3) -> one pose per sample (diffupose.inference.aggregate; ground-truth free)."""
         return aggregate(hypotheses, method, keypoints_2d=keypoints_2d, intrinsics=intrinsics)
 
-    def lift(self, keypoints_2d, settings: SamplingSettings | None = None, *, intrinsics=None, keypoint_mask=None,
-             progress: bool = False) -> LiftOutput:
-        """keypoints_2d (N, J, 2) -> LiftOutput: every hypothesis, the `settings.aggregate` pose
-        and the per-joint spread, batched and seeded as iter_hypotheses."""
+    def predict(self, keypoints_2d, settings: SamplingSettings | None = None, *, intrinsics=None, keypoint_mask=None,
+                progress: bool = False) -> LiftOutput:
+        """Normalised model input -> LiftOutput: keypoints_2d (N, J, 2) in the model's skeleton and
+        normalised screen units (a windowed model: windows (N, W, J, 2)) -> every hypothesis, the
+        `settings.aggregate` pose and the per-joint spread, batched and seeded as
+        iter_hypotheses. The aggregate is taken from the raw hypotheses, which are then calibrated
+        about it (`calibrate`), so it is the raw sampler's aggregate either way; `radius_90` is
+        the per-joint 90 % radius (`radii`). (Keypoints in a detector's layout, in pixels or from
+        a file: `lift` of `diffupose.Lifter`.)"""
         settings = settings or SamplingSettings()
         n = len(keypoints_2d)
         hypotheses = np.empty((n, settings.num_hypotheses, self.skeleton.num_joints, 3), dtype=np.float32)
-        for start, stop, hyps in self.iter_hypotheses(keypoints_2d, settings, keypoint_mask=keypoint_mask,
-                                                      progress=progress, desc="lift"):
+        for start, stop, hyps in self.iter_hypotheses(keypoints_2d, settings.replace(calibrated=False),
+                                                      keypoint_mask=keypoint_mask, progress=progress, desc="lift"):
             hypotheses[start:stop] = hyps
         k = None if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
         pred = self.aggregate(hypotheses.astype(np.float64), settings.aggregate,
                               keypoints_2d=centre_frame(np.asarray(keypoints_2d)), intrinsics=k)
+        hypotheses = self.calibrate(hypotheses, pred, settings)
         return LiftOutput(hypotheses=hypotheses, aggregate=np.asarray(pred, dtype=np.float32),
                           spread=hypothesis_spread(hypotheses).astype(np.float32), settings=settings,
-                          sampling_seconds=self.sampling_seconds)
+                          sampling_seconds=self.sampling_seconds, radius_90=self.radii(hypotheses, settings, 0.9),
+                          calibration=self.calibration_card(settings))
+
+    # -- calibration (diffupose.inference.calibration) ----------------------------------------
+
+    def calibration_for(self, settings: SamplingSettings, source: str | None = None) -> Calibration | None:
+        """The calibration `settings` get: None when settings.calibrated is False or the model has
+        none for the input's 2D source. source: the input's source (default
+        `input_source(settings)`, auto = detected); a model without model.source_condition that
+        has one calibration only uses it for every input (it was fitted on its own kind of input)."""
+        if not getattr(settings, "calibrated", True) or not self.calibrations:
+            return None
+        wanted = source or self.input_source(settings)
+        if wanted in self.calibrations:
+            return self.calibrations[wanted]
+        if not self.config.model.source_condition and len(self.calibrations) == 1:
+            return next(iter(self.calibrations.values()))
+        return None
+
+    def calibrate(self, hypotheses, aggregate, settings: SamplingSettings, source: str | None = None) -> np.ndarray:
+        """Raw hypotheses (B, H, J, 3) -> calibrated about their `aggregate` (B, J, 3), which does
+        not change (`Calibration.apply`); returned as they are without a calibration (`calibration_for`)."""
+        calibration = self.calibration_for(settings, source)
+        return hypotheses if calibration is None else calibration.apply(hypotheses, aggregate)
+
+    def radii(self, hypotheses, settings: SamplingSettings, level: float = 0.9, source: str | None = None) -> np.ndarray:
+        """Per-joint radius (N, J) metres of the level-`level` band of hypotheses (N, H, J, 3) that
+        `calibrate` returned: the calibration's (`Calibration.radii`), or without one the raw
+        hypotheses' own quantile balls around their median (`quantile_bands`; not calibrated)."""
+        calibration = self.calibration_for(settings, source)
+        if calibration is None:
+            return quantile_bands(hypotheses, [level])[1][:, 0].astype(np.float32)
+        return calibration.radii(hypotheses, level).astype(np.float32)
+
+    def calibration_card(self, settings: SamplingSettings, source: str | None = None) -> dict[str, Any]:
+        """What an output's card says about calibration: {"calibrated": True, source, method,
+        fitted_on, held_out} (`Calibration.summary`), or {"calibrated": False, "reason": ...}."""
+        calibration = self.calibration_for(settings, source)
+        if calibration is not None:
+            return {"calibrated": True, **calibration.summary()}
+        if not getattr(settings, "calibrated", True):
+            reason = "calibrated=False: the raw sampler's hypotheses"
+        elif not self.calibrations:
+            reason = "the model has no calibration (fit one with `diffupose calibrate`)"
+        else:
+            reason = (f"no calibration for {source or self.input_source(settings)} 2D (fitted: "
+                      f"{', '.join(sorted(self.calibrations))})")
+        return {"calibrated": False, "reason": reason}
+
+    def _calibrated_batch(self, hyps: np.ndarray, keypoints_2d, settings: SamplingSettings) -> np.ndarray:
+        """One batch of raw hypotheses calibrated about its `settings.aggregate` of the 2D alone."""
+        if self.calibration_for(settings) is None:
+            return hyps
+        kp = centre_frame(np.asarray(keypoints_2d.cpu() if torch.is_tensor(keypoints_2d) else keypoints_2d))
+        centre = self.aggregate(hyps.astype(np.float64), settings.aggregate, keypoints_2d=kp)
+        return self.calibrate(hyps, centre, settings)
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+def _calibrations_beside(path, skeleton: Skeleton) -> dict[str, Calibration]:
+    """The calibrations in calibration.json at the top of a run or zoo folder (`load`'s path; a
+    weight file or checkpoint folder has none); one that does not fit the skeleton is a one-line
+    CheckpointError."""
+    path = Path(path)
+    calibrations = load_calibrations(path) if path.is_dir() else {}
+    for source, calibration in calibrations.items():
+        if calibration.num_joints != skeleton.num_joints:
+            raise CheckpointError(f"{path}: the {source} calibration has {calibration.num_joints} joints, the model's "
+                                  f"skeleton {skeleton.name} {skeleton.num_joints}")
+    return calibrations

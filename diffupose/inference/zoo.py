@@ -18,20 +18,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..model.checkpoint import load_model, resolve_checkpoint
 from ..utils import atomic_write_text
 
 __all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "model_path", "export_model", "card_markdown",
-           "sha256", "models_table"]
+           "sha256", "models_table", "model_summary", "RETIRED", "resolve_name", "set_card_entry"]
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo_models"
 WEIGHTS = "ema.safetensors"
 CARD = "card.json"
+
+
+# Retired names -> their successor, resolved for one release with a one-line notice.
+RETIRED: dict[str, str] = {"h36m-gt": "h36m", "h36m-det-long": "h36m-det", "h36m-det-flow": "h36m-det-fast",
+                           "h36m-det-flow-ln": "h36m-det-fast"}
+
+log = logging.getLogger("diffupose.zoo")
+
+
+def resolve_name(name: str, root: Path | None = None) -> str:
+    """A shipped model's current name: a retired name (RETIRED) resolves to its successor with one
+    notice line; any other name is returned as it is."""
+    successor = RETIRED.get(name)
+    if successor is None or (ZOO_DIR if root is None else Path(root)).joinpath(name, CARD).is_file():
+        return name
+    log.warning("zoo model %r was retired and replaced by %r (the old name works for this release only)",
+                name, successor)
+    return successor
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -53,7 +73,8 @@ def available(root: Path | None = None) -> list[str]:
 def is_zoo_name(text: str | os.PathLike, root: Path | None = None) -> bool:
     """A bare name (no path separator, not an existing path) of a shipped model."""
     text = str(text)
-    return os.sep not in text and "/" not in text and not Path(text).exists() and text in available(root)
+    return (os.sep not in text and "/" not in text and not Path(text).exists()
+            and (text in available(root) or text in RETIRED))
 
 
 def card(name: str, root: Path | None = None) -> dict[str, Any]:
@@ -70,8 +91,10 @@ def card(name: str, root: Path | None = None) -> dict[str, Any]:
 
 
 def model_dir(name: str, root: Path | None = None, verify: bool = True) -> Path:
-    """The folder of a shipped model, after checking its weights against the card's sha256."""
+    """The folder of a shipped model (a retired name: its successor's), after checking its
+    weights against the card's sha256."""
     root = ZOO_DIR if root is None else Path(root)
+    name = resolve_name(name, root)
     info = card(name, root)
     folder = root / name
     weights = folder / WEIGHTS
@@ -96,8 +119,6 @@ def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], 
                  overwrite: bool = False) -> Path:
     """Copy a run's final EMA weights and config into root/name with its card (sha256 and
     parameter count filled in here). An existing model is replaced only with overwrite=True."""
-    from ..model.checkpoint import load_model, resolve_checkpoint
-
     root = ZOO_DIR if root is None else Path(root)
     ckpt = resolve_checkpoint(run_dir, "latest")
     folder = root / name
@@ -122,11 +143,23 @@ def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], 
     return folder
 
 
+def set_card_entry(name: str, key: str, value: Any, root: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Set one entry of a shipped model's card.json (e.g. its `calibration`) and rewrite its
+    README.md from it; every other field, `weights_sha256` included, is kept as it is.
+    -> (card path, the new card)."""
+    root = ZOO_DIR if root is None else Path(root)
+    info = {**card(name, root), key: value}
+    path = root / name / CARD
+    atomic_write_text(path, json.dumps(info, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(root / name / "README.md", card_markdown(info))
+    return path, info
+
+
 def card_markdown(info: dict[str, Any]) -> str:
     """The model card for people: every field of card.json but the full config."""
     lines = [f"# Model card: `{info['name']}`", "", str(info.get("summary", "")), ""]
     for key, value in info.items():
-        if key in ("name", "summary", "config", "val_results"):
+        if key in ("name", "summary", "config", "val_results", "calibration"):
             continue
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
@@ -138,19 +171,85 @@ def card_markdown(info: dict[str, Any]) -> str:
         for r in results:
             lines.append(f"| {r['input_2d']} | {r['num_hypotheses']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
                          f"`{r['command']}` |")
+    lines += _calibration_markdown(info.get("calibration") or {})
     lines += ["", "The full training config is in `card.json` (`config`) and `config.json`.", ""]
     return "\n".join(lines)
 
 
+def _calibration_markdown(entries: dict[str, Any]) -> list[str]:
+    """The card's calibration section: per 2D source, the method, what it was fitted on and the
+    held-out numbers raw -> calibrated (`diffupose calibrate`, calibration.json beside the weights)."""
+    if not entries:
+        return []
+    lines = ["", "## Calibration", "",
+             "The hypotheses' spread is calibrated after training (`calibration.json`, applied by default; "
+             "`calibrated=False` gives the raw sampler). Held-out numbers: fitted on one half of the validation "
+             "sequences, measured on the other.", "",
+             "| 2D source | method | fitted on | calib. error raw → calibrated | 90 % band coverage raw → calibrated |",
+             "|---|---|---|---|---|"]
+
+    def pair(held, get):
+        raw, cal = get(held.get("raw") or {}), get(held.get(held.get("chosen")) or {})
+        fmt = (lambda v: "–" if v is None else f"{v:.3f}")
+        return f"{fmt(raw)} → {fmt(cal)}"
+
+    for source, entry in entries.items():
+        on, held = entry.get("fitted_on") or {}, entry.get("held_out") or {}
+        fitted = (f"{on.get('dataset', '')} {on.get('split', '')} ({', '.join(on.get('subjects') or [])}), "
+                  f"{on.get('num_rows')} rows, {on.get('keypoints_2d_name', '')}; N = {on.get('num_hypotheses')}, "
+                  f"{on.get('sampler')} {on.get('nfe')} NFE; {on.get('date', '')}")
+        lines.append(f"| {source} | {entry.get('method')} | {fitted} | "
+                     f"{pair(held, lambda f: f.get('calibration_error'))} | "
+                     f"{pair(held, lambda f: (f.get('coverage') or {}).get('0.9'))} |")
+    return lines
+
+
+def model_summary(name: str, root: Path | None = None) -> dict[str, Any]:
+    """One shipped model as a row of the chooser: name, the input it is for, frames (W), network
+    evaluations per chain (NFE), S8 val MPJPE at N = 10 on detections and on ground-truth 2D,
+    `lift` seconds per 1,000 frames (N = 10, measured at export on the card's CPU), weights size,
+    and the input kinds it is the recommended model for."""
+    root = ZOO_DIR if root is None else Path(root)
+    info = card(name, root)
+    cfg = info.get("config", {})
+    model, ev, diffusion = cfg.get("model", {}), cfg.get("eval", {}), cfg.get("diffusion", {})
+    sampler = ev.get("sampler", "ddim")
+    nfe = int(diffusion.get("num_timesteps", 100)) if sampler == "ddpm" else int(ev.get("num_steps", 5))
+
+    def val(kind: str) -> float | None:
+        rows = [r for r in info.get("val_results", []) if r.get("num_hypotheses") == 10
+                and str(r.get("input_2d", "")).lower() == kind]
+        return round(float(rows[0]["mpjpe"]), 1) if rows else None
+
+    weights = root / name / WEIGHTS
+    return {"name": name, "input": info.get("input", "-"), "frames": int(model.get("window", 1)), "nfe": nfe,
+            "val_detections_mm": val("detections"), "val_gt_2d_mm": val("gt"),
+            "lift_s_per_1000_frames": info.get("lift_seconds_per_1000_frames"),
+            "size_mb": round(weights.stat().st_size / 2 ** 20, 1) if weights.is_file() else None,
+            "recommended_for": list(info.get("recommended_for", [])), "skeleton": info.get("skeleton")}
+
+
 def models_table(root: Path | None = None) -> str:
-    """One line per shipped model: name, 2D input, N=10 val MPJPE, size (for `diffupose models`)."""
+    """The chooser `diffupose models` prints: one aligned row per shipped model (recommended ones
+    first, marked *), the columns of `model_summary`, and how to see a card."""
     names = available(root)
     if not names:
         return "no models shipped"
-    out = []
-    for name in names:
-        info = card(name, root)
-        best = [r for r in info.get("val_results", []) if r.get("num_hypotheses") == 10]
-        numbers = ", ".join(f"{r['input_2d']}: {r['mpjpe']:.1f} mm" for r in best)
-        out.append(f"{name:<12} {info.get('summary', '')}  [val MPJPE N=10 — {numbers}]")
-    return "\n".join(out)
+    rows = sorted((model_summary(n, root) for n in names), key=lambda r: (not r["recommended_for"], r["name"]))
+    fmt = (lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
+    header = ["", "name", "for input", "frames", "NFE", "det. mm", "GT 2D mm", "s/1k frames", "MB"]
+    table = [header] + [["*" if r["recommended_for"] else "", r["name"], r["input"], fmt(r["frames"]), fmt(r["nfe"]),
+                         fmt(r["val_detections_mm"]), fmt(r["val_gt_2d_mm"]), fmt(r["lift_s_per_1000_frames"]),
+                         fmt(r["size_mb"])] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {3, 4, 5, 6, 7, 8}
+    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in table]
+    recommended = [f"{kind}: {r['name']}" for r in rows for kind in r["recommended_for"]]
+    lines += ["", "* recommended" + (f" ({'; '.join(recommended)})" if recommended else ""),
+              "mm: MPJPE on Human3.6M S8 (validation, not the S9/S11 test subjects), N = 10 hypotheses, "
+              "ground-truth free; s/1k frames: `diffupose lift` of a 1,000-frame track, N = 10, on the card's CPU",
+              "`diffupose models NAME` prints a model's card; `--json` this table for scripts"]
+    if RETIRED:
+        lines.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(RETIRED.items())))
+    return "\n".join(lines)

@@ -1,4 +1,6 @@
-"""The files of a lift: `.npz` and `.json` (every hypothesis, the aggregate, the spread, the
+"""What `lift` produces and its files: `LiftResult` (hypotheses, aggregate, spread, the 90 % radius
+per joint, the input as the model saw it, root, card; `.save`), the check that none of it is NaN or inf before anything
+is written (`check_finite`), and the files: `.npz` and `.json` (every hypothesis, the aggregate, the spread, the
 card), `.bvh` of the aggregate sequence (`lifting.bvh`) and the `.html` viewer with
 `plotly.min.js` beside it (`diffupose.viz.lift_viewer`).
 
@@ -12,23 +14,110 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..data.windows import frame_numbers
-from ..errors import ConfigError
-from ..viz.curves import PLOTLY_JS_NAME
+from ..errors import ConfigError, DataError
+from ..viz.export import PLOTLY_JS_NAME
 from ..viz.lift_viewer import write_lift_viewer
 from .bvh import write_bvh
-from .result import LiftResult, check_finite
 
-__all__ = ["OUTPUT_FORMATS", "plan_outputs", "write_outputs"]
+__all__ = ["OUTPUT_FORMATS", "LiftResult", "check_finite", "plan_outputs", "write_outputs"]
 
 log = logging.getLogger("diffupose.lift")     # the name its messages always had
 
 OUTPUT_FORMATS: tuple[str, ...] = ("npz", "json", "bvh", "html")
+
+
+@dataclass
+class LiftResult:
+    """Everything `lift` produced. N samples, H hypotheses, J joints of the model's skeleton.
+
+    hypotheses: (N, H, J, 3) metres, root-relative, camera frame; aggregate: (N, J, 3) (smoothed
+    when asked); spread: (N, J) metres, mean distance of the hypotheses to their mean;
+    keypoints_2d: (N, J, 2) normalised input as the model saw it (missing joints filled);
+    keypoint_mask: (N, J) True = present in the input; root_translation: (N, 3) metres or None;
+    frame, person: (N,) where each sample came from; card: provenance and settings;
+    radius_90: (N, J) metres, the per-joint radius of the 90 % band (calibrated when the model has
+    a calibration: card["radius_90"] says which and on what data), or None.
+    """
+
+    hypotheses: np.ndarray
+    aggregate: np.ndarray
+    spread: np.ndarray
+    keypoints_2d: np.ndarray
+    keypoint_mask: np.ndarray
+    root_translation: np.ndarray | None
+    frame: np.ndarray
+    person: np.ndarray
+    skeleton: object
+    card: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    radius_90: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.hypotheses.shape[0])
+
+    @property
+    def poses_camera(self) -> np.ndarray | None:
+        """(N, J, 3) aggregate placed at the estimated root, or None without a focal length."""
+        if self.root_translation is None:
+            return None
+        return self.aggregate + self.root_translation[:, None, :]
+
+    @property
+    def present(self) -> np.ndarray:
+        """(N, J) bool, True where the joint was in the input (not missing); `keypoint_mask` is the
+        same array under its old name (kept for one release)."""
+        return self.keypoint_mask
+
+    @property
+    def camera_space(self) -> np.ndarray | None:
+        """(N, J, 3) metres: the aggregate placed in the camera frame at the estimated root
+        (`root_translation`), or None when no focal length was given."""
+        return self.poses_camera
+
+    def save(self, path: str | os.PathLike, formats: Sequence[str] = OUTPUT_FORMATS, *, overwrite: bool = False,
+             fps: float | None = None, viewer_js: str = "inline") -> dict[str, Path]:
+        """Write the result's files: `path` is a stem (or a path ending in a format's suffix),
+        `formats` any of npz, json, bvh, html; an existing file needs `overwrite=True`. All or
+        nothing (`write_outputs`). fps: the input's frame rate (default: the one the lift used,
+        else 50). viewer_js: `inline` (a self-contained page) or `file` (plotly.min.js beside it).
+        Returns {format: path} (also kept in `.files`)."""
+        fps = fps if fps is not None else float(self.card.get("fps") or 50.0)
+        return write_outputs(self, plan_outputs(path, formats, overwrite), fps=fps, viewer_js=viewer_js)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"hypotheses": self.hypotheses.astype(np.float32), "aggregate": self.aggregate.astype(np.float32),
+               "spread": self.spread.astype(np.float32), "keypoints_2d": self.keypoints_2d.astype(np.float32),
+               "present": self.present.astype(bool), "keypoint_mask": self.keypoint_mask.astype(bool),
+               "frame": self.frame.astype(str), "person": self.person.astype(np.int64)}
+        if self.root_translation is not None:
+            out["root_translation"] = self.root_translation.astype(np.float32)
+            out["camera_space"] = self.camera_space.astype(np.float32)
+        if self.radius_90 is not None:
+            out["radius_90"] = np.asarray(self.radius_90, dtype=np.float32)
+        return out
+
+
+def check_finite(result: LiftResult) -> None:
+    """One-line DataError when any output value is NaN or inf (nothing is written then)."""
+    arrays = {"hypotheses": result.hypotheses, "aggregate": result.aggregate, "spread": result.spread,
+              "keypoints_2d": result.keypoints_2d, "root_translation": result.root_translation,
+              "radius_90": result.radius_90}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        bad = ~np.isfinite(np.asarray(a, dtype=np.float64)).reshape(len(a), -1).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{result.card.get('source', 'keypoints')}: the lift of sample {i} (frame "
+                            f"{result.frame[i]}) has non-finite {name} ({int(bad.sum())} of {len(a)} samples); "
+                            f"check that input's coordinates and --image-size; nothing was written")
 
 
 def plan_outputs(out: str | os.PathLike, formats: Sequence[str] = OUTPUT_FORMATS, overwrite: bool = False
@@ -69,13 +158,16 @@ def _to_json(result: LiftResult) -> str:
     doc = {"card": result.card, "joint_names": list(result.skeleton.joint_names),
            "frame": result.frame.tolist(), "person": result.person.tolist(),
            "hypotheses": r(result.hypotheses), "aggregate": r(result.aggregate), "spread": r(result.spread),
-           "keypoints_2d": r(result.keypoints_2d), "keypoint_mask": result.keypoint_mask.tolist(),
-           "root_translation": None if result.root_translation is None else r(result.root_translation)}
+           "keypoints_2d": r(result.keypoints_2d), "present": result.present.tolist(),
+           "keypoint_mask": result.keypoint_mask.tolist(),
+           "root_translation": None if result.root_translation is None else r(result.root_translation),
+           "camera_space": None if result.root_translation is None else r(result.camera_space),
+           "radius_90": None if result.radius_90 is None else r(result.radius_90)}
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
-def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50.0, viewer_frames: int = 200
-                  ) -> dict[str, Path]:
+def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50.0, viewer_frames: int = 200,
+                  viewer_js: str = "inline") -> dict[str, Path]:
     """Write the planned files (see `plan_outputs`) all or nothing; returns {format: path}.
 
     Every file is first written to a hidden temporary beside its target, then all are renamed
@@ -95,7 +187,7 @@ def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50
         for fmt in ("bvh", "html", "npz", "json"):          # the BVH's error goes into the card first
             if fmt in paths:
                 staged[fmt] = tmp = _temporary(paths[fmt])
-                _write_one(fmt, result, tmp, paths[fmt], fps, viewer_frames)
+                _write_one(fmt, result, tmp, paths[fmt], fps, viewer_frames, viewer_js)
         _commit(staged, paths)
     except BaseException:
         for tmp in staged.values():
@@ -111,6 +203,8 @@ def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50
                 break
         raise
     written = {fmt: paths[fmt] for fmt in staged}
+    if "html" in written and viewer_js == "file":      # the script the page loads (beside it, or the report's copy above)
+        written["plotly_js"] = plotly_js if plotly_js.is_file() else folder.parent / PLOTLY_JS_NAME
     result.files = written
     return written
 
@@ -129,7 +223,8 @@ def _temporary(target: Path) -> Path:
     return Path(tmp)
 
 
-def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float, viewer_frames: int) -> None:
+def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float, viewer_frames: int,
+               viewer_js: str = "inline") -> None:
     if fmt == "bvh":
         if len(set(result.frame.tolist())) != len(result):
             log.warning("%s: several people per frame; the BVH holds the samples in file order as frames", target)
@@ -141,7 +236,7 @@ def _write_one(fmt: str, result: LiftResult, tmp: Path, target: Path, fps: float
                               "max_deviation_mm": round(error * 1000, 3),
                               "note": "fixed skeleton at the mean bone lengths; bone directions exact"}
     elif fmt == "html":
-        write_lift_viewer(result, tmp, max_frames=viewer_frames)
+        write_lift_viewer(result, tmp, max_frames=viewer_frames, plotly_js=viewer_js)
     elif fmt == "npz":
         with open(tmp, "wb") as fh:
             np.savez(fh, **result.arrays(), skeleton=np.array(result.skeleton.name),

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -43,17 +44,17 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..data.keypoints import Keypoints, check_image_range, normalize_keypoints, read_keypoints, to_skeleton
+from ..data.keypoints import (Keypoints, check_image_range, keypoints_from_array, normalize_keypoints, read_keypoints,
+                              to_skeleton)
 from ..data.windows import frame_numbers, track_windows
 from ..errors import ConfigError, DataError
 from ..geometry.projection import normalize_intrinsics
-from ..inference.aggregate import AGGREGATIONS, estimate_root_translation
+from ..inference.aggregate import AGGREGATIONS, estimate_root_translation, hypothesis_spread
 from ..inference.lifter import Lifter, SamplingSettings
 from ..model.masking import fill_missing
-from .outputs import OUTPUT_FORMATS, plan_outputs, write_outputs
-from .result import LiftResult, check_finite
+from .outputs import OUTPUT_FORMATS, LiftResult, check_finite, plan_outputs, write_outputs
 
-__all__ = ["MISSING_MODES", "lift", "lift_keypoints", "smooth_sequence", "place_root", "prepare_keypoints",
+__all__ = ["MISSING_MODES", "lift", "as_keypoints", "lift_keypoints", "check_request", "model_input", "track_times", "smooth_sequence", "place_root", "prepare_keypoints",
            "check_input", "trained_on_detections", "model_layouts", "layout_covered", "GT_ONLY_WARNING"]
 
 log = logging.getLogger("diffupose.lift")     # the name its messages always had
@@ -61,8 +62,10 @@ log = logging.getLogger("diffupose.lift")     # the name its messages always had
 # auto: mask for models trained with missing joints, fill otherwise; mask: require such a model;
 # fill: always fill (temporal interpolation in tracks, else the fitted mean pose) and pass no mask.
 MISSING_MODES: tuple[str, ...] = ("auto", "mask", "fill")
-ROOT_RELATIVE = "root-relative: metres, camera frame (x right, y down, z forward), root joint at 0"
-CAMERA_FRAME = ("camera frame: metres (x right, y down, z forward); root placed by the ground-truth-free "
+ROOT_RELATIVE = ("root-relative: metres, camera frame (x right, y down, z forward), root joint at 0 in every "
+                 "hypothesis and the aggregate")
+CAMERA_FRAME = ("hypotheses and aggregate root-relative (metres, camera frame x right, y down, z forward, root joint "
+                "at 0); camera_space = aggregate + root_translation, the root placed by the ground-truth-free "
                 "perspective fit with the given focal length, principal point at the image centre")
 
 
@@ -79,11 +82,23 @@ def check_input(kp: Keypoints, image_size=None) -> None:
     check_image_range(kp, image_size)
 
 
+def check_request(kp: Keypoints, image_size, focal_length, smooth: float, missing: str) -> None:
+    """Every check of a lift before any work, once: the options (`_check_options`) and the input
+    with its image size (`check_input`). One-line ConfigError / DataError."""
+    _check_options(kp, image_size, focal_length, smooth, missing)
+    check_input(kp, image_size)
+
+
 def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = True
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Keypoints in a file's layout -> (N, J, 2) normalised model-skeleton input with missing
     joints filled, (N, J) present mask, and counts for the card (`check_input` first)."""
     check_input(kp, image_size)
+    return _normalised(kp, skeleton, image_size, fill)
+
+
+def _normalised(kp: Keypoints, skeleton, image_size, fill: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """prepare_keypoints without the input check (the caller made it)."""
     xy, present = to_skeleton(kp.keypoints, kp.present, kp.format, skeleton)
     xy = normalize_keypoints(xy, image_size if kp.pixels else None, kp.source)
     empty = ~present.any(axis=1)
@@ -94,6 +109,12 @@ def prepare_keypoints(kp: Keypoints, skeleton, image_size=None, fill: bool = Tru
     counts = {"num_samples": int(len(xy)), "missing_joints": int((~present).sum()),
               "samples_with_missing_joints": int((~present).any(axis=1).sum())}
     return filled, present, counts
+
+
+def recentre(poses: np.ndarray) -> np.ndarray:
+    """Poses (..., J, 3) moved so that the root joint (index 0) is exactly 0: the network's root
+    output is close to 0, not exactly; outputs promise root-relative poses."""
+    return poses - poses[..., :1, :]
 
 
 def smooth_sequence(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -120,9 +141,10 @@ def place_root(poses: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray,
     return out
 
 
-def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed, batch_size):
+def _settings(lifter, num_hypotheses, aggregate, sampler, num_steps, flip, seed, batch_size, calibrated=None):
     changes = {k: v for k, v in dict(num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
-                                     num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size).items()
+                                     num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size,
+                                     calibrated=calibrated).items()
                if v is not None}
     if "aggregate" in changes and changes["aggregate"] not in AGGREGATIONS:
         raise ConfigError(f"unknown aggregation {changes['aggregate']!r}; known: {', '.join(AGGREGATIONS)}")
@@ -167,14 +189,21 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
                    **sampling) -> LiftResult:
     """Lift already-read keypoints with a loaded `Lifter` (see `lift` for the options).
 
-    Steps: check the options; prepare the input (map to the skeleton, normalise, fill missing
-    joints); choose mask or fill for the missing joints; sample and aggregate; smooth and place
-    the root; write the card."""
-    _check_options(kp, image_size, focal_length, smooth, missing)
+    Steps: check the options and the input (`check_request`); prepare the input (map to the
+    skeleton, normalise, fill missing joints); choose mask or fill for the missing joints; the
+    window of a video model; sample and aggregate; re-centre, smooth and place the root; the card."""
+    check_request(kp, image_size, focal_length, smooth, missing)
+    return _lift_checked(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
+                         missing=missing, progress=progress, fps=fps, **sampling)
+
+
+def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: float, missing: str, progress: bool,
+                  fps: float | None, **sampling) -> LiftResult:
+    """lift_keypoints after check_request."""
     settings = _settings(lifter, **{k: sampling.get(k) for k in
                                     ("num_hypotheses", "aggregate", "sampler", "num_steps", "flip", "seed",
-                                     "batch_size")})
-    keypoints_2d, present, counts = prepare_keypoints(kp, lifter.skeleton, image_size)
+                                     "batch_size", "calibrated")})
+    keypoints_2d, present, counts = _normalised(kp, lifter.skeleton, image_size, fill=True)
     if kp.pixels and trained_on_detections(lifter.config) is False:
         log.warning(GT_ONLY_WARNING.format(source=kp.source))
     layouts = model_layouts(lifter.config)
@@ -189,23 +218,31 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     condition, mask, window_card = model_input(lifter, kp, keypoints_2d, mask, fps)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
-    out = lifter.lift(condition, settings,
+    out = lifter.predict(condition, settings,
                       intrinsics=None if intrinsics is None else np.broadcast_to(intrinsics, (len(keypoints_2d), 4)),
                       keypoint_mask=mask, progress=progress)
     sample_s = time.perf_counter() - start
-    aggregate, root = _smooth_and_place(out.aggregate, keypoints_2d, present, intrinsics, smooth)
+    hypotheses = recentre(np.asarray(out.hypotheses, dtype=np.float32))
+    aggregate, root = _smooth_and_place(recentre(np.asarray(out.aggregate, dtype=np.float64)), keypoints_2d,
+                                        present, intrinsics, smooth)
     card = _card(kp, lifter, settings, image_size=image_size, focal_length=focal_length,
                  placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
                  lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
     card["window"] = window_card
-    result = LiftResult(hypotheses=np.asarray(out.hypotheses, dtype=np.float32), aggregate=aggregate,
-                        spread=np.asarray(out.spread, dtype=np.float64), keypoints_2d=keypoints_2d,
+    card["fps"] = 50.0 if fps is None else float(fps)
+    result = LiftResult(hypotheses=hypotheses, aggregate=aggregate,
+                        spread=hypothesis_spread(hypotheses).astype(np.float64), keypoints_2d=keypoints_2d,
                         keypoint_mask=present, root_translation=root, frame=np.asarray(kp.frame),
-                        person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card)
+                        person=np.asarray(kp.person), skeleton=lifter.skeleton, card=card,
+                        radius_90=getattr(out, "radius_90", None))
+    card["radius_90"] = {"meaning": RADIUS_90, **(getattr(out, "calibration", None) or {"calibrated": False})}
     check_finite(result)
     return result
 
 
+RADIUS_90 = ("per joint (N, J), metres: the radius of the 90 % band of the hypotheses (Lifter.radii): the model's "
+             "calibration when it has one (calibrated: true, with the data it was fitted on), else the raw hypotheses' "
+             "own 90 % quantile ball around their median (not calibrated)")
 # a file format -> the training layout whose lift mapping it goes through
 _LAYOUT_FAMILY = {"coco_wholebody": "coco17"}
 
@@ -345,50 +382,68 @@ def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: 
     }
 
 
+def as_keypoints(keypoints, format: str | None = None, *, scores=None, min_score: float = 0.3,
+                 people: str = "all") -> Keypoints:
+    """What `lift` accepts as keypoints -> Keypoints in the input's own layout: a `Keypoints` as it
+    is; a numpy array (F, J, 2) or (F, J, 3) (third value = score; `scores` (F, J) for 2-column
+    arrays) read as an array file would be, its frames a track 0..F-1; anything else a keypoint
+    file or OpenPose folder path (`read_keypoints`). One-line DataError on bad input."""
+    if isinstance(keypoints, Keypoints):
+        return keypoints
+    if isinstance(keypoints, np.ndarray) or (isinstance(keypoints, (list, tuple)) and keypoints
+                                            and not isinstance(keypoints[0], (str, os.PathLike))):
+        return keypoints_from_array(keypoints, format, scores=scores, min_score=min_score)
+    if scores is not None:
+        raise ConfigError("scores= goes with keypoints given as an array; a file carries its own scores")
+    return read_keypoints(keypoints, format, min_score=min_score, people=people)
+
+
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
          focal_length: float | None = None, num_hypotheses: int | None = 10, aggregate: str | None = None,
-         min_score: float = 0.3, smooth: float = 0.0, people: str = "all", missing: str = "auto",
+         min_score: float = 0.3, smooth: float = 0.0, people: str = "all", missing: str = "auto", scores=None,
          sampler: str | None = None,
          num_steps: int | None = None, flip: bool | None = None, seed: int | None = None,
-         batch_size: int | None = None, checkpoint: str = "best", device: str = "auto", out=None,
+         batch_size: int | None = None, calibrated: bool | None = None, checkpoint: str | None = None,
+         device: str = "auto", out=None,
          outputs: Sequence[str] = OUTPUT_FORMATS, overwrite: bool = False, fps: float = 50.0,
-         progress: bool = True) -> LiftResult:
+         viewer_js: str = "inline", progress: bool = True) -> LiftResult:
     """Lift a detector's 2D keypoints to 3D hypotheses.
 
-    keypoints: a file/folder path (any format of `diffupose.data.keypoints`) or a `Keypoints`.
+    keypoints: a file/folder path (any format of `diffupose.data.keypoints`), a numpy array
+    (F, J, 2|3) in the layout `format` names, or a `Keypoints` (`as_keypoints`).
     format: the file's layout, or None to detect it (a 17-joint array is read as h36m17 only when
     its geometry says so; COCO-ordered arrays need format="coco17").
-    run / lifter: a run or checkpoint directory (loaded with `Lifter.load(run, checkpoint,
-    device)`) or an already loaded `Lifter`. image_size: (W, H) pixels, needed for pixel input.
+    run / lifter: a shipped model's name (`diffupose models`), a run or checkpoint directory
+    (loaded with `Lifter.from_pretrained(run, checkpoint=..., device=...)`; checkpoint None: the
+    zoo model's final EMA weights, a run's `best`) or an already loaded `Lifter`. image_size: (W, H) pixels, needed for pixel input.
     focal_length: pixels; places the root in metric camera space (else root-relative).
     num_hypotheses / aggregate / sampler / num_steps / flip / seed / batch_size: override the
-    run's eval settings (None keeps them). min_score: keypoints scored lower are missing.
+    run's eval settings (None keeps them). calibrated: False for the raw sampler's hypotheses (None:
+    the model's calibration when it has one, `radius_90` and card["radius_90"]). min_score: keypoints scored lower are missing.
     smooth: Gaussian sigma in frames for the aggregate of a track (0 = off). people: `all` or
     `best` (one person per frame). missing: `auto` (mask for models trained with missing joints,
     fill otherwise), `mask` or `fill` (`MISSING_MODES`). fps: the input's frame rate: the BVH's
     frame time, and for a windowed model (model.window > 1) how its window's frames are resampled
     from the track (default 50, Human3.6M's rate). out: output stem or file; `outputs` picks the files written
-    (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`.
+    (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`. viewer_js: `inline` (the
+    HTML viewer works alone; default) or `file` (it loads plotly.min.js written beside it).
     Returns a LiftResult (with `.files` when `out` is given).
     """
     paths = plan_outputs(out, outputs, overwrite) if out is not None else None
     if lifter is None and run is None:
         raise ConfigError("lift needs a run directory (run=...) or a loaded Lifter (lifter=...)")
-    _check_image_size(image_size)
-    if isinstance(keypoints, Keypoints):
-        kp = keypoints
-    else:
-        kp = read_keypoints(keypoints, format, min_score=min_score, people=people)
-    _check_options(kp, image_size, focal_length, smooth, missing)
-    check_input(kp, image_size)                                 # the input, before the model is loaded
+    kp = as_keypoints(keypoints, format, scores=scores, min_score=min_score, people=people)
+    check_request(kp, image_size, focal_length, smooth, missing)     # everything, before the model is loaded
     if lifter is None:
-        lifter = Lifter.load(run, checkpoint=checkpoint, device=device)
+        lifter = Lifter.from_pretrained(run, checkpoint=checkpoint, device=device)
     kp.meta["min_score"] = min_score
-    result = lift_keypoints(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
+    result = _lift_checked(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
                             missing=missing, progress=progress, fps=fps, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
-                            num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size)
+                            num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size, calibrated=calibrated)
     result.card["run"] = str(run) if run is not None else None
     result.card["checkpoint"] = getattr(lifter, "checkpoint_card", {"checkpoint": checkpoint})
+    result.card["model"] = result.card["checkpoint"].get("model")
+    result.card["package_version"] = result.card["checkpoint"].get("package_version")
     if paths is not None:
-        write_outputs(result, paths, fps=fps)
+        write_outputs(result, paths, fps=fps, viewer_js=viewer_js)
     return result

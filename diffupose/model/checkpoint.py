@@ -28,6 +28,7 @@ from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..geometry.skeleton import Skeleton, get_skeleton
 from ..utils import atomic_path, atomic_write_text
+from .denoiser import build_denoiser
 
 __all__ = [
     "FORMAT_VERSION", "CHECKPOINT_DIR", "LATEST", "BEST", "WEIGHT_FILES",
@@ -265,8 +266,6 @@ def load_model(
     `latest`. `expect_skeleton` / `expect_dim` guard against loading a checkpoint trained on
     another skeleton or width. Raises CheckpointError with one line on any problem.
     """
-    from . import build_denoiser
-
     if which not in WEIGHT_FILES:
         raise CheckpointError(f"{path}: unknown weights {which!r}; use 'ema' or 'model'")
     path = Path(path)

@@ -29,7 +29,7 @@ from ..diffusion import diffusion_loss
 from ..errors import DiffuPoseError
 from ..evaluation.scoring import BatchScores, score_batches
 from ..inference.lifter import Lifter, SamplingSettings
-from ..inference.metrics import mpjpe
+from ..evaluation.metrics import mpjpe
 from ..model.checkpoint import BEST, CHECKPOINT_DIR, LATEST
 from ..model.masking import random_joint_mask
 from .data import TrainingData, data_identity, epoch_indices, load_training_data

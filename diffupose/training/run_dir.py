@@ -1,5 +1,6 @@
 """The run directory: whether `out_dir` is started, resumed or refused (`open_run_dir`), its
-config, environment and `history.jsonl` (`prepare_run_dir`, `append_history`, `read_history`)
+config, environment and `history.jsonl` (`prepare_run_dir`, `append_history`; `read_history`, the one
+reader of it, is `diffupose.utils`'s)
 and the run card written at the end of every `train` call (`write_run_card`).
 
     run_dir/config.json, environment.json   the run's config and where it ran
@@ -20,7 +21,7 @@ from ..config import Config
 from ..errors import CheckpointError, ConfigError
 from ..model.checkpoint import (BEST, CHECKPOINT_DIR, LATEST, has_checkpoint, read_training_state,
                                 recover_interrupted_saves)
-from ..utils import atomic_write_text, environment_info, git_commit
+from ..utils import HISTORY_FILE, atomic_write_text, environment_info, git_commit, read_history
 from .distributed import Dist
 
 __all__ = ["HISTORY_FILE", "HISTORY_KEYS", "RUN_CARD_FILE", "RESUMABLE_CHANGES", "read_history", "open_run_dir",
@@ -28,7 +29,6 @@ __all__ = ["HISTORY_FILE", "HISTORY_KEYS", "RUN_CARD_FILE", "RESUMABLE_CHANGES",
 
 log = logging.getLogger("diffupose.train")
 
-HISTORY_FILE = "history.jsonl"
 HISTORY_KEYS = ("step", "epoch", "loss", "loss_eps", "loss_2d", "lr", "samples_per_s",
                 "val_mpjpe", "val_loss", "time_s")
 RUN_CARD_FILE = "run_card.json"
@@ -37,20 +37,6 @@ RUN_CARD_FILE = "run_card.json"
 RESUMABLE_CHANGES = ("train.max_steps", "train.epochs", "train.max_minutes", "train.log_every",
                      "train.val_every", "train.checkpoint_every", "train.device", "train.amp",
                      "train.compile", "data.path", "eval.")
-
-
-def read_history(run_dir: str | os.PathLike) -> list[dict]:
-    """Rows of `history.jsonl` (safe to call while training runs: a partial last line is skipped)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def open_run_dir(run_dir: Path, cfg: Config, identity: dict, *, resume: bool, overwrite: bool,

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from ..utils import atomic_write_text
+from .export import local_plotly_js
 from .skeleton3d import COLORS, bone_polyline, equal_ranges, scene_layout, to_plot_frame
 
 __all__ = ["lift_viewer_figure", "lift_viewer_dict", "write_lift_viewer", "viewer_frame_indices"]
@@ -101,16 +103,20 @@ def lift_viewer_figure(result, max_frames: int = 200, title: str | None = None) 
     return go.Figure(lift_viewer_dict(result, max_frames=max_frames, title=title))
 
 
-def write_lift_viewer(result, path: str | os.PathLike, max_frames: int = 200) -> Path:
-    """Write the viewer page atomically; it loads `plotly.min.js` from a local copy (beside it,
-    or the report's one copy in the folder above, see viz.curves.local_plotly_js)."""
-    import plotly.io as pio
+VIEWER_JS = ("inline", "file")
 
-    from .curves import local_plotly_js
 
+def write_lift_viewer(result, path: str | os.PathLike, max_frames: int = 200, plotly_js: str = "inline") -> Path:
+    """Write the viewer page atomically. plotly_js: `inline` (default) puts plotly.js in the page,
+    which then works alone wherever it is moved (about 4.8 MB); `file` loads a local
+    `plotly.min.js` (written beside it, or the report's one copy in the folder above, see
+    viz.export.local_plotly_js), for many pages sharing one copy."""
+    if plotly_js not in VIEWER_JS:
+        raise ValueError(f"plotly_js must be one of {', '.join(VIEWER_JS)}, got {plotly_js!r}")
     path = Path(path)
     fig = lift_viewer_dict(result, max_frames=max_frames)
-    html = pio.to_html(fig, include_plotlyjs=local_plotly_js(path), full_html=True, auto_play=False,
+    include = True if plotly_js == "inline" else local_plotly_js(path)
+    html = pio.to_html(fig, include_plotlyjs=include, full_html=True, auto_play=False,
                        validate=False, config={"displaylogo": False})
     atomic_write_text(path, html)
     return path

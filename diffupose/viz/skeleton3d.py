@@ -232,16 +232,21 @@ def trajectory_figure(trajectory, skeleton: Skeleton, gt=None, title: str = "Den
     return fig
 
 
-def spread_figure(spread, skeleton: Skeleton, unit: str = "mm", title: str = "Per-joint spread of the hypotheses"
-                  ) -> go.Figure:
+def spread_figure(spread, skeleton: Skeleton, unit: str = "mm", title: str = "Per-joint spread of the hypotheses",
+                  radius=None, radius_label: str = "90 % radius") -> go.Figure:
     """spread: (J,) per-joint spread of the hypotheses, in metres -> bar chart in `unit`
-    (mm or m), one bar per joint name."""
+    (mm or m), one bar per joint name; radius: optional (J,) metres, the per-joint radius of the
+    90 % band (the Lifter's, calibrated when the model has a calibration), drawn as markers."""
     s = as_numpy(spread).reshape(-1)
     if s.shape[0] != skeleton.num_joints:
         raise ValueError(f"spread_figure: expected {skeleton.num_joints} values, got {s.shape[0]}")
     scale = 1000.0 if unit == "mm" else 1.0
-    fig = go.Figure(go.Bar(x=list(skeleton.joint_names), y=s * scale, marker_color=COLORS["spread"],
+    fig = go.Figure(go.Bar(x=list(skeleton.joint_names), y=s * scale, marker_color=COLORS["spread"], name="spread",
                            meta={"role": "spread", "index": 0}))
+    if radius is not None:
+        fig.add_trace(go.Scatter(x=list(skeleton.joint_names), y=as_numpy(radius).reshape(-1) * scale, mode="markers",
+                                 name=radius_label, marker=dict(symbol="line-ew-open", size=18, color="#c44e52"),
+                                 meta={"role": "radius_90", "index": 0}))
     fig.update_layout(title=title, yaxis_title=f"spread ({unit})", xaxis_tickangle=-45,
                       margin=dict(l=10, r=10, t=40, b=10), height=360, template="plotly_white")
     return fig

@@ -1,8 +1,9 @@
 """Figures of the probabilistic evaluation (`diffupose.evaluation.hypothesis_cache.evaluate_cache`):
 error against N per aggregator (oracles dashed and labelled), the reliability diagram of the
-quantile calibration, the spread-error scatter per joint and the most ambiguous joints/actions;
-and of the robustness matrix (`diffupose.evaluation.robustness`): error per (missing joints, pixel noise)
-cell per model, and the hypothesis spread at missing vs present joints.
+quantile calibration (and raw vs calibrated: `diffupose.evaluation.calibration`), the spread-error
+scatter per joint and the most ambiguous joints/actions; and of the robustness matrix
+(`diffupose.evaluation.robustness`): error per (missing joints, pixel noise) cell per model, and the
+hypothesis spread at missing vs present joints.
 
 Every function returns a `plotly.graph_objects.Figure` and never shows it; traces carry
 `meta={"role": ..., "oracle": bool}` so code and tests can find them.
@@ -19,8 +20,8 @@ from plotly.subplots import make_subplots
 from ..model.masking import matrix_pivot
 from ..utils import as_numpy
 
-__all__ = ["aggregator_error_figure", "reliability_figure", "spread_error_figure", "ambiguity_figure",
-           "robustness_heatmaps", "missing_spread_figure"]
+__all__ = ["aggregator_error_figure", "reliability_figure", "reliability_comparison_figure", "spread_error_figure",
+           "ambiguity_figure", "robustness_heatmaps", "missing_spread_figure"]
 
 
 def aggregator_error_figure(table: Sequence[dict[str, Any]], metric: str = "MPJPE",
@@ -55,9 +56,7 @@ def reliability_figure(calibration: dict[str, Any], joints: Sequence[str] | None
     all, thin lines).
     """
     q = list(calibration["quantiles"])
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(dash="dot", color="#888"),
-                             meta={"role": "diagonal", "oracle": False}))
+    fig = _reliability_frame()
     per_joint = calibration.get("fraction_per_joint", {})
     for joint in (joints if joints is not None else list(per_joint)):
         fig.add_trace(go.Scatter(x=q, y=per_joint[joint], mode="lines", name=joint, opacity=0.45,
@@ -66,9 +65,40 @@ def reliability_figure(calibration: dict[str, Any], joints: Sequence[str] | None
     fig.add_trace(go.Scatter(x=q, y=calibration["fraction"], mode="lines+markers", name="all joints",
                              line=dict(width=3, color="#c44e52"), meta={"role": "overall", "oracle": False}))
     err = calibration.get("error")
-    fig.update_layout(title=title or (f"Reliability diagram (calibration error {err:.3f})" if err is not None
-                                      and math.isfinite(err) else "Reliability diagram"),
-                      xaxis=dict(title="quantile level q", range=[0, 1]),
+    return _reliability_layout(fig, title or (f"Reliability diagram (calibration error {err:.3f})" if err is not None
+                                              and math.isfinite(err) else "Reliability diagram"))
+
+
+def reliability_comparison_figure(curves: dict[str, dict[str, Any]], title: str | None = None) -> go.Figure:
+    """Reliability diagrams of several band sets in one figure, e.g. raw vs calibrated.
+
+    curves: {label: figures} where figures carry "reliability" {"quantiles", "fraction"} and
+    "calibration_error" (`diffupose.evaluation.calibration` reports: their "raw" and "calibrated",
+    or a calibration file's held-out "raw", "scale" and "conformal"); None entries are skipped.
+    """
+    fig = _reliability_frame()
+    colours = {"raw": "#4c72b0", "calibrated": "#c44e52", "scale": "#dd8452", "conformal": "#55a868"}
+    for label, figures in curves.items():
+        if not figures or not figures.get("reliability"):
+            continue
+        curve, err = figures["reliability"], figures.get("calibration_error")
+        name = label + (f" (error {err:.3f})" if err is not None and math.isfinite(err) else "")
+        fig.add_trace(go.Scatter(x=list(curve["quantiles"]), y=list(curve["fraction"]), mode="lines+markers",
+                                 name=name, line=dict(width=3, color=colours.get(label.split(" ")[0])),
+                                 meta={"role": "curve", "label": label, "oracle": False}))
+    return _reliability_layout(fig, title or "Reliability diagram: raw vs calibrated")
+
+
+def _reliability_frame() -> go.Figure:
+    """A figure holding the diagonal of perfect calibration."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line=dict(dash="dot", color="#888"), meta={"role": "diagonal", "oracle": False}))
+    return fig
+
+
+def _reliability_layout(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis=dict(title="quantile level q", range=[0, 1]),
                       yaxis=dict(title="fraction of ground truths inside", range=[0, 1]),
                       template="plotly_white", height=460, width=560)
     return fig

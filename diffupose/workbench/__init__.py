@@ -4,6 +4,8 @@
   re-exports the public names of the modules below.
 - `profiles`: the report profiles as data; `progress`: the progress lines of a running report.
 - `widgets` and `explore`: the hypothesis explorer (live widget, static figures).
+- `ablations`: the paper's ablations at the size a run affords (notebook 06: short trainings of
+  variants, evaluated, beside the paper's tables).
 
 - `assets`: where the notebooks and example files are (the checkout's, else the copies shipped
   in the package), the workbench extra's check, `ReportError`.

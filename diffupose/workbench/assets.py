@@ -4,7 +4,7 @@ A checkout (an editable install) uses its own top-level `notebooks/` and `exampl
 installed wheel carries copies of both inside the package (`diffupose/_notebooks/`,
 `diffupose/_examples/`: `setup.py` copies them in at build time), so `diffupose report` runs
 from any folder. The report's other asset, `plotly.min.js`, comes from the installed plotly
-(`viz.curves.write_plotly_js`); the camera and paper tables are package data (`resources/`).
+(`viz.export.write_plotly_js`); the camera and paper tables are package data (`resources/`).
 
 Running notebooks needs the `workbench` extra (JupyterLab, papermill, nbconvert, ipykernel, ...);
 `require_workbench` says in one line what to install when it is missing.

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..viz.curves import write_plotly_js
+from ..viz.export import write_plotly_js
 from .assets import ReportError, write_page
 from .progress import PROGRESS_ENV
 

@@ -14,13 +14,15 @@ import numpy as np
 
 from ..data.windows import sample_windows
 from ..errors import DataError
+from ..evaluation.metrics import hypothesis_spread, mpjpe
+from ..evaluation.scoring import input_source_of
 from ..geometry.skeleton import Skeleton
 from ..inference.lifter import Lifter, SamplingSettings
-from ..inference.metrics import hypothesis_spread, mpjpe
+from ..viz import hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure
 
 __all__ = [
     "HypothesisResult", "subjects_and_actions", "sample_indices",
-    "find_sample", "sample_label", "sample_hypotheses", "explore_sample", "result_figures",
+    "find_sample", "sample_label", "sample_hypotheses", "explore_sample", "result_figures", "result_spread_figure",
 ]
 
 
@@ -81,7 +83,8 @@ def sample_hypotheses(lifter: Lifter, keypoints_2d, *, num_hypotheses: int = 5, 
 @dataclass
 class HypothesisResult:
     """One sample's hypotheses. Arrays in metres; `spread` is the mean distance of the
-    hypotheses to their mean, per joint (ground-truth free)."""
+    hypotheses to their mean, per joint (ground-truth free); `radius_90` the per-joint radius of
+    the 90 % band (`Lifter.radii`: calibrated when `calibration["calibrated"]`)."""
 
     index: int
     label: str
@@ -92,6 +95,8 @@ class HypothesisResult:
     aggregate: np.ndarray             # (J, 3)
     spread: np.ndarray                # (J,)
     settings: dict = field(default_factory=dict)
+    radius_90: np.ndarray | None = None   # (J,)
+    calibration: dict = field(default_factory=dict)
 
     def metrics(self) -> dict:
         """Errors in mm: the aggregate's MPJPE, the ORACLE best-of-H MPJPE (uses the ground
@@ -105,11 +110,12 @@ class HypothesisResult:
 
 
 def explore_sample(lifter: Lifter, data, index: int, *, num_hypotheses: int = 5, sampler: str = "ddim",
-                   num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean"
-                   ) -> HypothesisResult:
+                   num_steps: int = 5, seed: int = 0, flip: bool = False, aggregate: str = "mean",
+                   calibrated: bool = True) -> HypothesisResult:
     """Run the sampler on sample `index` of a PreparedData and collect everything the explorer
     shows (a windowed model reads the sample's 2D window from `data`). The aggregate never looks
-    at the ground truth."""
+    at the ground truth. With `calibrated` the hypotheses are calibrated about it when the model
+    has a calibration for the data's 2D source (`Lifter.calibrate`; the trajectory stays raw)."""
     kp = np.asarray(data.keypoints_2d[index], dtype=np.float32)
     condition = np.asarray(sample_windows(data, [index], lifter.window)[0], dtype=np.float32)
     hyps, trajectory = sample_hypotheses(lifter, condition, num_hypotheses=num_hypotheses, sampler=sampler,
@@ -117,25 +123,35 @@ def explore_sample(lifter: Lifter, data, index: int, *, num_hypotheses: int = 5,
     intrinsics = np.asarray(data.intrinsics[index], dtype=np.float64)
     agg = lifter.aggregate(hyps[None], aggregate, keypoints_2d=kp[None],
                            intrinsics=None if np.isnan(intrinsics).any() else intrinsics[None])[0]
+    settings = SamplingSettings(aggregate=aggregate, calibrated=bool(calibrated))
+    source = input_source_of(data, "file")
+    hyps = lifter.calibrate(hyps[None], agg[None], settings, source)[0]
     return HypothesisResult(
         index=int(index), label=sample_label(data, index), keypoints_2d=kp,
         gt=np.asarray(data.poses_3d[index], dtype=np.float64), hypotheses=hyps, trajectory=trajectory,
         aggregate=np.asarray(agg, dtype=np.float64), spread=hypothesis_spread(hyps[None])[0],
         settings=dict(num_hypotheses=int(num_hypotheses), sampler=sampler, num_steps=int(num_steps),
                       seed=int(seed), flip=bool(flip), aggregate=aggregate),
+        radius_90=lifter.radii(hyps[None], settings, 0.9, source)[0],
+        calibration=lifter.calibration_card(settings, source),
     )
 
 
 def result_figures(result: HypothesisResult, skeleton: Skeleton) -> dict:
     """The explorer's plotly figures for one result: `input_2d`, `hypotheses_3d` (with ground
     truth and aggregate), `spread`, `trajectory` (slider over denoising steps)."""
-    from ..viz import hypotheses_3d_figure, pose_2d_figure, spread_figure, trajectory_figure
-
     return {
         "input_2d": pose_2d_figure(result.keypoints_2d, skeleton, title=f"2D input: {result.label}"),
         "hypotheses_3d": hypotheses_3d_figure(result.hypotheses, skeleton, gt=result.gt,
                                               aggregate=result.aggregate,
                                               title=f"{result.hypotheses.shape[0]} hypotheses: {result.label}"),
-        "spread": spread_figure(result.spread, skeleton),
+        "spread": result_spread_figure(result, skeleton),
         "trajectory": trajectory_figure(result.trajectory, skeleton, gt=result.gt),
     }
+
+
+def result_spread_figure(result: HypothesisResult, skeleton: Skeleton):
+    """The per-joint spread of a result with its 90 % radius per joint (calibrated or not, as the
+    legend says)."""
+    label = "90 % radius (" + ("calibrated" if result.calibration.get("calibrated") else "raw, not calibrated") + ")"
+    return spread_figure(result.spread, skeleton, radius=result.radius_90, radius_label=label)

@@ -26,8 +26,10 @@ Profiles
 - `h36m`: Human3.6M 17-joint ground truth 2D from `../shared/data/h36m`, S8 held out, preset
   `h36m_cpu`; evaluated on `test` (S9, S11) when present, else on `val` (S8).
 - `h36m_sh`: Human3.6M with the real Stacked Hourglass detections (`h36m_2d_sh_*.npz`, the
-  projected ground truth kept beside them), S8 held out, detection-ready preset `h36m_sh_cpu`;
-  notebook 10 fills the paper's Table I layout from the detections.
+  projected ground truth kept beside them), S8 held out, detection-ready preset `h36m_det_cpu`
+  (missing-joint masking); notebook 10 fills the paper's Table I layout from the detections.
+  `--set preset=h36m_det_video_cpu` trains the windowed model instead (a 27-frame 2D window;
+  its rows say T = 27 †).
 - `paper`: the paper's GPU settings (full presets, DDPM and DDIM sweeps, full ablations).
 """
 from __future__ import annotations
@@ -179,17 +181,17 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "h36m_sh": {
         "description": "Human3.6M with real Stacked Hourglass 2D detections (../shared/data/h36m), S8 held out, "
-                       "CPU preset h36m_sh_cpu (detection-ready)",
+                       "CPU preset h36m_det_cpu (detection-ready, missing-joint masking)",
         "params": {
             **_COMMON,
             "dataset": "h36m", "data_dir": "../shared/data/h36m", "keypoints": "sh",
             "allow_pickle": False, "val_subjects": ["S8"], "stride": 1, "num_frames": 0,
-            "preset": "h36m_sh_cpu",
+            "preset": "h36m_det_cpu",
             "hypothesis_counts": [1, 10], "max_samples": 10000, "num_examples": 4, "num_hypotheses": 10,
             "speed_steps": [2, 5, 10], "speed_hypotheses": [1, 10], "speed_ddpm": False,
             "speed_max_samples": 300,
             "ablation_steps": 1000, "ablation_dims": [128, 256], "ablation_hypotheses": [1, 10],
-            "ablation_batch_size": 256, "ablation_max_samples": 2000, "ablation_preset": "h36m_sh_cpu",
+            "ablation_batch_size": 256, "ablation_max_samples": 2000, "ablation_preset": "h36m_det_cpu",
             "ablations_to_run": [],
             "cache_hypotheses": 20, "hypothesis_prefixes": [1, 5, 10, 20], "uncertainty_max_samples": 1000,
             "detection_max_samples": 10000, "detection_hypotheses": [1, 10],

@@ -4,7 +4,8 @@ The report runner (`diffupose.workbench.reports.run_report`) gives each notebook
 progress file in the environment variable DIFFUPOSE_PROGRESS_FILE. Inside the kernel,
 `reports.setup_notebook()` forwards the `diffupose` loggers to that file (`ProgressFileHandler`)
 and `reports.TrainingCurveDisplay` writes one event per training history row (step, loss,
-validation MPJPE, steps/s, ETA). Every event is one JSON line appended to the file. The runner
+validation MPJPE, steps/s, ETA). Every event is one JSON line appended to the file (`emit`,
+which lives in `diffupose.utils` so that every floor may report progress). The runner
 reads the file while the notebook runs (`ProgressTail`, a thread) and prints each event as one
 log line on its own terminal, throttled (`min_interval_s`), together with the cell being run
 (`cell i/n`, elapsed time) that papermill reports. The executed notebook keeps only its
@@ -24,46 +25,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..utils import eta_seconds, format_duration
+from ..utils import PROGRESS_ENV, emit, eta_seconds, format_duration, progress_file
 
 __all__ = [
     "PROGRESS_ENV", "progress_file", "emit", "ProgressFileHandler", "TrainingProgress", "format_duration",
     "format_event", "ProgressTail",
 ]
 
-PROGRESS_ENV = "DIFFUPOSE_PROGRESS_FILE"
-
 log = logging.getLogger(__name__)
-
-
-def progress_file() -> Path | None:
-    """The progress file of the report this process runs in (None outside a report)."""
-    value = os.environ.get(PROGRESS_ENV, "").strip()
-    return Path(value) if value else None
-
-
-def emit(kind: str, **fields: Any) -> bool:
-    """Append one event to the progress file (no-op outside a report). Never raises: progress
-    must not break the work it reports on. Returns whether the event was written."""
-    path = progress_file()
-    if path is None:
-        return False
-    event = {"kind": kind, "time": time.time(), **fields}
-    try:
-        line = json.dumps(event, default=str, allow_nan=False)
-    except ValueError:  # NaN/inf in a field: write them as strings
-        line = json.dumps({k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
-                           for k, v in event.items()}, default=str)
-    try:
-        # one write() of one line with O_APPEND: lines of several writers never interleave
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-    return True
 
 
 class ProgressFileHandler(logging.Handler):

@@ -34,7 +34,7 @@ from ..config import apply_overrides, preset
 from ..errors import ConfigError
 from ..utils import environment_info
 from ..viz import record_metrics
-from ..viz.curves import write_plotly_js
+from ..viz.export import write_plotly_js
 from .assets import ReportError, notebook_dir, require_workbench, with_installed_paths
 from .execute import NotebookFailed, check_kernel, declared_parameters, execute_notebook, notebook_to_html
 from .index_page import write_index

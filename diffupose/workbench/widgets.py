@@ -37,7 +37,7 @@ from ..geometry.skeleton import Skeleton
 from ..inference.lifter import Lifter
 from ..viz import hypotheses_3d_figure, pose_2d_figure, spread_figure
 from ..viz.skeleton3d import equal_ranges, hypotheses_3d_traces, scene_layout, step_label, trajectory_step_traces
-from .explore import (HypothesisResult, explore_sample, result_figures, sample_indices,
+from .explore import (HypothesisResult, explore_sample, result_figures, result_spread_figure, sample_indices,
                       subjects_and_actions)
 
 __all__ = ["HypothesisExplorer", "GalleryItem", "static_gallery", "gallery_figure",
@@ -308,7 +308,7 @@ class HypothesisExplorer:
         self._set("hypotheses_3d", hypotheses_3d_figure(r.hypotheses, self.skeleton, gt=r.gt, aggregate=r.aggregate,
                                                         title=f"{r.hypotheses.shape[0]} hypotheses"))
         self._set("input_2d", pose_2d_figure(r.keypoints_2d, self.skeleton))
-        self._set("spread", spread_figure(r.spread, self.skeleton))
+        self._set("spread", result_spread_figure(r, self.skeleton))
         num_steps = r.trajectory.shape[0] - 1
         if self.live:  # fixed axes over all steps of this trajectory; the camera is kept
             ranges = equal_ranges(r.trajectory, r.gt)

@@ -18,7 +18,9 @@ per-group counts on request (`return_nan=True` -> `(table, num_nan_samples)`); w
 `nan_policy="raise"` a table refuses them with a DataError instead. `num_nan_samples` holds one
 count per group plus the total under "Average".
 
-Probabilistic metrics (hypothesis sets, ground truth needed only to score, never to choose):
+Probabilistic metrics (hypothesis sets, ground truth needed only to score, never to choose;
+the hypothesis spread, which the Lifter reports, is `inference.aggregate.hypothesis_spread`,
+re-exported here):
 - quantile calibration (`quantile_calibration`): per joint, the fraction of samples whose
   ground-truth distance to the hypotheses' per-coordinate median is below the q-quantile of the
   hypotheses' own distances to that median, for q = 0.05 ... 0.95; calibration error =
@@ -26,6 +28,8 @@ Probabilistic metrics (hypothesis sets, ground truth needed only to score, never
 - spread-error agreement (`spread_error_spearman`): Spearman rank correlation (ties averaged,
   scipy's ranks) between per-joint spread and per-joint error, per sample (across joints) and per
   joint type (across samples);
+- ranking (`auroc`): the area under the ROC curve of a confidence score for flagging bad poses,
+  from the ranks (Mann-Whitney), no sklearn;
 - PCK (`pck`): fraction of joints closer than a threshold (150 mm);
 - Correct Poses Score (`correct_poses_score`): area under the correct-poses curve, a pose being
   correct at threshold t when all its joints are closer than t, integrated over t in 0-300 mm
@@ -41,6 +45,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..geometry.rotations import procrustes_align as _procrustes
+from ..inference.aggregate import hypothesis_spread   # the Lifter reports it: it sits on the inference floor
+from ..inference.calibration import CALIBRATION_QUANTILES, quantile_bands   # the Lifter's bands: inference floor
 from ..utils import as_numpy
 
 log = logging.getLogger(__name__)
@@ -51,13 +57,13 @@ __all__ = [
     "hypothesis_errors", "mean_of_hypotheses", "oracle_best_of_h", "per_joint_spread",
     "hypothesis_spread", "hypothesis_metrics",
     "action_table", "subject_table", "subject_action_table", "nan_counts",
-    "calibration_indicators", "quantile_calibration", "rankdata", "spearman", "spread_error_spearman",
+    "calibration_indicators", "band_indicators", "degenerate_joints", "quantile_calibration", "reliability",
+    "rankdata", "spearman", "spread_error_spearman", "auroc",
     "pck", "per_joint_pck", "correct_poses_score", "grouped_mean",
 ]
 
 AVERAGE = "Average"
 NAN_POLICIES: tuple[str, ...] = ("exclude", "raise")
-CALIBRATION_QUANTILES = np.round(np.arange(0.05, 0.951, 0.05), 2)   # 0.05, 0.10, ..., 0.95
 PCK_THRESHOLD = 0.150        # metres (150 mm)
 CPS_MAX_THRESHOLD = 0.300    # metres (300 mm)
 
@@ -162,16 +168,6 @@ def oracle_best_of_h(hyps, gt) -> np.ndarray:
     hyps: (B, H, J, 3), gt: (B, J, 3) -> (B,)
     """
     return hypothesis_errors(hyps, gt).min(axis=1)
-
-
-def hypothesis_spread(hyps) -> np.ndarray:
-    """Mean distance of the hypotheses to their mean, per sample and joint (ground-truth free).
-
-    hyps: (B, H, J, 3) -> (B, J)
-    """
-    hyps, _ = _hyps(hyps)
-    centre = hyps.mean(axis=1, keepdims=True)
-    return np.linalg.norm(hyps - centre, axis=-1).mean(axis=1)
 
 
 def per_joint_spread(hyps) -> np.ndarray:
@@ -342,7 +338,8 @@ def calibration_indicators(hyps, gt, quantiles=CALIBRATION_QUANTILES) -> np.ndar
     """Per sample, joint and level q: is the ground truth inside the hypotheses' q-ball?
 
     centre = per-coordinate median of the H hypotheses; r_q = q-quantile of the hypotheses'
-    distances to the centre; indicator = |gt - centre| < r_q. The quantile is the order
+    distances to the centre (`inference.calibration.quantile_bands`, which the Lifter's
+    calibrated bands share); indicator = |gt - centre| < r_q. The quantile is the order
     statistic at rank q (H + 1) (linear interpolation between ranks, i.e. `np.quantile` at level
     (q (H + 1) - 1) / (H - 1), clipped to [0, 1]): if the ground truth were one more draw of the
     sampler its rank among the H + 1 distances would be uniform, so the mean indicator is q for
@@ -351,15 +348,16 @@ def calibration_indicators(hyps, gt, quantiles=CALIBRATION_QUANTILES) -> np.ndar
     hyps: (B, H, J, 3), gt: (B, J, 3), quantiles: (Q,) in (0, 1) -> (B, Q, J) bool
     """
     hyps, gt = _hyps(hyps, gt)
-    q = np.asarray(quantiles, dtype=np.float64)
-    assert q.ndim == 1 and ((q > 0) & (q < 1)).all(), f"quantiles must lie in (0, 1), got {q}"
-    centre = np.median(hyps, axis=1)                                     # (B, J, 3)
-    spread = np.linalg.norm(hyps - centre[:, None], axis=-1)             # (B, H, J)
-    num_h = hyps.shape[1]
-    level = np.clip((q * (num_h + 1) - 1) / max(num_h - 1, 1), 0.0, 1.0)
-    radius = np.moveaxis(np.quantile(spread, level, axis=1), 0, 1)       # (B, Q, J)
-    distance = np.linalg.norm(gt - centre, axis=-1)                      # (B, J)
-    return distance[:, None, :] < radius
+    centre, radius = quantile_bands(hyps, quantiles)                     # (B, J, 3), (B, Q, J)
+    return band_indicators(centre, radius, gt)
+
+
+def band_indicators(centre, radius, gt) -> np.ndarray:
+    """Is the ground truth inside the ball? centre: (B, J, 3), radius: (B, Q, J), gt: (B, J, 3)
+    -> (B, Q, J) bool, |gt - centre| < radius (the hypotheses' own balls: `calibration_indicators`;
+    a calibration's bands: `inference.calibration.Calibration.bands`)."""
+    distance = np.linalg.norm(_to_numpy(gt) - _to_numpy(centre), axis=-1)   # (B, J)
+    return distance[:, None, :] < _to_numpy(radius)
 
 
 def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, actions=None,
@@ -380,9 +378,7 @@ def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, ac
         hyps, gt = _hyps(hyps, gt)
         finite = np.isfinite(hyps).all(axis=(1, 2, 3)) & np.isfinite(gt).all(axis=(1, 2))
         ind = calibration_indicators(hyps, gt, q).astype(np.float64)
-        h_ok, g_ok = hyps[finite], gt[finite]
-        informative = ~((np.ptp(h_ok, axis=1).max(axis=-1) == 0).all(axis=0)
-                        & (np.abs(g_ok - h_ok[:, 0]).max(axis=-1) == 0).all(axis=0))   # (J,)
+        informative = ~degenerate_joints(hyps[finite], gt[finite]).all(axis=0)   # (J,)
     else:
         ind = np.asarray(indicators, dtype=np.float64)
         finite = np.ones(ind.shape[0], dtype=bool)
@@ -393,14 +389,8 @@ def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, ac
     ind_ok = ind[finite][..., informative]                                 # (B', Q, J')
     names = list(joint_names) if joint_names is not None else [str(j) for j in range(ind.shape[2])]
     names = [n for n, keep in zip(names, informative) if keep]
-    frac_joint = ind_ok.mean(axis=0)                                       # (Q, J')
-    err_joint = np.abs(frac_joint - q[:, None]).mean(axis=0)               # (J',)
     out = {
-        "quantiles": q.tolist(),
-        "fraction": frac_joint.mean(axis=1).tolist(),
-        "fraction_per_joint": {n: frac_joint[:, j].tolist() for j, n in enumerate(names)},
-        "error": float(err_joint.mean()) if err_joint.size else float("nan"),
-        "error_per_joint": dict(zip(names, map(float, err_joint))),
+        **reliability(ind_ok.mean(axis=0), q, names),
         "num_samples": int(ind.shape[0]),
         "num_nan_samples": int((~finite).sum()),
     }
@@ -412,6 +402,34 @@ def quantile_calibration(hyps=None, gt=None, quantiles=CALIBRATION_QUANTILES, ac
             per_action[action] = float(np.abs(frac - q[:, None]).mean())
         out["per_action"] = _with_average(per_action)
     return out
+
+
+def degenerate_joints(hyps, gt) -> np.ndarray:
+    """Per sample, the joints that carry no information for calibration: every hypothesis and the
+    ground truth identical (the root of root-relative poses). hyps: (B, H, J, 3), gt: (B, J, 3)
+    -> (B, J) bool; a joint degenerate in every sample is left out of the calibration tables."""
+    hyps, gt = _hyps(hyps, gt)
+    return (np.ptp(hyps, axis=1).max(axis=-1) == 0) & (np.abs(gt - hyps[:, 0]).max(axis=-1) == 0)
+
+
+def reliability(fraction_per_joint, quantiles=CALIBRATION_QUANTILES, joint_names: Sequence[str] | None = None) -> dict:
+    """The reliability curve and calibration error of observed fractions.
+
+    fraction_per_joint: (Q, J) fraction of ground truths inside the q-band of each joint;
+    quantiles: (Q,) -> {"quantiles", "fraction" (Q,) mean over joints, "fraction_per_joint"
+    {joint: [Q]}, "error": mean over joints of mean_q |fraction - q|, "error_per_joint"}
+    """
+    q = np.asarray(quantiles, dtype=np.float64)
+    frac_joint = np.asarray(fraction_per_joint, dtype=np.float64).reshape(len(q), -1)
+    names = list(joint_names) if joint_names is not None else [str(j) for j in range(frac_joint.shape[1])]
+    err_joint = np.abs(frac_joint - q[:, None]).mean(axis=0)               # (J,)
+    return {
+        "quantiles": q.tolist(),
+        "fraction": frac_joint.mean(axis=1).tolist(),
+        "fraction_per_joint": {n: frac_joint[:, j].tolist() for j, n in enumerate(names)},
+        "error": float(err_joint.mean()) if err_joint.size else float("nan"),
+        "error_per_joint": dict(zip(names, map(float, err_joint))),
+    }
 
 
 def rankdata(x, axis: int = -1) -> np.ndarray:
@@ -477,6 +495,22 @@ def spread_error_spearman(spread, errors, actions=None, joint_names: Sequence[st
     if actions is not None:
         out["per_action"] = grouped_mean(per_sample, actions, order)
     return out
+
+
+def auroc(scores, positive) -> float:
+    """Area under the ROC curve of `scores` for flagging the `positive` samples: the probability
+    that a positive scores above a negative (ties count half), from the ranks of the scores
+    (Mann-Whitney U / (n_pos n_neg)). scores: (B,), positive: (B,) bool; non-finite scores are
+    left out -> float, NaN when a class is empty."""
+    scores, positive = _to_numpy(scores).reshape(-1), np.asarray(positive, dtype=bool).reshape(-1)
+    assert scores.shape == positive.shape, f"scores {scores.shape} / positive {positive.shape}"
+    ok = np.isfinite(scores)
+    scores, positive = scores[ok], positive[ok]
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def pck(pred, gt, threshold: float = PCK_THRESHOLD) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The paper's ablations at the size a run can afford (notebook 06).
+"""The paper's ablations at the size a run can afford (notebook 06). They train, so they sit on
+the workbench floor, above training and evaluation.
 
 - `ddim_speed_rows`: Table VI — DDIM steps (and DDPM) vs poses/s and MPJPE at N=1/N=10, on
   one trained run.
@@ -27,8 +28,8 @@ from ..inference.lifter import Lifter
 from ..model import build_denoiser, count_parameters
 from ..training import train
 from ..utils import resolve_device
-from .protocols import evaluate
-from .reference import paper_table, table4, table5, table6
+from ..evaluation.protocols import evaluate
+from ..evaluation.reference import paper_table, table4, table5, table6
 
 __all__ = ["ABLATIONS", "ddim_speed_rows", "ablation_variants", "ablation_base_config", "train_variants",
            "evaluate_variants", "schedule_rows", "dim_rows", "denoiser_rows", "average_mpjpe"]
