@@ -4,6 +4,7 @@ running report (`emit`, read by `workbench.progress`)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import json
 import math
@@ -147,6 +148,30 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> dict:
+    """This CPU as /proc/cpuinfo says: {"model": model name, "flags": set of feature flags};
+    empty where the file is absent (not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "flags": frozenset()}
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model") and model is None:
+            model = value.strip()
+        elif key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return {"model": model or platform.processor() or platform.machine(), "flags": frozenset(flags)}
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX-BF16; Arm BF16), read
+    from /proc/cpuinfo; elsewhere bf16 autocast is emulated and slower than fp32."""
+    return bool(cpu_info()["flags"] & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def environment_info() -> dict:
     """Provenance recorded with every run and report: commit, python, library versions, device."""
     import torch
@@ -164,6 +189,7 @@ def environment_info() -> dict:
         "versions": versions,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "num_threads": torch.get_num_threads(),
+        "cpu": cpu_info()["model"], "cpu_count": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
     }
 
 

@@ -135,3 +135,28 @@ def test_readme_python_example_runs():
         os.chdir(cwd)
     result = namespace["result"]
     assert result.hypotheses.shape[1:] == (10, 17, 3) and np.isfinite(result.aggregate).all()
+
+
+def test_precision_auto_uses_bf16_only_where_it_is_native_and_safe(monkeypatch):
+    import torch
+
+    from diffupose.inference import lifter as lifter_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(lifter_module, "cpu_has_native_bf16", lambda: True)
+    assert lifter_module.sampling_dtype("auto", cpu, "v") is torch.bfloat16
+    assert lifter_module.sampling_dtype("auto", cpu, "eps") is None          # eps: x0 magnifies rounding
+    assert lifter_module.sampling_dtype("fp32", cpu, "v") is None
+    assert lifter_module.sampling_dtype("bf16", cpu, "eps") is torch.bfloat16
+    monkeypatch.setattr(lifter_module, "cpu_has_native_bf16", lambda: False)
+    assert lifter_module.sampling_dtype("auto", cpu, "v") is None             # emulated bf16 is slower
+
+
+def test_lift_records_its_precision_and_evaluation_stays_fp32(run_dir):
+    from diffupose.config import EvalConfig
+
+    result = Lifter.from_pretrained(run_dir).lift(COCO, image_size=SIZE, **FAST)
+    assert result.card["sampling"]["precision"] == "auto"
+    assert EvalConfig().precision == "fp32"
+    fp32 = Lifter.from_pretrained(run_dir).lift(COCO, image_size=SIZE, precision="fp32", **FAST)
+    assert fp32.card["sampling"]["precision"] == "fp32"

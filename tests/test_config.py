@@ -136,8 +136,9 @@ def test_eval_config_shares_the_sampling_fields_once(tmp_path):
     assert isinstance(ev, SamplingConfig) and issubclass(SamplingSettings, SamplingConfig)
     sampling = {f.name for f in fields(SamplingConfig)}
     assert sampling == {"num_hypotheses", "sampler", "num_steps", "eta", "flip", "aggregate", "batch_size", "seed",
-                        "input_source", "calibrated"}
+                        "input_source", "calibrated", "precision"}
     assert {f.name for f in fields(EvalConfig)} - sampling == {"protocol", "checkpoint", "max_samples", "input_2d"}
+    assert SamplingConfig().precision == "fp32"               # the same numbers on every machine
     settings = SamplingSettings.from_eval_config(ev)
     assert (settings.num_hypotheses, settings.sampler, settings.flip) == (3, "ddpm", False)
     assert SamplingSettings() == SamplingSettings.from_eval_config(EvalConfig())      # the same defaults
@@ -150,7 +151,8 @@ def test_eval_config_shares_the_sampling_fields_once(tmp_path):
     path.write_text(json.dumps(d))
     cfg = Config.from_json(path)
     assert cfg.eval == EvalConfig() and json.loads(cfg.to_json())["eval"] == {**old, "input_source": "auto",
-                                                                                   "calibrated": True}
+                                                                                   "calibrated": True,
+                                                                                   "precision": "fp32"}
     assert apply_overrides(cfg, ["eval.num_hypotheses=7", "eval.flip=no"]).eval.num_hypotheses == 7
 
 

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import INPUT_SOURCES, SOURCE_INDEX, Config, EvalConfig, SamplingConfig
+from ..config import INPUT_SOURCES, PRECISIONS, SOURCE_INDEX, Config, EvalConfig, SamplingConfig
 from ..diffusion import FlowPath, NoiseSchedule, build_process, check_sampler, make_sampler, sample, sampler_class
 from ..errors import CheckpointError, ConfigError
 from ..geometry.skeleton import Skeleton, centre_frame
 from ..model.checkpoint import load_model
-from ..utils import resolve_device
+from ..utils import cpu_has_native_bf16, resolve_device
 from . import zoo
 from .aggregate import AGGREGATIONS, aggregate, hypothesis_spread
 from .calibration import Calibration, load_calibrations, quantile_bands
@@ -72,6 +72,20 @@ def checkpoint_for_split(requested: str, eval_split: str | None, selection_split
     return requested
 
 
+def sampling_dtype(precision: str, device: torch.device, prediction: str = "v") -> torch.dtype | None:
+    """The autocast dtype of the network while sampling (SamplingConfig.precision): bf16 for `bf16`;
+    for `auto`, bf16 on a CPU with native bf16 or a CUDA device that supports it unless the model
+    predicts eps (`prediction`, config.diffusion.prediction; a flow model's velocity counts as v);
+    None (fp32) else."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and prediction != "eps":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    return None
+
+
 def _package_version() -> str | None:
     """The installed diffupose version (package metadata; None when not installed)."""
     try:
@@ -91,6 +105,8 @@ class SamplingSettings(SamplingConfig):
             raise ConfigError(f"unknown input_source {self.input_source!r}; known: {', '.join(INPUT_SOURCES)}")
         if self.aggregate not in AGGREGATIONS:
             raise ConfigError(f"unknown aggregation {self.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
         for name in ("num_hypotheses", "num_steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -279,6 +295,7 @@ class Lifter:
             extra["input_source"] = SOURCE_INDEX[self.input_source(settings)] if source is None else source
         return sample(self.denoiser, self.schedule, y, num_hypotheses=settings.num_hypotheses,
                       sampler=sampler, flip=settings.flip, skeleton=self.skeleton,
+                      autocast_dtype=sampling_dtype(settings.precision, self.device, self._prediction()),
                       generator=generator if generator is not None else self.generator(settings.seed),
                       return_trajectory=return_trajectory, noise=noise, **extra)
 
@@ -306,6 +323,11 @@ class Lifter:
                         "--sampler %s --steps %d", self.config.train.reflow_times, settings.sampler,
                         self.sampler_for(settings).nfe, ", ".join(f"{t:g}" for t in missing), own.sampler,
                         own.num_steps)
+
+    def _prediction(self) -> str:
+        """What the network's 3D output is, for the precision rule: a flow model's velocity is v."""
+        diffusion = self.config.diffusion
+        return "v" if diffusion.objective == "flow" else diffusion.prediction
 
     @staticmethod
     def input_source(settings: SamplingSettings) -> str:

@@ -39,7 +39,7 @@ class Lifter(_Engine):
              focal: float | None = None, hypotheses: int = 10, min_score: float = 0.3, people: str = "all",
              missing: str = "auto", smooth: float = 0.0, fps: float = 50.0, aggregate: str | None = None,
              sampler: str | None = None, steps: int | None = None, flip: bool | None = None,
-             seed: int | None = None, progress: bool = False, **options: Any) -> LiftResult:
+             seed: int | None = None, precision: str = "auto", progress: bool = False, **options: Any) -> LiftResult:
         """Lift 2D keypoints to 3D.
 
         keypoints: a numpy array (F, J, 2) or (F, J, 3) (x, y[, score]) of F frames in the
@@ -58,6 +58,8 @@ class Lifter(_Engine):
             "mask" or "fill". smooth: Gaussian sigma in frames for the aggregate of a track.
         fps: the input's frame rate (BVH frame time; the spacing of a video model's window).
         aggregate / sampler / steps / flip / seed: override the model's own sampling settings.
+        precision: "auto" (bf16 on CPUs with native bf16 for v / flow models: about 2x faster,
+            within 0.1 mm), "bf16" or "fp32".
         options: the remaining `diffupose.lifting.pipeline.lift` options (batch_size, out,
             outputs, overwrite).
 
@@ -68,4 +70,5 @@ class Lifter(_Engine):
         return _lift_pipeline(keypoints, lifter=self, format=layout, image_size=image_size, scores=scores,
                               focal_length=focal, num_hypotheses=hypotheses, min_score=min_score, people=people,
                               missing=missing, smooth=smooth, fps=fps, aggregate=aggregate, sampler=sampler,
-                              num_steps=steps, flip=flip, seed=seed, progress=progress, **options)
+                              num_steps=steps, flip=flip, seed=seed, precision=precision, progress=progress,
+                              **options)

@@ -2,34 +2,18 @@
 (`lr_factor`, `build_lr_scheduler`) and whether to torch.compile (`should_compile`)."""
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 import shutil
-from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..config import COMPILE_AUTO_MIN_STEPS, LR_SCHEDULES, TrainConfig
 from ..errors import ConfigError
+from ..utils import cpu_has_native_bf16
 
 __all__ = ["cpu_has_native_bf16", "amp_dtype", "lr_factor", "build_lr_scheduler", "should_compile"]
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX-BF16; Arm BF16), read
-    from /proc/cpuinfo; elsewhere bf16 autocast is emulated and slower than fp32."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def amp_dtype(mode: str, device: torch.device | str) -> torch.dtype | None:
