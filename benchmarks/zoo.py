@@ -25,6 +25,9 @@ import argparse
 import json
 import logging
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +71,33 @@ def val_results(run_dir: Path, data: Path, name: str, max_samples: int, detectio
     return rows
 
 
+PROTOCOL = ("{dataset} validation split (held-out training data, never a test split), a seeded {max_samples:,}-sample "
+            "subset, final EMA weights (no checkpoint selection), the model's own sampler ({sampler}), N hypotheses "
+            "each averaged with its mirrored twin (flip), their mean; ground-truth free: no ground-truth root, "
+            "scale or alignment enters the pose (P-MPJPE aligns by Procrustes after the fact), no re-centring")
+TEST_NOTE_H36M = ("These are Human3.6M S8 validation numbers, not Human3.6M test numbers (S9, S11), which are "
+                  "not shipped: with your own copy, `diffupose prepare --dataset h36m --data-dir YOUR_H36M "
+                  "--keypoints sh --val-subjects S8 --out test.npz` puts S9 and S11 in the test split (--keypoints gt "
+                  "for ground-truth 2D; your own detections: docs/data.md), then run the evaluate commands below with "
+                  "--data test.npz --split test.")
+TEST_NOTE_HUMANEVA = ("These are numbers on held-out Train chunks, not the HumanEva-I Validate split (the protocol's "
+                      "test set), which is not shipped: with your own copy, `diffupose prepare --dataset humaneva "
+                      "--data-dir YOUR_HUMANEVA --keypoints gt --allow-pickle --out test.npz` puts Validate in the "
+                      "test split, then run the evaluate commands below with --data test.npz --split test.")
+
+
+def lift_seconds(name: str, data_dir: str | None) -> float:
+    """`diffupose lift` of a 1,000-frame COCO-17 track, N = 10, end to end on this CPU
+    (benchmarks/lift_speed.py, best of 2), in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speed.json"
+        cmd = [sys.executable, str(Path(__file__).with_name("lift_speed.py")), "--run", name, "--repeats", "2",
+               "--json", str(out)] + (["--data-dir", str(data_dir)] if data_dir else [])
+        subprocess.run(cmd, check=True)
+        rows = json.loads(out.read_text())["rows"]
+    return round(min(r["end_to_end_s"] for r in rows), 2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help=f"zoo model name; recipes: {', '.join(RECIPES)}")
@@ -80,6 +110,11 @@ def main() -> None:
     p.add_argument("--from-table", action="store_true",
                    help="train from the recipe table (diffupose/resources/zoo_recipes.json), not the shipped model's card "
                         "(a changed recipe)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="export from a working tree with uncommitted changes (the card then names a -dirty commit)")
+    p.add_argument("--lift-speed", action="store_true",
+                   help="after export, time `diffupose lift` of a 1,000-frame track (benchmarks/lift_speed.py) "
+                        "into the card's lift_seconds_per_1000_frames")
     p.add_argument("--allow-pickle", action="store_true",
                    help="let the recipe read pickled dataset files (HumanEva-I); unpickling can run code")
     args = p.parse_args()
@@ -112,13 +147,27 @@ def main() -> None:
     # the machine and code the run was trained on (recorded when training started), not this call's
     trained = {**env, **json.loads((run_dir / "environment.json").read_text())}
     fields = {k: recipe[k] for k in ("summary", "data", "keypoints_2d", "prepare", "preset", "intended_use", "license")}
+    fields.update({k: recipe[k] for k in ("input", "recommended_for") if k in recipe})
+    window = cfg.model.window
+    fields["frames"] = ("T = 1 (one frame of 2D per pose)" if window == 1 else
+                        f"T = {window} frames: each pose is lifted from the {window}-frame 2D window around it, at "
+                        f"{cfg.model.window_fps:g} fps ({(window - 1) / cfg.model.window_fps:.2f} s)")
+    fields["protocol"] = PROTOCOL.format(dataset=prep["dataset"], max_samples=args.max_samples,
+                                         sampler=f"{cfg.eval.sampler}-{cfg.eval.num_steps}")
+    if prep["dataset"] == "h36m":
+        fields["test_numbers"] = TEST_NOTE_H36M.format(name=args.model)
+    elif prep["dataset"] == "humaneva":
+        fields["test_numbers"] = TEST_NOTE_HUMANEVA.format(name=args.model)
     fields.update({
         "overrides": [f"{k}={v}" for k, v in recipe.get("overrides", {}).items()] + list(args.set),
         "seed": recipe["seed"], "data_dir": data_dir,
         "training": {"steps": result.steps, "max_steps": cfg.train.max_steps, "minutes": round(minutes, 1),
                      "stopped_by_time_cap": result.steps < cfg.train.max_steps,
-                     "hardware": f"{platform.processor() or platform.machine()}, {trained.get('num_threads')} threads, "
-                                 f"{'CUDA ' + str(trained.get('cuda')) if trained.get('cuda') else 'CPU'}",
+                     "hardware": (f"{trained.get('cpu') or platform.processor() or platform.machine()} "
+                                  f"({trained.get('cpu_count')} cores{', native bf16' if trained.get('native_bf16') else ''}),"
+                                  f" {trained.get('num_threads')} training thread(s), "
+                                  f"{'CUDA ' + str(trained.get('cuda')) if trained.get('cuda') else 'CPU'}, "
+                                  f"train.amp={cfg.train.amp}"),
                      "torch": trained.get("versions", {}).get("torch"),
                      "wall_minutes_this_call": round((time.perf_counter() - t0) / 60, 1)},
         "commit": trained.get("git_commit"),
@@ -136,8 +185,10 @@ def main() -> None:
                              "weights_sha256": zoo.card(cfg.train.reflow_from).get("weights_sha256")}
     print(json.dumps({k: v for k, v in fields.items() if k != "license"}, indent=2))
     if args.export:
-        folder = zoo.export_model(run_dir, args.model, fields, overwrite=args.overwrite)
+        folder = zoo.export_model(run_dir, args.model, fields, overwrite=args.overwrite, allow_dirty=args.allow_dirty)
         log.info("exported %s", folder)
+        if args.lift_speed:
+            zoo.set_card_entry(args.model, "lift_seconds_per_1000_frames", lift_seconds(args.model, data_dir))
 
 
 if __name__ == "__main__":

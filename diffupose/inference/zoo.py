@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError
 from ..model.checkpoint import load_model, resolve_checkpoint
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, git_commit
 
 __all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "model_path", "export_model", "card_markdown",
            "sha256", "models_table", "model_summary", "RETIRED", "resolve_name", "set_card_entry"]
@@ -116,10 +116,16 @@ def model_path(name_or_path: str | os.PathLike, root: Path | None = None) -> Pat
 
 
 def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], *, root: Path | None = None,
-                 overwrite: bool = False) -> Path:
-    """Copy a run's final EMA weights and config into root/name with its card (sha256 and
-    parameter count filled in here). An existing model is replaced only with overwrite=True."""
+                 overwrite: bool = False, allow_dirty: bool = False) -> Path:
+    """Copy a run's final EMA weights and config into root/name with its card (sha256, parameter
+    count and the commit the export ran at filled in here). An existing model is replaced only
+    with overwrite=True; a working tree with uncommitted changes is refused unless allow_dirty
+    (the card should name code that exists)."""
     root = ZOO_DIR if root is None else Path(root)
+    commit = git_commit()
+    if commit.endswith("-dirty") and not allow_dirty:
+        raise ConfigError(f"the working tree has uncommitted changes ({commit}): commit them first so that the card "
+                          f"names code that exists, or pass allow_dirty=True (benchmarks/zoo.py --allow-dirty)")
     ckpt = resolve_checkpoint(run_dir, "latest")
     folder = root / name
     if folder.exists() and not overwrite:
@@ -134,7 +140,7 @@ def export_model(run_dir: str | os.PathLike, name: str, fields: dict[str, Any], 
     info = {"name": name, **fields, "skeleton": skeleton.name,
             "parameters": int(sum(p.numel() for p in denoiser.parameters())),
             "weights": "final EMA weights (fp32), no checkpoint selection", "weights_sha256": sha256(tmp / WEIGHTS),
-            "config": cfg.to_dict()}
+            "exported_at_commit": commit, "config": cfg.to_dict()}
     atomic_write_text(tmp / CARD, json.dumps(info, indent=2, sort_keys=False) + "\n")
     atomic_write_text(tmp / "README.md", card_markdown(info))
     if folder.exists():
@@ -218,7 +224,7 @@ def model_summary(name: str, root: Path | None = None) -> dict[str, Any]:
 
     def val(kind: str) -> float | None:
         rows = [r for r in info.get("val_results", []) if r.get("num_hypotheses") == 10
-                and str(r.get("input_2d", "")).lower() == kind]
+                and str(r.get("input_2d", "")).lower().startswith(kind)]     # "GT (projected, beside ...)" too
         return round(float(rows[0]["mpjpe"]), 1) if rows else None
 
     weights = root / name / WEIGHTS
@@ -247,8 +253,9 @@ def models_table(root: Path | None = None) -> str:
              for row in table]
     recommended = [f"{kind}: {r['name']}" for r in rows for kind in r["recommended_for"]]
     lines += ["", "* recommended" + (f" ({'; '.join(recommended)})" if recommended else ""),
-              "mm: MPJPE on Human3.6M S8 (validation, not the S9/S11 test subjects), N = 10 hypotheses, "
-              "ground-truth free; s/1k frames: `diffupose lift` of a 1,000-frame track, N = 10, on the card's CPU",
+              "mm: MPJPE (N = 10, ground-truth free) on each model's validation data: Human3.6M S8 (not the S9/S11 "
+              "test subjects) for h36m models, held-out Train chunks for humaneva; det. = detections, GT 2D = "
+              "projected ground truth; s/1k frames: `diffupose lift` of a 1,000-frame track, N = 10, on the card's CPU",
               "`diffupose models NAME` prints a model's card; `--json` this table for scripts"]
     if RETIRED:
         lines.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(RETIRED.items())))
