@@ -56,7 +56,8 @@ def tiny_zoo(tmp_path_factory, synthetic_npz):
     train(preset("tiny", {"data.path": str(synthetic_npz), "train.max_steps": 5}), run, progress=False)
     zoo.export_model(run, "tiny-test", {"summary": "a tiny test model",
                                         "val_results": [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 1.0,
-                                                         "p_mpjpe": 1.0, "command": "none"}]}, root=root / "models")
+                                                         "p_mpjpe": 1.0, "command": "none"}]}, root=root / "models",
+                     allow_dirty=True)                  # a developer's tree may have changes; CI's is clean
     return root / "models"
 
 
@@ -66,7 +67,17 @@ def test_export_writes_card_with_checksum_and_refuses_to_overwrite(tiny_zoo):
     assert card["parameters"] > 0 and card["skeleton"] == "h36m17"
     assert "Validation numbers" in (tiny_zoo / "tiny-test" / "README.md").read_text()
     with pytest.raises(ConfigError, match="exists"):
-        zoo.export_model(tiny_zoo / ".." / "run", "tiny-test", {}, root=tiny_zoo)
+        zoo.export_model(tiny_zoo / ".." / "run", "tiny-test", {}, root=tiny_zoo, allow_dirty=True)
+    assert card["exported_at_commit"]
+
+
+def test_export_refuses_a_dirty_tree_unless_told(tiny_zoo, monkeypatch):
+    monkeypatch.setattr(zoo, "git_commit", lambda: "abc123-dirty")
+    with pytest.raises(ConfigError, match="uncommitted changes"):
+        zoo.export_model(tiny_zoo / ".." / "run", "tiny-dirty", {}, root=tiny_zoo)
+    assert not (tiny_zoo / "tiny-dirty").exists()
+    zoo.export_model(tiny_zoo / ".." / "run", "tiny-dirty", {}, root=tiny_zoo, allow_dirty=True)
+    assert zoo.card("tiny-dirty", root=tiny_zoo)["exported_at_commit"] == "abc123-dirty"
 
 
 def test_model_path_takes_a_zoo_name_or_a_path(tiny_zoo, tmp_path, monkeypatch):
