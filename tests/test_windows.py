@@ -228,3 +228,20 @@ def test_single_image_with_a_windowed_model_gets_the_static_fallback(caplog):
     y = np.repeat(result.keypoints_2d[:, None], 3, axis=1)
     settings = SamplingSettings.from_eval_config(lifter.config.eval, num_hypotheses=2, num_steps=2)
     np.testing.assert_allclose(recentre(lifter.sample(y, settings)), result.hypotheses, atol=1e-6)
+
+
+def test_table_rows_label_windowed_numbers_and_reference_models():
+    from types import SimpleNamespace
+
+    from diffupose.evaluation.detection_analysis import table1_rows
+    from diffupose.workbench.tables import evaluation_table
+
+    per_action = {"MPJPE": {"Walking": 60.0, "Average": 60.0}, "P-MPJPE": {"Walking": 40.0, "Average": 40.0}}
+    single = SimpleNamespace(per_action=per_action, card={"frames": "T = 1", "num_hypotheses": 10})
+    video = SimpleNamespace(per_action=per_action, card={"frames": "T = 27 †", "num_hypotheses": 10})
+    rows, _, _ = table1_rows({10: video}, "SH detections", "MPJPE", {"h36m-det": single, "h36m-det-video": video})
+    labels = [r["method"] for r in rows if r["source"] == "ours"]
+    assert labels == ["ours (N=10, T = 27 †) · SH detections", "h36m-det (N=10) · SH detections",
+                      "h36m-det-video (N=10, T = 27 †) · SH detections"]
+    rows, _, _ = evaluation_table({10: video})
+    assert rows[0]["method"] == "ours (N=10, T = 27 †)"

@@ -124,17 +124,31 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(stats.spearmanr(a[ok], b[ok]).statistic)
 
 
-def table1_rows(results: dict[int, Any], source_name: str, metric: str = "MPJPE") -> tuple[list[dict], list, str]:
+def _frames(card: dict) -> str:
+    """"" for a single-frame model's number, ", T = 27 †" for a windowed one's (the paper's mark)."""
+    frames = card.get("frames", "T = 1")
+    return "" if frames == "T = 1" else f", {frames}"
+
+
+def table1_rows(results: dict[int, Any], source_name: str, metric: str = "MPJPE",
+                references: dict[str, Any] | None = None) -> tuple[list[dict], list, str]:
     """Our per-action rows on detected 2D beside the paper's Table I rows -> (rows, columns,
-    caption). The method labels name each 2D source; the caption says the protocols differ
-    when the detector is not the paper's (CPN fine-tuned on Human3.6M)."""
+    caption). The method labels name each 2D source and, for a windowed model, its frames
+    (T = W †), so a windowed number is never read as a single-frame one; `references` {name:
+    EvalResult}: other models (e.g. the shipped single-frame and windowed ones) on the same
+    samples, one row each. The caption says the protocols differ when the detector is not the
+    paper's (CPN fine-tuned on Human3.6M)."""
     first = next(iter(results.values()))
     actions = [a for a in first.per_action.get(metric, {}) if a != AVERAGE]
     rows = []
     for n, result in results.items():
         table = result.per_action.get(metric, {})
-        rows.append({"method": f"ours (N={n}) · {source_name}", "source": "ours",
+        rows.append({"method": f"ours (N={n}{_frames(result.card)}) · {source_name}", "source": "ours",
                      **{a: table.get(a) for a in actions}, AVERAGE: table.get(AVERAGE)})
+    for name, result in (references or {}).items():
+        table = result.per_action.get(metric, {})
+        rows.append({"method": f"{name} (N={result.card.get('num_hypotheses')}{_frames(result.card)}) · {source_name}",
+                     "source": "ours", **{a: table.get(a) for a in actions}, AVERAGE: table.get(AVERAGE)})
     protocol = 1 if metric == "MPJPE" else 2
     for n in (1, 10):
         paper = reference.table1_ours(n, protocol)

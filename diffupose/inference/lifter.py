@@ -220,11 +220,13 @@ class Lifter:
     @classmethod
     def resolve(cls, model, checkpoint: str = "best", device: str | torch.device = "auto",
                 config: Config | None = None, skeleton: Skeleton | None = None) -> "Lifter":
-        """A Lifter from what callers hold: a Lifter, a run/checkpoint path, a
+        """A Lifter from what callers hold: a Lifter, a shipped model's name, a run/checkpoint path, a
         `(denoiser, config[, skeleton])` tuple (as checkpoint.load_model returns), or a module."""
         if isinstance(model, Lifter):
             return model
         if isinstance(model, (str, os.PathLike)):
+            if zoo.is_zoo_name(model):                   # a shipped model: its final EMA weights, whatever `checkpoint` says
+                return cls.from_pretrained(model, device=device)
             return cls.load(Path(model), checkpoint=checkpoint, device=device)
         if isinstance(model, (tuple, list)):
             if len(model) not in (2, 3) or not isinstance(model[1], Config):
