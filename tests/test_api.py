@@ -160,3 +160,16 @@ def test_lift_records_its_precision_and_evaluation_stays_fp32(run_dir):
     assert EvalConfig().precision == "fp32"
     fp32 = Lifter.from_pretrained(run_dir).lift(COCO, image_size=SIZE, precision="fp32", **FAST)
     assert fp32.card["sampling"]["precision"] == "fp32"
+
+
+def test_a_retired_name_resolves_to_its_successor_with_one_notice(caplog):
+    retired = [name for name, successor in zoo.RETIRED.items()
+               if name not in zoo.available() and successor in zoo.available()]
+    if not retired:
+        pytest.skip("no retired name whose successor ships")
+    name = retired[0]
+    with caplog.at_level("WARNING", logger="diffupose.zoo"):
+        lifter = Lifter.from_pretrained(name, device="cpu")
+    assert lifter.checkpoint_card["model"] == zoo.RETIRED[name]
+    notices = [r.message for r in caplog.records if "retired" in r.message]
+    assert len(notices) == 1 and name in notices[0] and zoo.RETIRED[name] in notices[0]
