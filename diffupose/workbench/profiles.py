@@ -195,6 +195,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ablations_to_run": [],
             "cache_hypotheses": 20, "hypothesis_prefixes": [1, 5, 10, 20], "uncertainty_max_samples": 1000,
             "detection_max_samples": 10000, "detection_hypotheses": [1, 10],
+            # the shipped single-frame and windowed models as rows of the Table I page (N = 10, same samples)
+            "reference_models": ["h36m-det", "h36m-det-video"],
         },
         "notebooks": {},
     },
