@@ -257,6 +257,7 @@ def models_table(root: Path | None = None) -> str:
               "test subjects) for h36m models, held-out Train chunks for humaneva; det. = detections, GT 2D = "
               "projected ground truth; s/1k frames: `diffupose lift` of a 1,000-frame track, N = 10, on the card's CPU",
               "`diffupose models NAME` prints a model's card; `--json` this table for scripts"]
-    if RETIRED:
-        lines.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(RETIRED.items())))
+    retired = {a: b for a, b in RETIRED.items() if a not in names}     # a name still shipped is not retired yet
+    if retired:
+        lines.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(retired.items())))
     return "\n".join(lines)
