@@ -418,12 +418,15 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     its geometry says so; COCO-ordered arrays need format="coco17").
     run / lifter: a shipped model's name (`diffupose models`), a run or checkpoint directory
     (loaded with `Lifter.from_pretrained(run, checkpoint=..., device=...)`; checkpoint None: the
-    zoo model's final EMA weights, a run's `best`) or an already loaded `Lifter`. image_size: (W, H) pixels, needed for pixel input.
+    zoo model's final EMA weights, a run's `best`) or an already loaded `Lifter`.
+    image_size: (W, H) pixels, needed for pixel input. scores: (F, J) scores for a 2-column array.
     focal_length: pixels; places the root in metric camera space (else root-relative).
     num_hypotheses / aggregate / sampler / num_steps / flip / seed / batch_size: override the
     run's eval settings (None keeps them). precision: the network's arithmetic, `auto` (default:
-    bf16 on CPUs with native bf16, about 2x faster within 0.1 mm), `bf16` or `fp32`. calibrated: False for the raw sampler's hypotheses (None:
-    the model's calibration when it has one, `radius_90` and card["radius_90"]). min_score: keypoints scored lower are missing.
+    bf16 on CPUs with native bf16 for v / flow models, about 2x faster within 0.1 mm), `bf16` or
+    `fp32`. calibrated: False for the raw sampler's hypotheses (None: the model's calibration
+    when it has one; `radius_90` and card["radius_90"]). min_score: keypoints scored lower are
+    missing.
     smooth: Gaussian sigma in frames for the aggregate of a track (0 = off). people: `all` or
     `best` (one person per frame). missing: `auto` (mask for models trained with missing joints,
     fill otherwise), `mask` or `fill` (`MISSING_MODES`). fps: the input's frame rate: the BVH's
@@ -442,9 +445,9 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
         lifter = Lifter.from_pretrained(run, checkpoint=checkpoint, device=device)
     kp.meta["min_score"] = min_score
     result = _lift_checked(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
-                            missing=missing, progress=progress, fps=fps, num_hypotheses=num_hypotheses, aggregate=aggregate, sampler=sampler,
-                            num_steps=num_steps, flip=flip, seed=seed, batch_size=batch_size, calibrated=calibrated,
-                            precision=precision)
+                           missing=missing, progress=progress, fps=fps, num_hypotheses=num_hypotheses,
+                           aggregate=aggregate, sampler=sampler, num_steps=num_steps, flip=flip, seed=seed,
+                           batch_size=batch_size, calibrated=calibrated, precision=precision)
     result.card["run"] = str(run) if run is not None else None
     result.card["checkpoint"] = getattr(lifter, "checkpoint_card", {"checkpoint": checkpoint})
     result.card["model"] = result.card["checkpoint"].get("model")
