@@ -1,7 +1,7 @@
 """Every `diffupose ...` command the user docs show parses with the real argument parser, and every
 option of every command says what it does and its default.
 
-Commands are read from README.md, docs/*.md (the user pages; not docs/record/, which keeps
+Commands are read from README.md, docs/*.md (the user pages; not benchmarks/record/, which keeps
 commands as they were run), examples/README.md and reports/README.md: lines of fenced shell blocks
 (with `\\` continuations, `# comments` dropped, `&&` / `;` / `|` chains split), indented code
 blocks, and inline code spans. A command starts with `diffupose` or `.venv/bin/diffupose` (after

@@ -1,9 +1,9 @@
-"""The user-facing docs: README.md stays a short page, docs/*.md hold the rest, docs/record/*.md
+"""The user-facing docs: README.md stays a short page, docs/*.md hold the rest, benchmarks/record/*.md
 keep how the numbers were reached, and they hold together.
 
 - README.md has at most 150 lines; docs/samplers.md and docs/detections.md, guides to choosing and
-  using, at most 150 each, with their measurement logs in docs/record/.
-- Every relative Markdown link in README.md, docs/*.md, docs/record/*.md, examples/README.md and
+  using, at most 150 each, with their measurement logs in benchmarks/record/.
+- Every relative Markdown link in README.md, docs/*.md, benchmarks/record/*.md, examples/README.md and
   reports/README.md points to a file that exists; a link
   with an anchor (`page.md#heading`, `#heading`) points to a heading of that page, slugged as
   GitHub slugs headings. Links inside code (fenced blocks, `inline code`) are not links.
@@ -31,7 +31,7 @@ README_MAX_LINES = 150
 
 
 def doc_pages() -> list[Path]:
-    return [README, *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "record").glob("*.md")),
+    return [README, *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "benchmarks" / "record").glob("*.md")),
             ROOT / "examples" / "README.md", ROOT / "reports" / "README.md"]
 
 
@@ -97,11 +97,11 @@ def test_the_docs_index_and_readme_link_every_page():
     index = {target.split("#")[0] for _, target in relative_links(ROOT / "docs" / "README.md")}
     missing = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.name != "README.md" and p.name not in index]
     assert not missing, f"docs/README.md does not list {missing}"
-    assert "record/README.md" in index, "docs/README.md does not link the record (docs/record/README.md)"
-    record = {target.split("#")[0] for _, target in relative_links(ROOT / "docs" / "record" / "README.md")}
-    missing = [p.name for p in sorted((ROOT / "docs" / "record").glob("*.md"))
+    assert "../benchmarks/record/README.md" in index, "docs/README.md does not link the record (benchmarks/record/README.md)"
+    record = {target.split("#")[0] for _, target in relative_links(ROOT / "benchmarks" / "record" / "README.md")}
+    missing = [p.name for p in sorted((ROOT / "benchmarks" / "record").glob("*.md"))
                if p.name != "README.md" and p.name not in record]
-    assert not missing, f"docs/record/README.md does not list {missing}"
+    assert not missing, f"benchmarks/record/README.md does not list {missing}"
     assert "docs/README.md" in {target.split("#")[0] for _, target in relative_links(README)}
 
 
@@ -160,7 +160,7 @@ def test_citation_cff_names_the_paper():
         assert paper["title"] and paper["authors"] and paper["year"]
 
 
-GUIDES = ("samplers.md", "detections.md")     # user guidance; their measurement logs live in docs/record/
+GUIDES = ("samplers.md", "detections.md")     # user guidance; their measurement logs live in benchmarks/record/
 
 
 @pytest.mark.parametrize("name", GUIDES)
@@ -168,9 +168,9 @@ def test_guides_are_short_and_link_their_record(name: str):
     page = ROOT / "docs" / name
     lines = page.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, (
-        f"docs/{name} has {len(lines)} lines (at most {README_MAX_LINES}): move measurement logs to docs/record/{name}")
-    assert f"record/{name}" in {target.split("#")[0] for _, target in relative_links(page)}
-    assert (ROOT / "docs" / "record" / name).is_file()
+        f"docs/{name} has {len(lines)} lines (at most {README_MAX_LINES}): move measurement logs to benchmarks/record/{name}")
+    assert f"../benchmarks/record/{name}" in {target.split("#")[0] for _, target in relative_links(page)}
+    assert (ROOT / "benchmarks" / "record" / name).is_file()
 
 
 _LIFT_EXAMPLE = re.compile(r"^(?:\.venv/bin/)?diffupose lift .*examples/\S+.*$", re.MULTILINE)
