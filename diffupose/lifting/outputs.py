@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.windows import frame_numbers
+from ..data.windows import frame_numbers, frame_step
 from ..errors import ConfigError, DataError
 from ..viz.export import PLOTLY_JS_NAME
 from ..viz.lift_viewer import write_lift_viewer
@@ -210,11 +210,11 @@ def write_outputs(result: LiftResult, paths: dict[str, Path], *, fps: float = 50
 
 
 def frame_interval(frame) -> float:
-    """Frame numbers between two consecutive samples of a track (the median step: a track of
-    every other frame has 2), or 1 when the frame ids are not increasing numbers. The BVH's
-    frame time is this step over the input's frame rate."""
+    """Frame numbers between two consecutive samples of a track (the most common step,
+    `data.windows.frame_step`: a track of every other frame has 2), or 1 when the frame ids are
+    not increasing numbers. The BVH's frame time is this step over the input's frame rate."""
     times = frame_numbers(frame)
-    return float(np.median(np.diff(times))) if times is not None and len(times) > 1 else 1.0
+    return float(frame_step(times)) if times is not None else 1.0
 
 
 def _temporary(target: Path) -> Path:
