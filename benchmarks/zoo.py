@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,12 +46,12 @@ log = logging.getLogger("zoo")
 
 
 def val_results(run_dir: Path, data: Path, name: str, max_samples: int, detections: bool,
-                sampler: str = "ddim", num_steps: int = 5) -> list[dict]:
+                sampler: str = "ddim", num_steps: int = 5, hypotheses: tuple[int, ...] = (1, 10)) -> list[dict]:
     rows = []
     sampler_flags = f"--sampler {sampler} --steps {num_steps}" if sampler != "ddim" else f"--steps {num_steps}"
     inputs = ("file", "gt") if detections else ("file",)
     for input_2d in inputs:
-        for n in (1, 10):
+        for n in hypotheses:
             if input_2d == "gt" and n == 1:
                 continue
             ev = EvalConfig(num_hypotheses=n, sampler=sampler, num_steps=num_steps, flip=True, aggregate="mean", checkpoint="ema",
@@ -86,6 +87,27 @@ TEST_NOTE_HUMANEVA = ("These are numbers on held-out Train chunks, not the Human
                       "test split, then run the evaluate commands below with --data test.npz --split test.")
 
 
+def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: str) -> dict:
+    """The card's `seeds` entry: per 2D input, MPJPE at N = 10 of the shipped seed's model (its
+    card's val_results) and of each extra seed's run, their mean and sample sd (ddof = 1)."""
+    seeds = [int(shipped["seed"])] + sorted(extra)
+    per_input: dict[str, dict] = {}
+    for row in shipped.get("val_results", []):
+        if row["num_hypotheses"] != 10:
+            continue
+        values = [float(row["mpjpe"])]
+        for s in sorted(extra):
+            match = [r for r in extra[s] if r["input_2d"] == row["input_2d"]]
+            if not match:
+                raise SystemExit(f"{name}: seed {s} has no N = 10 row on {row['input_2d']}")
+            values.append(float(match[0]["mpjpe"]))
+        per_input[row["input_2d"]] = {"mpjpe": [round(v, 2) for v in values], "mean": round(statistics.mean(values), 2),
+                                      "sd": round(statistics.stdev(values), 2) if len(values) > 1 else None}
+    return {"seeds": seeds, "shipped_seed": int(shipped["seed"]), "num_hypotheses": 10,
+            "note": "the same recipe and protocol with train.seed changed; sd is the sample sd (ddof = 1) over the seeds",
+            "per_input": per_input, "command": command}
+
+
 def lift_seconds(name: str, data_dir: str | None) -> float:
     """`diffupose lift` of a 1,000-frame COCO-17 track, N = 10, end to end on this CPU
     (benchmarks/lift_speed.py, best of 2), in seconds."""
@@ -117,6 +139,12 @@ def main() -> None:
                         "into the card's lift_seconds_per_1000_frames")
     p.add_argument("--allow-pickle", action="store_true",
                    help="let the recipe read pickled dataset files (HumanEva-I); unpickling can run code")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="seed spread of a shipped model instead of a run: train its recipe with each of these extra "
+                        "seeds into WORK/<name>/run-seed<S> (resumes), evaluate each at N = 10 and print mean ± sd "
+                        "with the shipped seed's card numbers")
+    p.add_argument("--write-card", action="store_true",
+                   help="with --seeds: store the spread as the shipped card's `seeds` entry")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -136,6 +164,9 @@ def main() -> None:
                         allow_pickle=bool(prep.get("allow_pickle")))
     overrides = {**recipe.get("overrides", {}), "train.seed": recipe["seed"], "data.path": str(data.resolve())}
     cfg = apply_overrides(preset(recipe["preset"], overrides), args.set)
+    if args.seeds is not None:
+        seed_spread(args, recipe, cfg, work, data, overrides)
+        return
     run_dir = work / "run"
     t0 = time.perf_counter()
     result = train(cfg, run_dir)
@@ -189,6 +220,33 @@ def main() -> None:
         log.info("exported %s", folder)
         if args.lift_speed:
             zoo.set_card_entry(args.model, "lift_seconds_per_1000_frames", lift_seconds(args.model, data_dir))
+
+
+def seed_spread(args: argparse.Namespace, recipe: dict, cfg, work: Path, data: Path, overrides: dict) -> None:
+    """--seeds: the shipped model's recipe with other seeds, each evaluated as its card is (N = 10)."""
+    if not zoo.is_zoo_name(args.model) or args.from_table:
+        raise SystemExit(f"{args.model}: --seeds measures the spread of a shipped model's recipe (its card); "
+                         "export the model first (and leave out --from-table)")
+    shipped = zoo.card(args.model)
+    if recipe["seed"] in args.seeds:
+        raise SystemExit(f"{args.model}: seed {recipe['seed']} is the shipped model's own; name the other seeds")
+    detections = recipe["prepare"]["keypoints"] != "gt"
+    extra = {}
+    for seed in args.seeds:
+        seed_cfg = apply_overrides(preset(recipe["preset"], {**overrides, "train.seed": seed}), args.set)
+        run_dir = work / f"run-seed{seed}"
+        train(seed_cfg, run_dir)
+        extra[seed] = val_results(run_dir, data, args.model, args.max_samples, detections=detections,
+                                  sampler=cfg.eval.sampler, num_steps=cfg.eval.num_steps, hypotheses=(10,))
+    command = (f"python benchmarks/zoo.py --model {args.model} --work runs/zoo --data-dir {args.data_dir or recipe.get('data_dir')} "
+               f"--seeds {' '.join(map(str, args.seeds))}" + (" --allow-pickle" if recipe["prepare"].get("allow_pickle") else ""))
+    entry = seed_entry(args.model, shipped, extra, command)
+    for input_2d, v in entry["per_input"].items():
+        print(f"{args.model} N = 10 on {input_2d}: seeds {entry['seeds']}: " + " / ".join(f"{x:.1f}" for x in v["mpjpe"])
+              + f" mm; mean {v['mean']:.1f} ± {v['sd']:.1f} mm (sd, ddof = 1)")
+    if args.write_card:
+        path, _ = zoo.set_card_entry(args.model, "seeds", entry)
+        log.info("wrote the seed spread into %s", path)
 
 
 if __name__ == "__main__":

@@ -213,7 +213,8 @@ class TrainConfig:
     init_from: str = ""            # a run whose final EMA weights start a fresh run (fine-tuning); "" = random init
     # Reflow (training/reflow.py): a run or zoo model whose deterministic sampler maps each batch's
     # noise to the pose a flow-matching run (diffusion.objective=flow) then learns to reach on a
-    # straight line, so that it samples in fewer steps. "" = off. The teacher's sampler and NFE:
+    # straight line, so that it samples in fewer steps (a DDPM student learns the same pairs at
+    # the timesteps round(s·(T-1)) of reflow_times: "1" = DDIM-1's one step). "" = off. The teacher's sampler and NFE:
     # reflow_sampler (auto = the teacher's eval.sampler) and reflow_steps (0 = its eval.num_steps).
     # reflow_times: "" = the path's time draw (diffusion.flow_time); or comma-separated path times
     # s in (0, 1] drawn uniformly, e.g. "1" (the one point Euler-1 evaluates) or "1,0.5" (Euler-2's)
@@ -324,9 +325,6 @@ class Config:
         # the samplers a config names must suit its objective (ddim means euler for flow)
         resolve_sampler(self.train.val_sampler, self.diffusion.objective, "train.val_sampler")
         resolve_sampler(self.eval.sampler, self.diffusion.objective, "eval.sampler")
-        if self.train.reflow_from and self.diffusion.objective != "flow":
-            raise ConfigError(f"train.reflow_from trains a flow-matching model on a teacher's paths; set "
-                              f"diffusion.objective=flow (it is {self.diffusion.objective})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -176,3 +176,29 @@ def test_lift_card_records_the_model_layouts_and_warns_when_uncovered(tiny_zoo, 
         assert any("not trained on" in r.getMessage() for r in caplog.records) is not covered[name]
     if "h36m-det" in covered:
         assert covered["h36m-det"]       # the in-the-wild model covers what most detectors write
+
+
+def test_seed_spread_sits_beside_the_shipped_seed_on_the_card(benchmark_script, tiny_zoo):
+    """benchmarks/zoo.py --seeds: per input, the shipped seed's card number first, then each
+    extra seed's, their mean and sample sd; the card's README gets a Seeds section and the
+    chooser's JSON the mean and sd."""
+    bench = benchmark_script("zoo")
+    shipped = {"seed": 0, "val_results": [
+        {"input_2d": "detections", "num_hypotheses": 1, "mpjpe": 70.0},
+        {"input_2d": "detections", "num_hypotheses": 10, "mpjpe": 66.0},
+        {"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 50.0}]}
+    extra = {2: [{"input_2d": "detections", "num_hypotheses": 10, "mpjpe": 68.0},
+                 {"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 51.0}],
+             1: [{"input_2d": "detections", "num_hypotheses": 10, "mpjpe": 67.0},
+                 {"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 52.0}]}
+    entry = bench.seed_entry("m", shipped, extra, "cmd")
+    assert entry["seeds"] == [0, 1, 2] and entry["shipped_seed"] == 0
+    det = entry["per_input"]["detections"]
+    assert det["mpjpe"] == [66.0, 67.0, 68.0] and det["mean"] == 67.0 and det["sd"] == 1.0
+    assert entry["per_input"]["GT"]["mean"] == 51.0
+    with pytest.raises(SystemExit, match="seed 1 has no N = 10 row on GT"):
+        bench.seed_entry("m", shipped, {1: extra[1][:1]}, "cmd")
+    zoo.set_card_entry("tiny-test", "seeds", {**entry, "per_input": {"GT": entry["per_input"]["GT"]}}, root=tiny_zoo)
+    readme = (tiny_zoo / "tiny-test" / "README.md").read_text()
+    assert "## Seeds" in readme and "| GT | 50.0 | 50.0 / 52.0 / 51.0 | 51.0 ± 1.0 |" in readme
+    assert zoo.model_summary("tiny-test", root=tiny_zoo)["seeds"] == {"GT": {"mean": 51.0, "sd": 1.0}}

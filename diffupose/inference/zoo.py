@@ -165,7 +165,7 @@ def card_markdown(info: dict[str, Any]) -> str:
     """The model card for people: every field of card.json but the full config."""
     lines = [f"# Model card: `{info['name']}`", "", str(info.get("summary", "")), ""]
     for key, value in info.items():
-        if key in ("name", "summary", "config", "val_results", "calibration"):
+        if key in ("name", "summary", "config", "val_results", "calibration", "seeds"):
             continue
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
@@ -177,9 +177,27 @@ def card_markdown(info: dict[str, Any]) -> str:
         for r in results:
             lines.append(f"| {r['input_2d']} | {r['num_hypotheses']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
                          f"`{r['command']}` |")
+    lines += _seeds_markdown(info.get("seeds") or {})
     lines += _calibration_markdown(info.get("calibration") or {})
     lines += ["", "The full training config is in `card.json` (`config`) and `config.json`.", ""]
     return "\n".join(lines)
+
+
+def _seeds_markdown(entry: dict[str, Any]) -> list[str]:
+    """The card's seed section: the shipped seed's number beside mean ± sd over the recipe's seeds."""
+    if not entry:
+        return []
+    seeds = entry.get("seeds", [])
+    lines = ["", "## Seeds", "", f"The same recipe trained with seeds {', '.join(map(str, seeds))} (shipped: "
+             f"{entry.get('shipped_seed')}), each evaluated as above at N = {entry.get('num_hypotheses', 10)}; "
+             f"sd over the seeds (ddof = 1). `{entry.get('command', '')}`", "",
+             "| input 2D | shipped seed (mm) | per seed (mm) | mean ± sd (mm) |", "|---|---|---|---|"]
+    for input_2d, v in (entry.get("per_input") or {}).items():
+        values = v.get("mpjpe") or []
+        sd = v.get("sd")
+        lines.append(f"| {input_2d} | {values[0]:.1f} | {' / '.join(f'{x:.1f}' for x in values)} | "
+                     f"{v.get('mean', 0):.1f}" + (f" ± {sd:.1f}" if sd is not None else "") + " |")
+    return lines
 
 
 def _calibration_markdown(entries: dict[str, Any]) -> list[str]:
@@ -232,7 +250,9 @@ def model_summary(name: str, root: Path | None = None) -> dict[str, Any]:
             "val_detections_mm": val("detections"), "val_gt_2d_mm": val("gt"),
             "lift_s_per_1000_frames": info.get("lift_seconds_per_1000_frames"),
             "size_mb": round(weights.stat().st_size / 2 ** 20, 1) if weights.is_file() else None,
-            "recommended_for": list(info.get("recommended_for", [])), "skeleton": info.get("skeleton")}
+            "recommended_for": list(info.get("recommended_for", [])), "skeleton": info.get("skeleton"),
+            "seeds": {k: {"mean": v.get("mean"), "sd": v.get("sd")}
+                      for k, v in ((info.get("seeds") or {}).get("per_input") or {}).items()}}
 
 
 def models_table(root: Path | None = None) -> str:

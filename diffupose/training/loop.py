@@ -25,7 +25,7 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import SOURCE_INDEX, Config
-from ..diffusion import diffusion_loss
+from ..diffusion import FlowPath, diffusion_loss
 from ..errors import DiffuPoseError
 from ..evaluation.scoring import BatchScores, score_batches
 from ..inference.lifter import Lifter, SamplingSettings
@@ -202,7 +202,8 @@ def _loss(run: RunState, poses_3d: torch.Tensor, keypoints_2d: torch.Tensor,
     if run.teacher is not None:
         noise = torch.randn(poses_3d.shape, generator=run.noise_gen, device=poses_3d.device, dtype=poses_3d.dtype)
         poses_3d = run.teacher.poses(noise, keypoints_2d, keypoint_mask=keypoint_mask, source=source)
-        times = run.teacher.path_times(len(poses_3d), run.noise_gen)
+        times = run.teacher.path_times(len(poses_3d), run.noise_gen,
+                                       None if isinstance(run.schedule, FlowPath) else run.schedule.num_timesteps)
     with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
         return diffusion_loss(run.model, run.schedule, poses_3d, keypoints_2d, joint_weights=run.joint_weights,
                               lambda_2d=cfg.diffusion.lambda_2d, kind=cfg.diffusion.loss, generator=run.noise_gen,

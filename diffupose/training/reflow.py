@@ -20,6 +20,10 @@ the 2D reconstruction term of eqs. 8-10 still targets the row's 2D input.
 `train.reflow_times` restricts the student's path times to the points a fixed Euler grid
 evaluates ("1": Euler-1, a one-step distillation in the manner of Luhman and Luhman 2021;
 "1,0.5": Euler-2), instead of the path's time draw over [0, 1].
+The student may also be a DDPM model (diffusion.objective=ddpm, its own prediction target): its
+loss then pairs the teacher's pose with the same noise at a timestep, and reflow_times=1 is the
+one step DDIM-1 takes (t = T − 1), so a v-prediction student starts from its teacher's own weights
+with the same meaning of every output (the zoo's h36m-det-fast).
 """
 from __future__ import annotations
 
@@ -61,13 +65,17 @@ class ReflowTeacher:
                                             noise=noise, source=source)   # ignored unless source-conditioned
         return out[:, 0].clone()
 
-    def path_times(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+    def path_times(self, n: int, generator: torch.Generator, num_timesteps: int | None = None) -> torch.Tensor | None:
         """Path times s (n,) for the student's loss: drawn from train.reflow_times, or None (the
-        path's own draw)."""
+        path's own draw). For a DDPM student (`num_timesteps` = its T) each s becomes the timestep
+        round(s·(T − 1)), int64: s = 1 is the one step DDIM-1 takes (t = T − 1)."""
         if self.times is None:
             return None
         pick = torch.randint(0, len(self.times), (n,), generator=generator, device=generator.device)
-        return self.times.to(generator.device)[pick]
+        times = self.times.to(generator.device)[pick]
+        if num_timesteps is None:
+            return times
+        return torch.round(times * (num_timesteps - 1)).long()
 
 
 def load_teacher(cfg: Config, skeleton: Skeleton, device: torch.device) -> ReflowTeacher | None:
