@@ -242,3 +242,33 @@ def test_gt_files_are_named_gt_in_cards(synthetic_npz):
 
     assert _source_label(load_prepared(synthetic_npz).meta).startswith("GT")
     assert _source_label({"keypoints": "cpn_ft_h36m_dbb"}) == "detections (cpn_ft_h36m_dbb)"
+
+
+def test_worst_decile_and_the_hard_validation_table(_tiny_run, simulated, benchmark_script, capsys, tmp_path):
+    """The worst 10 % of detections (by the sample's mean 2D error) get their own MPJPE, the mean
+    of the per-sample errors at or above the 90th percentile; benchmarks/hard_val.py prints it
+    beside the per-action and 2D-error-binned rows and refuses a test split."""
+    from diffupose.evaluation.detection_analysis import keypoint_errors_px
+    from diffupose.inference import Lifter
+
+    ev = Lifter.load(_tiny_run, checkpoint="ema").config.eval        # the model's own sampler, as the script uses
+    settings = SamplingSettings(num_hypotheses=2, sampler=ev.sampler, num_steps=ev.num_steps, flip=True,
+                                aggregate="mean", seed=0)
+    analysis = analyse_detections(_tiny_run, simulated, "val", settings, hypothesis_counts=(2,), max_samples=64,
+                                  device="cpu")
+    err2d = keypoint_errors_px(load_prepared(simulated).select(split="val", max_samples=64, seed=0)).mean(axis=1)
+    worst = err2d >= np.quantile(err2d, 0.9)
+    per_sample = np.asarray(analysis["results"][2].per_sample["MPJPE"])
+    assert analysis["summary"]["mpjpe_detections_n2_worst_decile"] == pytest.approx(per_sample[worst].mean())
+    assert analysis["summary"]["mpjpe_detections_n2_worst_decile"] != pytest.approx(per_sample.mean())
+    bench = benchmark_script("hard_val")
+    out = tmp_path / "hard.json"
+    bench.main(["--models", str(_tiny_run), "--data", str(simulated), "--hypotheses", "2", "--max-samples", "64",
+                "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "worst 10 % of detections" in text and "Per action" in text and "By the sample's 2D error" in text
+    record = json.loads(out.read_text())
+    assert record["models"][str(_tiny_run)]["summary"]["mpjpe_detections_n2_worst_decile"] == pytest.approx(
+        per_sample[worst].mean())
+    with pytest.raises(SystemExit):
+        bench.main(["--models", str(_tiny_run), "--data", str(simulated), "--split", "test"])

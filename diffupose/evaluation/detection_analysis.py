@@ -93,8 +93,12 @@ def analyse_detections(run, data_path: str | Path, split: str, settings: Samplin
                  for i, j in enumerate(data.skeleton.joint_names)]
     sample = results[top].per_sample
     bins, corr = _binned(err2d.mean(axis=1), sample["MPJPE"], sample["hypotheses/spread"])
+    per_sample_2d = err2d.mean(axis=1)
+    worst = per_sample_2d >= np.quantile(per_sample_2d, 0.9)
     summary = {"num_samples": len(subset), "keypoints_2d_name": data.meta.get("keypoints_2d_name"),
                "median_2d_error_px": float(np.median(err2d)), "mean_2d_error_px": float(err2d.mean()),
+               "worst_decile_2d_error_px": float(np.quantile(per_sample_2d, 0.9)),
+               f"mpjpe_detections_n{top}_worst_decile": float(np.nanmean(np.asarray(sample["MPJPE"])[worst])),
                **{f"mpjpe_detections_n{n}": r.per_action["MPJPE"][AVERAGE] for n, r in results.items()},
                f"mpjpe_gt_input_n{top}": gt_input.per_action["MPJPE"][AVERAGE]}
     return {"results": results, "gt_input": gt_input, "per_joint": per_joint, "bins": bins, "correlation": corr,
