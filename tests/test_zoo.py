@@ -18,6 +18,9 @@ from diffupose.errors import CheckpointError, ConfigError
 from diffupose.lifting import lift
 from diffupose.model import count_parameters
 from diffupose.training import train
+from diffupose.evaluation.metrics import AVERAGE
+
+from conftest import require_file
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHIPPED = zoo.available()
@@ -202,3 +205,45 @@ def test_seed_spread_sits_beside_the_shipped_seed_on_the_card(benchmark_script, 
     readme = (tiny_zoo / "tiny-test" / "README.md").read_text()
     assert "## Seeds" in readme and "| GT | 50.0 | 50.0 / 52.0 / 51.0 | 51.0 ± 1.0 |" in readme
     assert zoo.model_summary("tiny-test", root=tiny_zoo)["seeds"] == {"GT": {"mean": 51.0, "sd": 1.0}}
+
+
+def _cheapest_h36m_row():
+    """(model, row) of the shipped Human3.6M model whose N = 1 card row costs least (fewest network
+    evaluations per chain), or None."""
+    best = None
+    for name in SHIPPED:
+        info = zoo.card(name)
+        if info.get("prepare", {}).get("dataset") != "h36m":
+            continue
+        rows = [r for r in info.get("val_results", []) if r["num_hypotheses"] == 1]
+        nfe = zoo.model_summary(name)["nfe"]
+        if rows and (best is None or nfe < best[0]):
+            best = (nfe, name, rows[0])
+    return None if best is None else best[1:]
+
+
+def test_a_cards_evaluate_command_reproduces_its_number(shared_data, tmp_path):
+    """The card's own commands, run as a user would (its prepare command on ../shared/data, then
+    its evaluate command through the CLI), give the card's number (the cheapest shipped
+    Human3.6M model's N = 1 row; the others were checked by hand, benchmarks/record/zoo.md)."""
+    import shlex
+
+    pick = _cheapest_h36m_row()
+    if pick is None:
+        pytest.skip("no Human3.6M zoo model with an N = 1 row is shipped")
+    name, row = pick
+    info = zoo.card(name)
+    prep = shlex.split(info["prepare_command"])
+    data_dir = Path(prep[prep.index("--data-dir") + 1])
+    data_dir = shared_data / data_dir.name if not data_dir.is_absolute() else data_dir
+    require_file(data_dir)
+    prep[prep.index("--data-dir") + 1] = str(data_dir)
+    data = tmp_path / "data.npz"
+    prep[prep.index("--out") + 1] = str(data)
+    assert cli_main(prep[1:]) in (0, None)
+    cmd = shlex.split(row["command"])
+    cmd[cmd.index("--data") + 1] = str(data)
+    out = tmp_path / "eval.json"
+    assert cli_main(cmd[1:] + ["--json", str(out)]) in (0, None)
+    got = json.loads(out.read_text())["per_action"]["MPJPE"][AVERAGE]
+    assert got == pytest.approx(row["mpjpe"], abs=0.05), (name, row["command"])
