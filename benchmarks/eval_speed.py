@@ -1,6 +1,6 @@
 """Evaluation throughput (poses/s) at N = 1 and N = 10 against the rows per denoiser forward.
 
-    OMP_NUM_THREADS=2 python benchmarks/eval_speed.py --model h36m-gt --data h36m_gt.npz --samples 2000 \\
+    OMP_NUM_THREADS=2 python benchmarks/eval_speed.py --model h36m --data h36m_gt.npz --samples 2000 \\
         --chunk-rows 256,512,1024,2048,4096,0
 
 One sampler call lifts `eval.batch_size` (2,048) inputs with H (x2 with flip) chains each; at

@@ -1,9 +1,9 @@
 """End-to-end speed of `diffupose lift` on a 1,000-frame COCO-17 track (target: <= 8 s on 2 CPU
-cores with N = 10, flip, the model's own sampler: DDIM-5 for the DDPM zoo models, midpoint with
-3 evaluations for `h36m-det-flow`).
+cores with N = 10, flip, the model's own sampler: DDIM-5 for the DDPM zoo models, DDIM-1 for
+`h36m-det-fast`, Euler or midpoint at its own NFE for a flow-matching run).
 
     OMP_NUM_THREADS=2 python benchmarks/lift_speed.py --run RUN_DIR
-    OMP_NUM_THREADS=2 python benchmarks/lift_speed.py --run h36m-det-flow --repeats 2
+    OMP_NUM_THREADS=2 python benchmarks/lift_speed.py --run h36m-det-fast --repeats 2
     python benchmarks/lift_speed.py --run RUN_DIR --data-dir ../shared/data/h36m --frames 1000 --threads 2
 
 The track is synthetic: Human3.6M S8 "Walking 1" ground truth projected through camera 0 with
@@ -60,7 +60,7 @@ def make_track(path: Path, frames: int, data_dir: Path | None, seed: int = 0) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, help="run or checkpoint directory, or a zoo model name (h36m-det-flow)")
+    ap.add_argument("--run", required=True, help="run or checkpoint directory, or a zoo model name (h36m-det-fast)")
     ap.add_argument("--data-dir", default="../shared/data/h36m", help="folder with h36m_3d17_train.npz")
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--hypotheses", type=int, default=10)

@@ -1,9 +1,9 @@
 """How closely few-step Euler follows a reflow teacher's map: for the same noise and the same 2D
 input, the distance between a model's Euler-k pose and the teacher's own sampler's pose.
 
-    # a reflow student of the shipped flow model (docs/samplers.md, "Reflow"), then:
-    OMP_NUM_THREADS=2 python benchmarks/reflow_gap.py --data h36m_sh.npz --teacher h36m-det-flow \\
-        --model teacher=h36m-det-flow --model rf=runs/det-rf --nfe 1,2,3 --max-samples 2000
+    # a reflow student of a shipped model (docs/samplers.md, "Reflow"; h36m-det-fast is one), then:
+    OMP_NUM_THREADS=2 python benchmarks/reflow_gap.py --data h36m_sh.npz --teacher h36m-det \\
+        --model teacher=h36m-det --model fast=h36m-det-fast --nfe 1,2,3 --max-samples 2000
 
 Reflow trains the student on straight lines from each noise draw to the pose the teacher's
 sampler sends it to (train.reflow_from); this measures how far it got. Each row: one model at

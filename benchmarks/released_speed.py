@@ -1,6 +1,6 @@
 """Sampling speed side by side with the released DiffuPose code, on this machine.
 
-    OMP_NUM_THREADS=2 python benchmarks/released_speed.py --released ../DiffuPose --model h36m-gt --poses 200
+    OMP_NUM_THREADS=2 python benchmarks/released_speed.py --released ../DiffuPose --model h36m --poses 200
 
 The released code (github.com/lojol2327/DiffuPose, not vendored here) is imported from the
 folder given by `--released` (or the environment variable DIFFUPOSE_RELEASED): its
@@ -17,7 +17,7 @@ network keeps its initial ones), in eval mode, no gradients, the same threads:
   `--released-steps` (100) network passes each;
 - workbench: `Lifter.lift` with the user-facing settings (N hypotheses, the model's own sampler
   and network evaluations per chain unless `--sampler` / `--steps` say otherwise: DDIM-5 for the
-  DDPM zoo models, midpoint with 3 for `h36m-det-flow`; flip, mean), the shared inference path
+  DDPM zoo models, DDIM-1 for `h36m-det-fast`; flip, mean), the shared inference path
   `diffupose evaluate` and `diffupose lift` use.
 
 Printed: poses/s of each, their ratio, and the rate per network pass (rows x passes per
@@ -87,7 +87,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--released", default=os.environ.get("DIFFUPOSE_RELEASED", "../DiffuPose"),
                    help="folder of the released code (default: $DIFFUPOSE_RELEASED or ../DiffuPose)")
-    p.add_argument("--model", default="h36m-gt", help="workbench run directory or zoo name")
+    p.add_argument("--model", default="h36m", help="workbench run directory or zoo name")
     p.add_argument("--poses", type=int, default=200, help="inputs lifted by each side")
     p.add_argument("--hypotheses", type=int, default=10)
     p.add_argument("--sampler", default=None, help="workbench sampler (default: the model's eval.sampler)")

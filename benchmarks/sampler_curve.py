@@ -2,11 +2,12 @@
 flow matching with Euler, Heun and midpoint, each model on the same seeded validation samples.
 
     # the two models at equal training budget (h36m_cpu recipe, 6,000 steps, seed 0):
-    #   DDPM (v): the zoo model h36m-gt;  flow: the same recipe with diffusion.objective=flow
+    #   DDPM (v): runs/ddpm-u, the recipe below without the objective override (the retired zoo
+    #   model h36m-gt was this run);  flow: the same recipe with diffusion.objective=flow
     OMP_NUM_THREADS=2 diffupose train --data h36m_gt.npz --out runs/flow-u --preset h36m_cpu \\
         --set diffusion.objective=flow --set train.max_steps=6000 --set train.max_minutes=0 --set train.seed=0
     OMP_NUM_THREADS=2 python benchmarks/sampler_curve.py --data h36m_gt.npz \\
-        --model ddpm-v=h36m-gt --model flow=runs/flow-u --nfe 1,2,3,5,10,20 --out runs/sampler_curve.json
+        --model ddpm-v=runs/ddpm-u --model flow=runs/flow-u --nfe 1,2,3,5,10,20 --out runs/sampler_curve.json
     python benchmarks/sampler_curve.py --table runs/sampler_curve.json         # the table again
 
 `--model LABEL=RUN` takes a run directory or a zoo model name. Every point lifts the `val` split

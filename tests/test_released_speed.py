@@ -81,7 +81,7 @@ def test_skips_when_the_released_code_does_not_import(released_speed, monkeypatc
 
 def test_times_both_samplers_with_the_same_inputs(released_speed, monkeypatch, capsys, tmp_path):
     _write_stand_in(tmp_path)
-    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-gt",
+    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m",
                "--poses", "6", "--hypotheses", "2", "--steps", "2", "--released-steps", "3", "--batch", "4")
     calls = sys.modules["model.modulated_gcn"].ModulatedGCN.calls
     # 6 poses in batches of 4 and 2, each with 2 hypotheses x 2 (flip) chains, 3 passes per chain
@@ -94,20 +94,20 @@ def test_times_both_samplers_with_the_same_inputs(released_speed, monkeypatch, c
 
 def test_the_workbench_side_uses_the_model_own_sampler(released_speed, monkeypatch, capsys, tmp_path):
     _write_stand_in(tmp_path)
-    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-det-flow",
+    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-det-fast",
                "--poses", "2", "--hypotheses", "2", "--released-steps", "2", "--batch", "2")
-    # the flow zoo model samples with midpoint at 3 evaluations per chain unless told otherwise
-    assert any(line.startswith("| workbench | flow midpoint | 3 |") for line in out.splitlines())
+    # the distilled zoo model samples with DDIM at 1 evaluation per chain unless told otherwise
+    assert any(line.startswith("| workbench | ddpm ddim | 1 |") for line in out.splitlines())
 
 
 def test_released_code_that_parses_argv_at_import_still_loads(released_speed, monkeypatch, capsys, tmp_path):
     # the complete released code parses sys.argv in common/arguments.py when it is imported: the
-    # benchmark's own flags ("--model h36m-gt") must not reach that parser
+    # benchmark's own flags ("--model h36m") must not reach that parser
     _write_stand_in(tmp_path)
     gcn = tmp_path / "model" / "modulated_gcn.py"
     gcn.write_text("import argparse\n_p = argparse.ArgumentParser()\n_p.add_argument('-dim', '--model-dim', type=int, "
                    "default=5)\nARGS = _p.parse_args()\n" + gcn.read_text())
-    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m-gt",
+    out = _run(released_speed, monkeypatch, capsys, "--released", str(tmp_path), "--model", "h36m",
                "--poses", "2", "--hypotheses", "2", "--steps", "2", "--released-steps", "2", "--batch", "2")
     assert any(line.startswith("| released | DDPM | 2 |") for line in out.splitlines()), out
     assert sys.argv[1:3] == ["--released", str(tmp_path)]          # restored afterwards

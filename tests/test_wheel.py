@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the sdist is built from: the package, the folders the wheel copies in, the build files.
 SOURCE = ("diffupose", "notebooks", "examples", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
 TEMPLATES = Path(sys.prefix) / "share" / "jupyter" / "nbconvert"
-ZOO_PREFERENCE = ("h36m-det", "h36m-gt", "humaneva")
+ZOO_PREFERENCE = ("h36m-det", "h36m", "humaneva")
 
 
 def _build(hook: str, source: Path, out: Path) -> Path:
