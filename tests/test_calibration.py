@@ -135,6 +135,28 @@ def test_halves_split_by_sequence():
         split_halves(["S8"] * 3, ["a"] * 3)
 
 
+def test_few_sequences_are_cut_in_time_so_both_halves_hold_every_sequence():
+    # HumanEva-I's validation split is 9 (subject, action) chunks: whole chunks would put Box in one half only
+    subjects = np.repeat(["S1", "S2", "S3"], 3 * 40)
+    sequences = np.tile(np.repeat(["Walk", "Jog", "Box"], 40), 3)
+    frames = np.tile(np.arange(40), 9)
+    half = split_halves(subjects, sequences, seed=1, frames=frames)
+    for s in ("S1", "S2", "S3"):
+        for q in ("Walk", "Jog", "Box"):
+            rows = (subjects == s) & (sequences == q)
+            a, f = half[rows], frames[rows]
+            assert a.sum() == 20                                     # half of the sequence in each half
+            assert f[a].max() < f[~a].min() or f[~a].max() < f[a].min()   # contiguous blocks in time
+    np.testing.assert_array_equal(half, split_halves(subjects, sequences, seed=1, frames=frames))
+    # with many sequences the split stays by sequence even when frames are given
+    many = np.repeat([f"seq{i}" for i in range(24)], 10)
+    by_seq = split_halves(np.array(["S8"] * 240), many, seed=0, frames=np.tile(np.arange(10), 24))
+    for q in set(many.tolist()):
+        assert len(set(by_seq[many == q].tolist())) == 1
+    with pytest.raises(DataError):
+        split_halves(["S1"] * 3, ["a"] * 3, frames=[5, 5, 5])
+
+
 def test_save_load_round_trip_keeps_other_sources(tmp_path):
     hyps, agg, gt, *_ = gaussian_case(num=100)
     clean = fit_calibration(hyps, agg, gt, "clean", split="val", joint_names=[f"j{i}" for i in range(J)],

@@ -13,7 +13,8 @@
   10 %?). `evaluate` files the same per-sample values batch by batch (`file_batch`,
   `summarise`), so both report one definition.
 - `held_out_calibration`: the validation rows split in two halves by sequence
-  (`split_halves`, alternate (subject, sequence) groups in a seeded order); fit on half A, both
+  (`split_halves`, alternate (subject, sequence) groups in a seeded order; a split of fewer than 20
+  sequences, such as HumanEva-I's, cuts each sequence in time instead); fit on half A, both
   methods reported on half B, the better calibrated one kept; the stored calibration is then
   refit on every row with that method, and its `held_out` numbers are those of half B.
 - `calibrate_model`: what `diffupose calibrate` runs (sample N hypotheses through the shared
@@ -157,19 +158,42 @@ def fit_calibration(hyps, agg, gt, source: str, *, split: str, test_split: str =
                        held_out=held_out or {})
 
 
-def split_halves(subjects, sequences, seed: int = 0) -> np.ndarray:
+# Below this many (subject, sequence) groups, whole sequences cannot make two halves alike (HumanEva-I's
+# validation chunks are 9 groups, one per subject x action): each group is cut in time instead.
+MIN_GROUPS_BY_SEQUENCE = 20
+
+
+def split_halves(subjects, sequences, seed: int = 0, frames=None) -> np.ndarray:
     """(B,) bool, True for half A: the (subject, sequence) groups in a seeded random order,
-    alternately to half A and half B (every camera and frame of a sequence in one half). Needs
-    two groups at least (one-line DataError)."""
+    alternately to half A and half B (every camera and frame of a sequence in one half). With
+    fewer than MIN_GROUPS_BY_SEQUENCE groups and `frames` given, every group is cut in time
+    instead: its frames before the group's median frame go to one half, the rest to the other
+    (which half gets the earlier block alternates over the groups in the seeded order), so both
+    halves hold every subject and action, in contiguous blocks. Needs two groups at least, or one
+    group with two frames when cut in time (one-line DataError)."""
     keys = np.char.add(np.char.add(np.asarray(subjects).astype(str), "\x1f"), np.asarray(sequences).astype(str))
     groups, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    if frames is not None and len(groups) < MIN_GROUPS_BY_SEQUENCE:
+        frames = np.asarray(frames).reshape(-1)
+        earlier_to_a = np.zeros(len(groups), dtype=bool)
+        earlier_to_a[order[0::2]] = True
+        half_a = np.zeros(len(keys), dtype=bool)
+        for g in range(len(groups)):
+            rows = inverse == g
+            earlier = frames[rows] < np.median(frames[rows])
+            half_a[rows] = earlier if earlier_to_a[g] else ~earlier
+        if half_a.all() or not half_a.any():
+            raise DataError("calibration: the held-out protocol needs two frames at least in a sequence to cut it "
+                            "in time")
+        return half_a
     if len(groups) < 2:
         raise DataError(f"calibration: the held-out protocol splits by sequence and needs two (subject, sequence) "
                         f"groups at least, got {len(groups)}")
-    order = np.random.default_rng(seed).permutation(len(groups))
     half_a = np.zeros(len(groups), dtype=bool)
     half_a[order[0::2]] = True
-    return half_a[inverse.reshape(-1)]
+    return half_a[inverse]
 
 
 # --- Measuring: per-sample values filed batch by batch, then summarised ------------------------
@@ -288,14 +312,16 @@ def _report_card(calibration: Calibration | None) -> dict[str, Any]:
 
 
 def held_out_calibration(hyps, agg, gt, source: str, *, split: str, subjects, sequences, seed: int = 0, err2d=None,
-                         test_split: str = "test", joint_names: Sequence[str] = (), fitted_on: dict | None = None
-                         ) -> tuple[Calibration, dict[str, Any]]:
-    """Fit on half A of the rows (by sequence: `split_halves`), report both methods on half B, keep
+                         test_split: str = "test", joint_names: Sequence[str] = (), fitted_on: dict | None = None,
+                         frames=None) -> tuple[Calibration, dict[str, Any]]:
+    """Fit on half A of the rows (by sequence, or in time when the split has few sequences and
+    `frames` are given: `split_halves`), report both methods on half B, keep
     the better calibrated; then refit on every row with it. -> (calibration, held-out report with
     "raw", "scale", "conformal", "chosen", "calibrated" = the chosen one's figures, "rows")."""
     check_fit_split(split, test_split)
     hyps, agg, gt = as_numpy(hyps), as_numpy(agg), as_numpy(gt)
-    half_a = split_halves(subjects, sequences, seed)
+    half_a = split_halves(subjects, sequences, seed, frames)
+    in_time = frames is not None and len(set(zip(np.asarray(subjects).tolist(), np.asarray(sequences).tolist()))) < MIN_GROUPS_BY_SEQUENCE
     half_b = ~half_a
     names = list(joint_names) or None
     first = fit_calibration(hyps[half_a], agg[half_a], gt[half_a], source, split=split, test_split=test_split,
@@ -310,9 +336,12 @@ def held_out_calibration(hyps, agg, gt, source: str, *, split: str, subjects, se
     errors = {m: figures[m]["calibration_error"] for m in ("scale", "conformal")}
     chosen = min(errors, key=lambda m: (math.inf if errors[m] is None else errors[m], m != "scale"))
     groups = lambda mask: int(len(set(zip(np.asarray(subjects)[mask].tolist(), np.asarray(sequences)[mask].tolist()))))
-    rows = {"protocol": f"fit on half A, reported on half B (the {split!r} rows split by (subject, sequence), "
-                        f"alternate groups in a seeded order, seed {seed}); the stored calibration is refit on "
-                        f"all rows with the chosen method",
+    how = (f"every (subject, sequence) cut in time at its median frame, the earlier block to A or B alternately in a "
+           f"seeded order, seed {seed}" if in_time else
+           f"split by (subject, sequence), alternate groups in a seeded order, seed {seed}")
+    rows = {"protocol": f"fit on half A, reported on half B (the {split!r} rows {how}); the stored calibration is "
+                        f"refit on all rows with the chosen method",
+            "halves": "in time" if in_time else "by sequence",
             "fit_half": {"name": "A", "sequences": groups(half_a), "rows": int(half_a.sum())},
             "report_half": {"name": "B", "sequences": groups(half_b), "rows": int(half_b.sum())}}
     report = {**figures, "chosen": chosen, "calibrated": figures[chosen], "rows": rows,
@@ -418,6 +447,7 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
                  "package_version": lifter.checkpoint_card.get("package_version")}
     calibration, report = held_out_calibration(
         hyps, agg, data.poses_3d, source, split=split, subjects=data.subject, sequences=data.sequence, seed=seed,
+        frames=data.frame,
         err2d=detection_errors_px(run, source), test_split=config.data.test_split,
         joint_names=list(lifter.skeleton.joint_names), fitted_on=fitted_on)
     result = CalibrationRun(calibration, report)
@@ -507,7 +537,8 @@ def format_report(report: dict[str, Any], calibration: Calibration, path: Path |
              f"({', '.join(on.get('subjects', []))}) · N = {on.get('num_hypotheses')}, {on.get('sampler')} "
              f"{on.get('nfe')} NFE, flip {on.get('flip')}",
              f"held out: reported on half B ({held.get('sequences')} sequences, {held.get('rows')} rows), fitted on "
-             f"half A ({fit.get('sequences')} sequences, {fit.get('rows')} rows)", "",
+             f"half A ({fit.get('sequences')} sequences, {fit.get('rows')} rows)"
+             + ("; every sequence cut in time, one block in each half" if rows.get("halves") == "in time" else ""), "",
              "| " + " | ".join(ROW_COLUMNS) + " |", "|---|" + "---:|" * (len(ROW_COLUMNS) - 1)]
     for row in report_rows(report, ("raw", "scale", "conformal")):
         lines.append("| " + " | ".join([row["bands"]] + [f(row[c], "{:.1f}" if c == "radius 90 (mm)" else "{:.3f}")
