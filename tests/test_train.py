@@ -2,6 +2,7 @@
 keeps the best checkpoint by validation on held-out training data."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -133,8 +134,17 @@ def test_resume_is_bit_identical(synthetic_npz, straight, tmp_path):
     interrupted = train(cfg, tmp_path, progress=False, callback=lambda row: row["step"] == 10)
     assert interrupted.steps == 10
     assert torch.load(tmp_path / CHECKPOINT_DIR / LATEST / "state.pt", weights_only=True)["step"] == 10
+    env_file = tmp_path / "environment.json"
+    started = json.loads(env_file.read_text())
+    env_file.write_text(json.dumps({**started, "git_commit": "the-commit-that-started-it"}))
     resumed = train(cfg, tmp_path, progress=False)
     assert resumed.steps == 20
+    # the environment is where the run started; each resume is listed, none replaces it
+    train(cfg, tmp_path, progress=False)                           # nothing left to train: still a resume
+    env = json.loads(env_file.read_text())
+    assert env["git_commit"] == "the-commit-that-started-it"
+    assert [r["step"] for r in env["resumes"]] == [10, 20]
+    assert env["resumes"][0]["git_commit"] == started["git_commit"]
     (a, state_a), (b, state_b) = _weights(straight), _weights(tmp_path)
     _assert_identical(a, b)
     assert torch.equal(state_a["rng"]["noise_generator"][0], state_b["rng"]["noise_generator"][0])

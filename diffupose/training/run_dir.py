@@ -112,7 +112,24 @@ def check_resumable(run_dir: Path, ckpt: Path, cfg: Config, identity: dict) -> N
 def prepare_run_dir(run_dir: Path, cfg: Config, resumed_step: int | None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
-    atomic_write_text(run_dir / "environment.json", json.dumps(environment_info(), indent=2))
+    atomic_write_text(run_dir / "environment.json", json.dumps(run_environment(run_dir, resumed_step), indent=2))
+
+
+def run_environment(run_dir: Path, resumed_step: int | None) -> dict:
+    """What environment.json holds: where and with which code the run STARTED (a resume, even one
+    with nothing left to train, must not make a model look trained by later code), plus one entry
+    per resume in `resumes` (the step it resumed at and that call's environment)."""
+    env = environment_info()
+    path = run_dir / "environment.json"
+    if resumed_step is None or not path.is_file():
+        return env
+    try:
+        first = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s: unreadable; the resumed run records this call's environment instead", path)
+        return env
+    first["resumes"] = [*first.get("resumes", []), {"step": int(resumed_step), **env}]
+    return first
     # Rows logged after the checkpoint we resume from would appear twice: drop them.
     rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
     atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
