@@ -137,6 +137,9 @@ def test_resume_is_bit_identical(synthetic_npz, straight, tmp_path):
     env_file = tmp_path / "environment.json"
     started = json.loads(env_file.read_text())
     env_file.write_text(json.dumps({**started, "git_commit": "the-commit-that-started-it"}))
+    # a row logged after the checkpoint (a run killed between logging and checkpointing) is dropped on resume
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write(json.dumps({**read_history(tmp_path)[-1], "step": 11}) + "\n")
     resumed = train(cfg, tmp_path, progress=False)
     assert resumed.steps == 20
     # the environment is where the run started; each resume is listed, none replaces it

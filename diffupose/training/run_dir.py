@@ -113,6 +113,9 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resumed_step: int | None) -> Non
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     atomic_write_text(run_dir / "environment.json", json.dumps(run_environment(run_dir, resumed_step), indent=2))
+    # Rows logged after the checkpoint we resume from would appear twice: drop them.
+    rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
+    atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def run_environment(run_dir: Path, resumed_step: int | None) -> dict:
@@ -130,9 +133,6 @@ def run_environment(run_dir: Path, resumed_step: int | None) -> dict:
         return env
     first["resumes"] = [*first.get("resumes", []), {"step": int(resumed_step), **env}]
     return first
-    # Rows logged after the checkpoint we resume from would appear twice: drop them.
-    rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
-    atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def append_history(run_dir: Path, row: dict) -> None:
