@@ -212,7 +212,7 @@ def _add_calibrate_parser(sub) -> None:
                        description="Sample N hypotheses per 2D input of the model's validation split with its own "
                                    "sampler (flip on), fit a per-joint scale of the hypotheses' deviations from their "
                                    "aggregate and split-conformal radii, keep the method that calibrates better on "
-                                   "the held-out half of the sequences, and write calibration.json beside the weights "
+                                   "held-out halves of the sequences (ten seeded splits, each used both ways), and write calibration.json beside the weights "
                                    "(a zoo model: also its card). Prints the held-out raw vs calibrated table. A test "
                                    "split is refused.")
     _add_model_source(p)
@@ -238,6 +238,9 @@ def _add_calibrate_parser(sub) -> None:
                         "zoo model's folder and its card)")
     p.add_argument("--json", default=None, help="also write the held-out report as JSON (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file (default: refuse)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="--model: write into the zoo folder although the working tree has uncommitted changes (the "
+                        "file then names a -dirty commit; default: refuse)")
 
 
 def _add_sample_parser(sub) -> None:
@@ -400,7 +403,8 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         check_output_file(args.json, overwrite=args.overwrite)
     result = calibrate_model(args.model or args.run, args.data, split=args.split, max_samples=args.max_samples,
                              num_hypotheses=args.hypotheses, input_2d=args.input_2d, checkpoint=args.checkpoint,
-                             seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out)
+                             seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out,
+                             allow_dirty=args.allow_dirty)
     print(result.format_table())
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")

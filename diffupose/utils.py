@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -135,17 +135,38 @@ def atomic_savez(path: str | os.PathLike, compress: bool = False, **arrays) -> P
     return path
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """Current git commit (with `-dirty` when the tree has changes), or `unknown`."""
+def git_commit(cwd: str | os.PathLike | None = None, ignore: Sequence[str | os.PathLike] = ()) -> str:
+    """Current git commit (with `-dirty` when the tree has changes to tracked files outside the
+    folders `ignore`), or `unknown`."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    changed = git_changed_paths(cwd, ignore)
+    return sha + ("-dirty" if changed else "")
+
+
+def git_changed_paths(cwd: str | os.PathLike | None = None, ignore: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Tracked files with uncommitted changes (paths from the repository root), leaving out those
+    under the folders `ignore`; [] outside a git checkout or when git is missing."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                                  check=True, timeout=10).stdout.strip())
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    skip = []
+    for folder in ignore:
+        try:
+            skip.append(Path(folder).resolve().relative_to(top.resolve()).as_posix().rstrip("/") + "/")
+        except ValueError:
+            continue
+    paths = [line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines() if len(line) > 3]
+    return [p for p in paths if not any(p.startswith(prefix) for prefix in skip)]
 
 
 @functools.lru_cache(maxsize=1)

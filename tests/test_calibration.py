@@ -157,6 +157,32 @@ def test_few_sequences_are_cut_in_time_so_both_halves_hold_every_sequence():
         split_halves(["S1"] * 3, ["a"] * 3, frames=[5, 5, 5])
 
 
+def test_held_out_figures_are_the_mean_over_both_ways_of_every_split():
+    # one split of few sequences is a noisy estimate; the report averages 2 x repeats held-out halves
+    hyps, agg, gt, subjects, sequences = gaussian_case(num=600, k=1.5, seed=4)
+    _, report = held_out_calibration(hyps, agg, gt, "clean", split="val", subjects=subjects, sequences=sequences,
+                                     seed=2, repeats=2)
+    errors, coverage, radius = [], [], []
+    for seed in (2, 3):
+        half_a = split_halves(subjects, sequences, seed)
+        for fit, held in ((half_a, ~half_a), (~half_a, half_a)):
+            fitted = fit_calibration(hyps[fit], agg[fit], gt[fit], "clean", split="val").replace(method="conformal")
+            one = calibration_report(hyps[held], agg[held], gt[held], fitted)["calibrated"]
+            errors.append(one["calibration_error"])
+            coverage.append(one["coverage"]["0.9"])
+            radius.append(one["mean_radius_90_mm"])
+    conformal = report["conformal"]
+    assert conformal["calibration_error"] == pytest.approx(np.mean(errors))
+    assert conformal["coverage"]["0.9"] == pytest.approx(np.mean(coverage))
+    assert conformal["mean_radius_90_mm"] == pytest.approx(np.mean(radius))
+    assert conformal["across_halves"] == {"num": 4, "calibration_error": [min(errors), max(errors)],
+                                          "coverage_90": [min(coverage), max(coverage)]}
+    assert report["rows"]["repeats"] == 2 and report["rows"]["held_out_halves"] == 4
+    assert len(set(errors)) == 4                                   # four different halves, four fits
+    with pytest.raises(ConfigError):
+        held_out_calibration(hyps, agg, gt, "clean", split="val", subjects=subjects, sequences=sequences, repeats=0)
+
+
 def test_save_load_round_trip_keeps_other_sources(tmp_path):
     hyps, agg, gt, *_ = gaussian_case(num=100)
     clean = fit_calibration(hyps, agg, gt, "clean", split="val", joint_names=[f"j{i}" for i in range(J)],
@@ -200,6 +226,43 @@ def test_zoo_card_entry_keeps_the_checksum(tmp_path):
     assert "## Calibration" in readme and "| detected | scale |" in readme
 
 
+def test_writing_into_a_zoo_folder_from_a_dirty_tree_is_refused_before_sampling(monkeypatch, tmp_path):
+    from diffupose.evaluation import calibration as fitting
+    seen = {}
+
+    def changed(cwd=None, ignore=()):
+        seen["ignore"] = [str(p) for p in ignore]
+        return ["diffupose/config.py", "README.md"]
+
+    monkeypatch.setattr(fitting, "git_changed_paths", changed)
+    with pytest.raises(ConfigError, match=r"uncommitted changes \(diffupose/config.py and 1 more\).*--allow-dirty"):
+        fitting.calibrate_model("h36m", tmp_path / "never_read.npz")
+    assert seen["ignore"] == [str(zoo.model_dir("h36m"))]          # its own earlier writes do not count
+    # a run folder, or --out elsewhere, names whatever commit it has and is not refused
+    with pytest.raises(DataError, match="never_read.npz"):
+        fitting.calibrate_model("h36m", tmp_path / "never_read.npz", out=tmp_path / "elsewhere")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_changed_paths_leave_out_the_ignored_folders(tmp_path):
+    import subprocess
+    from diffupose.utils import git_changed_paths, git_commit
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "model").mkdir()
+    for name in ("a.txt", "model/card.json"):
+        (tmp_path / name).write_text("1")
+    run("init", "-q"); run("add", "."); run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert git_changed_paths(tmp_path) == [] and not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "model/card.json").write_text("2")
+    assert git_changed_paths(tmp_path) == ["model/card.json"]
+    assert git_changed_paths(tmp_path, ignore=[tmp_path / "model"]) == []
+    assert not git_commit(tmp_path, ignore=[tmp_path / "model"]).endswith("-dirty")
+    assert git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "a.txt").write_text("2")
+    assert git_changed_paths(tmp_path, ignore=[tmp_path / "model"]) == ["a.txt"]
+    assert git_changed_paths(tmp_path.parent / "not_a_repo_at_all") == []
+
+
 # --- the whole path on a tiny trained run ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -230,7 +293,8 @@ def test_calibrate_command_writes_the_file_and_refuses_test(calibrated_run, synt
     assert on["data_file"] == str(synthetic_npz) and on["git_commit"] and on["date"]
     held = calibration.held_out
     assert held["chosen"] == calibration.method and held["rows"]["fit_half"]["rows"] + \
-        held["rows"]["report_half"]["rows"] == 400
+        held["rows"]["report_half"]["rows"] == 400                 # the mean half: the two halves of 400 rows
+    assert held["rows"]["held_out_halves"] == 2 * held["rows"]["repeats"]
     report = json.loads((calibrated_run.parent / "held_out.json").read_text())
     assert report["held_out"]["raw"]["calibration_error"] is not None
     capsys.readouterr()
@@ -328,5 +392,5 @@ def test_notebook_cache_report_uses_the_stored_or_a_fresh_calibration(run_dir, c
     assert fresh["calibrated"]["calibration_error"] is not None
     _, val_cache, _ = run_uncertainty(calibrated_run, synthetic_npz, "val", cache_path=tmp_path / "v.npz", **common)
     _, held, _ = cache_calibration(calibrated_run, synthetic_npz, val_cache, num_hypotheses=4)
-    assert "held-out half B" in held["card"]["rows"]                               # never in-sample
+    assert "held-out halves" in held["card"]["rows"]                               # never in-sample
     assert held["raw"] == calibration.held_out["raw"]

@@ -14,9 +14,10 @@
   `summarise`), so both report one definition.
 - `held_out_calibration`: the validation rows split in two halves by sequence
   (`split_halves`, alternate (subject, sequence) groups in a seeded order; a split of fewer than 20
-  sequences, such as HumanEva-I's, cuts each sequence in time instead); fit on half A, both
-  methods reported on half B, the better calibrated one kept; the stored calibration is then
-  refit on every row with that method, and its `held_out` numbers are those of half B.
+  sequences, such as HumanEva-I's, cuts each sequence in time instead), ten seeded splits, each
+  used both ways (fit on one half, both methods measured on the other); the method with the
+  lower mean calibration error is kept and refit on every row; its `held_out` numbers are the
+  means over the 20 held-out halves, with their range.
 - `calibrate_model`: what `diffupose calibrate` runs (sample N hypotheses through the shared
   path, fit, write calibration.json beside the weights and, for a zoo model, its card).
 
@@ -43,7 +44,7 @@ from ..inference.calibration import (CALIBRATION_QUANTILES, Calibration, quantil
                                      scale_hypotheses)
 from ..data.prepared import load_prepared
 from ..inference.lifter import Lifter, SamplingSettings, checkpoint_for_split
-from ..utils import as_numpy, git_commit, to_jsonable
+from ..utils import as_numpy, git_changed_paths, git_commit, to_jsonable
 from . import metrics
 from .scoring import BatchScores, EvalRun, has_detections, input_source_of, keypoint_errors_px, open_run
 
@@ -311,46 +312,114 @@ def _report_card(calibration: Calibration | None) -> dict[str, Any]:
             "aggregate": "ground-truth free; calibration does not change it"}
 
 
+HELD_OUT_REPEATS = 10      # seeded splits into halves; each is measured in both directions
+
+
 def held_out_calibration(hyps, agg, gt, source: str, *, split: str, subjects, sequences, seed: int = 0, err2d=None,
                          test_split: str = "test", joint_names: Sequence[str] = (), fitted_on: dict | None = None,
-                         frames=None) -> tuple[Calibration, dict[str, Any]]:
-    """Fit on half A of the rows (by sequence, or in time when the split has few sequences and
-    `frames` are given: `split_halves`), report both methods on half B, keep
-    the better calibrated; then refit on every row with it. -> (calibration, held-out report with
-    "raw", "scale", "conformal", "chosen", "calibrated" = the chosen one's figures, "rows")."""
+                         frames=None, repeats: int = HELD_OUT_REPEATS) -> tuple[Calibration, dict[str, Any]]:
+    """Held-out figures of both methods, then the better one refit on every row.
+
+    `repeats` seeded splits of the rows into halves (seeds seed, seed + 1, ...; by sequence, or in
+    time when the split has few sequences and `frames` are given: `split_halves`); each split is
+    used both ways (fit on A, measure on B; fit on B, measure on A), so every figure is the mean
+    over 2 x repeats held-out halves (never in-sample), with the range of the calibration error and
+    the 90 % coverage over them (`across_halves`). One split alone is a noisy estimate when the
+    split has few sequences (HumanEva-I: 9); the mean is the expected figure on unseen rows.
+    -> (calibration, held-out report with "raw", "scale", "conformal", "chosen", "calibrated" = the
+    chosen one's figures, "rows")."""
     check_fit_split(split, test_split)
+    if int(repeats) < 1:
+        raise ConfigError(f"calibration: repeats must be >= 1, got {repeats}")
     hyps, agg, gt = as_numpy(hyps), as_numpy(agg), as_numpy(gt)
-    half_a = split_halves(subjects, sequences, seed, frames)
-    in_time = frames is not None and len(set(zip(np.asarray(subjects).tolist(), np.asarray(sequences).tolist()))) < MIN_GROUPS_BY_SEQUENCE
-    half_b = ~half_a
     names = list(joint_names) or None
-    first = fit_calibration(hyps[half_a], agg[half_a], gt[half_a], source, split=split, test_split=test_split,
-                            joint_names=joint_names)
-    e2d = None if err2d is None else np.asarray(err2d)[half_b]
-    scores = BatchScores(int(half_b.sum()))
-    file_batch(scores, "raw", 0, scores.num_samples, hyps[half_b], agg[half_b], gt[half_b])
-    for method in ("scale", "conformal"):
-        file_batch(scores, method, 0, scores.num_samples, hyps[half_b], agg[half_b], gt[half_b],
-                   first.replace(method=method))
-    figures = {key: summarise(scores, key, e2d, names) for key in ("raw", "scale", "conformal")}
+    in_time = frames is not None and len(set(zip(np.asarray(subjects).tolist(), np.asarray(sequences).tolist()))) < MIN_GROUPS_BY_SEQUENCE
+    groups = lambda mask: int(len(set(zip(np.asarray(subjects)[mask].tolist(), np.asarray(sequences)[mask].tolist()))))
+    per_half: dict[str, list[dict[str, Any]]] = {"raw": [], "scale": [], "conformal": []}
+    halves, first_scale = [], None
+    for r in range(int(repeats)):
+        half_a = split_halves(subjects, sequences, seed + r, frames)
+        for fit_rows, eval_rows in ((half_a, ~half_a), (~half_a, half_a)):
+            fitted = fit_calibration(hyps[fit_rows], agg[fit_rows], gt[fit_rows], source, split=split,
+                                     test_split=test_split, joint_names=joint_names)
+            first_scale = fitted.joint_scale.tolist() if first_scale is None else first_scale
+            e2d = None if err2d is None else np.asarray(err2d)[eval_rows]
+            scores = BatchScores(int(eval_rows.sum()))
+            file_batch(scores, "raw", 0, scores.num_samples, hyps[eval_rows], agg[eval_rows], gt[eval_rows])
+            for method in ("scale", "conformal"):
+                file_batch(scores, method, 0, scores.num_samples, hyps[eval_rows], agg[eval_rows], gt[eval_rows],
+                           fitted.replace(method=method))
+            for key in per_half:
+                per_half[key].append(summarise(scores, key, e2d, names))
+            halves.append({"fit": {"sequences": groups(fit_rows), "rows": int(fit_rows.sum())},
+                           "report": {"sequences": groups(eval_rows), "rows": int(eval_rows.sum())}})
+    figures = {key: _mean_figures(values) for key, values in per_half.items()}
     errors = {m: figures[m]["calibration_error"] for m in ("scale", "conformal")}
     chosen = min(errors, key=lambda m: (math.inf if errors[m] is None else errors[m], m != "scale"))
-    groups = lambda mask: int(len(set(zip(np.asarray(subjects)[mask].tolist(), np.asarray(sequences)[mask].tolist()))))
-    how = (f"every (subject, sequence) cut in time at its median frame, the earlier block to A or B alternately in a "
-           f"seeded order, seed {seed}" if in_time else
-           f"split by (subject, sequence), alternate groups in a seeded order, seed {seed}")
-    rows = {"protocol": f"fit on half A, reported on half B (the {split!r} rows {how}); the stored calibration is "
-                        f"refit on all rows with the chosen method",
-            "halves": "in time" if in_time else "by sequence",
-            "fit_half": {"name": "A", "sequences": groups(half_a), "rows": int(half_a.sum())},
-            "report_half": {"name": "B", "sequences": groups(half_b), "rows": int(half_b.sum())}}
+    how = (f"every (subject, sequence) cut in time at its median frame, the earlier block to one half or the other "
+           f"alternately in a seeded order" if in_time else
+           "split by (subject, sequence), alternate groups in a seeded order")
+    rows = {"protocol": f"{repeats} seeded splits of the {split!r} rows into two halves ({how}; seeds {seed} to "
+                        f"{seed + int(repeats) - 1}), each used both ways: fitted on one half, reported on the other; "
+                        f"every figure is the mean over the {2 * int(repeats)} held-out halves; the stored "
+                        f"calibration is refit on all rows with the chosen method",
+            "halves": "in time" if in_time else "by sequence", "repeats": int(repeats),
+            "held_out_halves": 2 * int(repeats),
+            "fit_half": {"sequences": _mean([h["fit"]["sequences"] for h in halves]),
+                         "rows": _mean([h["fit"]["rows"] for h in halves])},
+            "report_half": {"sequences": _mean([h["report"]["sequences"] for h in halves]),
+                            "rows": _mean([h["report"]["rows"] for h in halves])}}
     report = {**figures, "chosen": chosen, "calibrated": figures[chosen], "rows": rows,
-              "joint_scale_half_a": first.joint_scale.tolist()}
+              "joint_scale_half_a": first_scale}
     final = fit_calibration(hyps, agg, gt, source, split=split, test_split=test_split, method=chosen,
                             joint_names=joint_names, fitted_on={**(fitted_on or {}), "rows": "all rows of the split"},
                             held_out={"rows": rows, "chosen": chosen,
                                       **{k: _compact(figures[k]) for k in ("raw", "scale", "conformal")}})
     return final, to_jsonable(report)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values))
+
+
+def _mean_figures(items: list[Any]) -> Any:
+    """The mean of several `summarise` figures of the same shape: numbers (and lists of numbers)
+    averaged over the items that have them (None where none has), strings and flags kept when all
+    agree (None otherwise); `holds_on_worst_10pct` follows the mean worst-decile coverage; the top
+    level gets `across_halves`, the range of the calibration error and the 90 % coverage."""
+    out = _mean_of(items)
+    if isinstance(out, dict) and len(items) > 1:
+        error = [i.get("calibration_error") for i in items if i.get("calibration_error") is not None]
+        cov = [(i.get("coverage") or {}).get("0.9") for i in items]
+        cov = [c for c in cov if c is not None]
+        out["across_halves"] = {"num": len(items),
+                                "calibration_error": [min(error), max(error)] if error else None,
+                                "coverage_90": [min(cov), max(cov)] if cov else None}
+        by2d = out.get("coverage_90_by_2d_error")
+        if isinstance(by2d, dict) and by2d.get("worst_10pct_coverage_90") is not None:
+            by2d["holds_on_worst_10pct"] = bool(by2d["worst_10pct_coverage_90"] >= COVERAGE_90_RANGE[0])
+    return out
+
+
+def _mean_of(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    first = present[0]
+    if isinstance(first, dict):
+        keys = [k for k in first if all(isinstance(v, dict) and k in v for v in present)]
+        return {k: _mean_of([v[k] for v in present]) for k in keys}
+    if isinstance(first, bool) or isinstance(first, str):
+        return first if all(v == first for v in present) else None
+    if isinstance(first, (int, float)):
+        if all(type(v) is type(first) and v == first for v in present):
+            return first                                   # a count or a bin edge shared by every half
+        return float(np.mean([float(v) for v in present]))
+    if isinstance(first, list):
+        if any(not isinstance(v, list) or len(v) != len(first) for v in present):
+            return None
+        return [_mean_of(list(column)) for column in zip(*present)]
+    return first
 
 
 def _compact(figures: dict[str, Any]) -> dict[str, Any]:
@@ -362,7 +431,8 @@ def _compact(figures: dict[str, Any]) -> dict[str, Any]:
             "reliability": {k: (figures.get("reliability") or {}).get(k) for k in ("quantiles", "fraction")},
             "mean_radius_90_mm": figures.get("mean_radius_90_mm"), "mpjpe_mm": figures.get("mpjpe_mm"),
             "worst_10pct_coverage_90": by2d.get("worst_10pct_coverage_90"),
-            "holds_on_worst_10pct": by2d.get("holds_on_worst_10pct")}
+            "holds_on_worst_10pct": by2d.get("holds_on_worst_10pct"),
+            "across_halves": figures.get("across_halves")}
 
 
 def evaluation_source(run: EvalRun) -> str:
@@ -402,7 +472,7 @@ class CalibrationRun:
 def calibrate_model(model, data_path, *, split: str | None = None, max_samples: int = 10000,
                     num_hypotheses: int = 10, input_2d: str = "file", checkpoint: str | None = None, seed: int = 0,
                     batch_size: int | None = None, device: str = "auto", out=None, write: bool = True,
-                    progress: bool = True) -> CalibrationRun:
+                    progress: bool = True, allow_dirty: bool = False) -> CalibrationRun:
     """Fit a model's calibration for the 2D source of `input_2d` on its validation split.
 
     model: a zoo name or a run (or checkpoint) folder; split: default the model's
@@ -412,11 +482,20 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
     (0 = all) through the shared path, runs `held_out_calibration`, and with `write` stores
     calibration.json in `out` (default: beside the weights: the run folder, or the zoo model's
     folder, whose card.json then gets a `calibration` entry and its README.md is rewritten;
-    `weights_sha256` is left as it is)."""
+    `weights_sha256` is left as it is). Writing into a zoo model's folder from a working tree with
+    uncommitted changes outside that folder is refused before any sampling (one-line ConfigError)
+    unless `allow_dirty`: the file names the commit that fitted it, which must exist."""
     name = zoo.resolve_name(str(model)) if zoo.is_zoo_name(model) else None
     folder = zoo.model_dir(name) if name else Path(model)
     if not (folder / "config.json").is_file():
         raise DataError(f"{model}: not a run, checkpoint or zoo folder (no config.json)")
+    into_zoo = write and name is not None and out is None
+    changed = git_changed_paths(folder, ignore=[folder]) if into_zoo else []
+    if changed and not allow_dirty:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise ConfigError(f"{name}: the working tree has uncommitted changes ({changed[0]}{more}); the calibration "
+                          f"written into the zoo folder names the commit that fitted it: commit first, or pass "
+                          f"--allow-dirty")
     config = Config.from_json(folder / "config.json")
     split = check_fit_split(split or config.data.val_split, config.data.test_split)
     if name and checkpoint not in (None, "ema"):
@@ -443,7 +522,7 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
                  **{k: v for k, v in lifter.sampler_card(settings).items() if k != "input_source"},
                  "num_hypotheses": settings.num_hypotheses, "flip": settings.flip, "eta": settings.eta,
                  "aggregate": settings.aggregate, "seed": settings.seed,
-                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(),
+                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(folder, ignore=[folder] if into_zoo else ()),
                  "package_version": lifter.checkpoint_card.get("package_version")}
     calibration, report = held_out_calibration(
         hyps, agg, data.poses_3d, source, split=split, subjects=data.subject, sequences=data.sequence, seed=seed,
@@ -481,7 +560,8 @@ def cache_calibration(run_dir, data_path, cache, *, checkpoint: str = "ema", num
             "calibration_used": how}
     if split == calibration.fitted_on.get("split"):
         held = calibration.held_out
-        card["rows"] = f"the calibration's held-out half B of {split!r} (it was fitted on this split)"
+        card["rows"] = (f"the calibration's held-out halves of {split!r} (it was fitted on this split; "
+                       f"each figure from rows its fit did not see)")
         return calibration, {"raw": held.get("raw"), "calibrated": held.get(held.get("chosen")),
                              "card": {**card, **_report_card(calibration)}}, how
     hyps = cache.hypotheses[:, :num_hypotheses].astype(np.float64)
@@ -533,18 +613,31 @@ def format_report(report: dict[str, Any], calibration: Calibration, path: Path |
     def f(v, pattern="{:.3f}"):
         return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else pattern.format(v)
 
+    repeats = rows.get("repeats")
+    if repeats:
+        held_line = (f"held out: the mean over {rows.get('held_out_halves')} held-out halves ({repeats} seeded splits, "
+                     f"each used both ways; about {f(held.get('rows'), '{:.0f}')} rows and "
+                     f"{f(held.get('sequences'), '{:.0f}')} sequences a half)"
+                     + ("; every sequence cut in time, one block in each half" if rows.get("halves") == "in time" else ""))
+    else:                               # a file written before the repeated splits: one split, half B
+        held_line = (f"held out: reported on half B ({held.get('sequences')} sequences, {held.get('rows')} rows), "
+                     f"fitted on half A ({fit.get('sequences')} sequences, {fit.get('rows')} rows)")
     lines = [f"{calibration.source} 2D · {on.get('model')} · {on.get('data_file')} split {on.get('split')!r} "
              f"({', '.join(on.get('subjects', []))}) · N = {on.get('num_hypotheses')}, {on.get('sampler')} "
-             f"{on.get('nfe')} NFE, flip {on.get('flip')}",
-             f"held out: reported on half B ({held.get('sequences')} sequences, {held.get('rows')} rows), fitted on "
-             f"half A ({fit.get('sequences')} sequences, {fit.get('rows')} rows)"
-             + ("; every sequence cut in time, one block in each half" if rows.get("halves") == "in time" else ""), "",
+             f"{on.get('nfe')} NFE, flip {on.get('flip')}", held_line, "",
              "| " + " | ".join(ROW_COLUMNS) + " |", "|---|" + "---:|" * (len(ROW_COLUMNS) - 1)]
     for row in report_rows(report, ("raw", "scale", "conformal")):
         lines.append("| " + " | ".join([row["bands"]] + [f(row[c], "{:.1f}" if c == "radius 90 (mm)" else "{:.3f}")
                                                          for c in ROW_COLUMNS[1:]]) + " |")
+    for key in ("scale", "conformal"):
+        spread = (report.get(key) or {}).get("across_halves") or {}
+        if spread.get("calibration_error") and spread.get("coverage_90"):
+            (e0, e1), (c0, c1) = spread["calibration_error"], spread["coverage_90"]
+            lines.append(f"{key} over the {spread.get('num')} halves: calibration error {e0:.3f}-{e1:.3f}, "
+                         f"90 % coverage {c0:.3f}-{c1:.3f}")
     raw = report.get("raw") or {}
-    lines += ["", f"aggregate MPJPE on half B: {f(raw.get('mpjpe_mm'), '{:.1f}')} mm (calibration does not change it)",
+    lines += ["", f"aggregate MPJPE on the held-out halves: {f(raw.get('mpjpe_mm'), '{:.1f}')} mm (calibration does not "
+                  f"change it)",
               f"stored: {path or '(not written)'} — method {calibration.method}, refit on all "
               f"{on.get('num_rows')} rows of {on.get('split')!r}; mean joint_scale {calibration.joint_scale.mean():.2f}"]
     return "\n".join(lines)
