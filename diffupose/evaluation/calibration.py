@@ -483,14 +483,16 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
     calibration.json in `out` (default: beside the weights: the run folder, or the zoo model's
     folder, whose card.json then gets a `calibration` entry and its README.md is rewritten;
     `weights_sha256` is left as it is). Writing into a zoo model's folder from a working tree with
-    uncommitted changes outside that folder is refused before any sampling (one-line ConfigError)
+    uncommitted changes outside the zoo's folders (earlier fits of this or another model do not count)
+    is refused before any sampling (one-line ConfigError)
     unless `allow_dirty`: the file names the commit that fitted it, which must exist."""
     name = zoo.resolve_name(str(model)) if zoo.is_zoo_name(model) else None
     folder = zoo.model_dir(name) if name else Path(model)
     if not (folder / "config.json").is_file():
         raise DataError(f"{model}: not a run, checkpoint or zoo folder (no config.json)")
     into_zoo = write and name is not None and out is None
-    changed = git_changed_paths(folder, ignore=[folder]) if into_zoo else []
+    zoo_root = folder.parent       # the shipped models' files are data (weights named by their sha256), not code
+    changed = git_changed_paths(folder, ignore=[zoo_root]) if into_zoo else []
     if changed and not allow_dirty:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise ConfigError(f"{name}: the working tree has uncommitted changes ({changed[0]}{more}); the calibration "
@@ -522,7 +524,7 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
                  **{k: v for k, v in lifter.sampler_card(settings).items() if k != "input_source"},
                  "num_hypotheses": settings.num_hypotheses, "flip": settings.flip, "eta": settings.eta,
                  "aggregate": settings.aggregate, "seed": settings.seed,
-                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(folder, ignore=[folder] if into_zoo else ()),
+                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(folder, ignore=[zoo_root] if into_zoo else ()),
                  "package_version": lifter.checkpoint_card.get("package_version")}
     calibration, report = held_out_calibration(
         hyps, agg, data.poses_3d, source, split=split, subjects=data.subject, sequences=data.sequence, seed=seed,
