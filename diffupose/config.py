@@ -230,6 +230,11 @@ class TrainConfig:
     input_2d: str = "file"
     mix_detected: float = 0.5
     mix_clean: float = 0.0
+    # The measured detector error of a windowed model's gt+noise rows (model.window > 1):
+    # constant = one frame's residual added to every frame of the window | measured = the
+    # residuals of a random training window, frame by frame (the detector's own jitter, drift and
+    # left/right swaps in time; diffupose.data.detector_noise.transplant_errors)
+    noise_in_time: str = "constant"
     # Layouts whose lift mapping (copy what the layout has, derive the rest) the 2D input goes
     # through, one drawn per sample (diffupose.data.layout_mix): "h36m17" = the true joints only
     input_layouts: str = "h36m17"
@@ -252,6 +257,7 @@ class TrainConfig:
             "val_steps": (_positive, ">= 1"), "joint_dropout": probability, "limb_dropout": probability,
             "input_2d": _one_of(INPUT_2D_MODES), "mix_detected": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             "mix_clean": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+            "noise_in_time": _one_of(("constant", "measured")),
             "input_layouts": (_layout_list, "a comma-separated list of coco17, halpe26, body25, mpii16, h36m17"),
             "reflow_steps": (_non_negative, ">= 0 (0 = the teacher's eval.num_steps)"),
             "reflow_times": (_time_list, "empty, or comma-separated path times in (0, 1], e.g. 1,0.5"),

@@ -11,11 +11,12 @@ import torch
 from diffupose.config import preset
 from diffupose.data import prepare_dataset
 from diffupose.data.detections import map_detections, read_detections
-from diffupose.data.detector_noise import DetectorNoise, error_summary, measure_residuals
+from diffupose.data.detector_noise import DetectorNoise, error_summary, measure_residuals, transplant_errors
+from diffupose.data.windows import window_index
 from diffupose.data.keypoints import Keypoints
 from diffupose.data.prepared import load_prepared, save_prepared
 from diffupose.evaluation.detection_analysis import analyse_detections, simulate_detections, table1_rows
-from diffupose.errors import DataError
+from diffupose.errors import ConfigError, DataError
 from diffupose.inference import SamplingSettings
 from diffupose.lifting import prepare_keypoints
 from diffupose.geometry.skeleton import H36M17
@@ -114,6 +115,53 @@ def test_residuals_find_swaps_and_noise_reproduces_them():
     always = DetectorNoise(torch.zeros(1, 17, 2), 1.0, torch.as_tensor(H36M17.flip_permutation))
     y = torch.randn(3, 17, 2)
     torch.testing.assert_close(always.apply(y, g), y[:, H36M17.flip_permutation])
+
+
+def test_transplanted_errors_keep_each_source_frames_residual_and_swap():
+    rng = np.random.default_rng(1)
+    perm = torch.as_tensor(H36M17.flip_permutation)
+    gt = torch.from_numpy(rng.normal(size=(3, 5, 17, 2)).astype(np.float32))
+    gt[..., H36M17.joints_left, 0] += 3.0                     # left and right far apart
+    residual = torch.from_numpy(rng.normal(scale=0.01, size=gt.shape).astype(np.float32))
+    det = gt + residual
+    det[1, 2] = gt[1, 2][perm] + residual[1, 2]              # one swapped source frame
+    target = torch.from_numpy(rng.normal(size=gt.shape).astype(np.float32))
+    out = transplant_errors(target, det, gt, perm)
+    expected = target + residual
+    expected[1, 2] = target[1, 2][perm] + residual[1, 2]     # the swap moves with its frame, in time
+    torch.testing.assert_close(out, expected)
+    # the numpy measurement and the torch transplant apply one rule
+    measured, swapped = measure_residuals(det.reshape(-1, 17, 2).numpy(), gt.reshape(-1, 17, 2).numpy(), H36M17)
+    assert swapped.sum() == 1 and swapped.reshape(3, 5)[1, 2]
+    np.testing.assert_allclose((out - torch.where(torch.from_numpy(swapped.reshape(3, 5, 1, 1)), target[..., perm, :],
+                                                  target)).reshape(-1, 17, 2).numpy(), measured, atol=1e-6)
+
+
+def test_measured_noise_in_time_follows_real_windows(simulated):
+    common = {"data.path": str(simulated), "train.input_2d": "gt+noise", "model.window": 3}
+    data = load_training_data(preset("tiny", {**common, "train.noise_in_time": "measured"}), torch.device("cpu"))
+    idx = torch.arange(0, 40, 3)
+    x, _ = data.inputs(idx, torch.Generator().manual_seed(0))
+    windows = window_index(data.track_lo, data.track_hi, idx, 3)
+    error = x - data.keypoints_2d_gt[windows]                   # (B, 3, J, 2)
+    measured, swapped = measure_residuals(data.keypoints_2d.numpy(), data.keypoints_2d_gt.numpy(), H36M17)
+    real = torch.from_numpy(measured)
+    perm = torch.as_tensor(H36M17.flip_permutation)
+    # every frame carries some training frame's measured residual, frame by frame (not one for all)
+    for b in range(len(idx)):
+        for w in range(3):
+            target = data.keypoints_2d_gt[windows[b, w]]
+            hit = torch.isclose(real, error[b, w], atol=1e-5).all(dim=(1, 2)) & torch.from_numpy(~swapped)
+            hit_swapped = torch.isclose(real, x[b, w] - target[perm], atol=1e-5).all(dim=(1, 2)) & torch.from_numpy(swapped)
+            assert (hit | hit_swapped).any()
+    assert not torch.allclose(error[:, 0], error[:, 2])
+    constant = load_training_data(preset("tiny", common), torch.device("cpu"))
+    y, _ = constant.inputs(idx, torch.Generator().manual_seed(0))
+    e = y - constant.keypoints_2d_gt[windows]
+    torch.testing.assert_close(e[:, 0], e[:, 2])                # the default: one residual for the window
+    with pytest.raises(ConfigError, match="noise_in_time=measured"):
+        load_training_data(preset("tiny", {"data.path": str(simulated), "train.input_2d": "gt+noise",
+                                           "train.noise_in_time": "measured"}), torch.device("cpu"))
 
 
 def test_error_summary_in_pixels():

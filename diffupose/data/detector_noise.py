@@ -26,7 +26,9 @@ import torch
 
 from ..geometry.skeleton import Skeleton, flip_horizontal
 
-__all__ = ["DetectorNoise", "measure_residuals", "error_summary"]
+__all__ = ["DetectorNoise", "measure_residuals", "error_summary", "transplant_errors", "SWAP_MARGIN"]
+
+SWAP_MARGIN = 0.5     # a frame counts as left/right-swapped when the swapped GT fits it this much better
 
 
 def measure_residuals(detected: np.ndarray, ground_truth: np.ndarray, skeleton: Skeleton
@@ -39,7 +41,7 @@ def measure_residuals(detected: np.ndarray, ground_truth: np.ndarray, skeleton: 
     gt_swapped = gt[:, perm]
     err = np.linalg.norm(det - gt, axis=-1).mean(axis=1)
     err_swapped = np.linalg.norm(det - gt_swapped, axis=-1).mean(axis=1)
-    swapped = err_swapped < 0.5 * err
+    swapped = err_swapped < SWAP_MARGIN * err
     residual = np.where(swapped[:, None, None], det - gt_swapped, det - gt)
     return residual.astype(np.float32), swapped
 
@@ -98,3 +100,19 @@ class DetectorNoise:
         base = torch.where(swap[:, None, None, None], x[..., self.perm, :], x)
         out = base + self.residuals[idx][:, None].to(keypoints_2d.dtype)
         return out if keypoints_2d.ndim == 4 else out[:, 0]
+
+
+def transplant_errors(target: torch.Tensor, detected: torch.Tensor, ground_truth: torch.Tensor,
+                      perm: torch.Tensor) -> torch.Tensor:
+    """Ground-truth 2D windows `target` (B, W, J, 2) -> detector-like windows carrying, frame by
+    frame, the measured error of other windows: `detected` and `ground_truth` (B, W, J, 2) of
+    source windows of the training split. Each frame gets its source frame's residual
+    (`measure_residuals`' rule: against the left/right-swapped ground truth where that fits the
+    detection SWAP_MARGIN times better, and then the target frame is swapped too), so the
+    detector's jitter, slow drift and swaps keep their order in time."""
+    gt_swapped = ground_truth[..., perm, :]
+    err = torch.linalg.vector_norm(detected - ground_truth, dim=-1).mean(dim=-1)             # (B, W)
+    err_swapped = torch.linalg.vector_norm(detected - gt_swapped, dim=-1).mean(dim=-1)
+    swapped = (err_swapped < SWAP_MARGIN * err)[..., None, None]
+    residual = torch.where(swapped, detected - gt_swapped, detected - ground_truth)
+    return torch.where(swapped, target[..., perm, :], target) + residual

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import SOURCE_INDEX, Config, TrainConfig
-from ..data.detector_noise import DetectorNoise
+from ..data.detector_noise import DetectorNoise, transplant_errors
 from ..data.layout_mix import LayoutMix
 from ..data.prepared import PreparedData, load_prepared
 from ..data.windows import track_bounds, window_index
@@ -42,6 +42,7 @@ class TrainingData:
     window: int = 1                               # model.window: inputs() returns (B, W, J, 2) windows
     track_lo: torch.Tensor | None = None          # (N,) first index of each sample's track (window > 1)
     track_hi: torch.Tensor | None = None          # (N,) last index
+    noise_in_time: str = "constant"               # train.noise_in_time (windows only)
 
     def inputs(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The 2D input of the samples `idx` for one training step (train.input_2d, then the
@@ -63,7 +64,7 @@ class TrainingData:
         if self.noise is None:
             clean = self.input_2d == "gt" or not self.detections_file
             return self.keypoints_2d[idx], torch.full((n,), clean, dtype=torch.bool, device=device)
-        noisy = self.noise.apply(self.keypoints_2d_gt[idx], generator)
+        noisy = self._noisy(idx, generator)
         if self.input_2d == "gt+noise":
             return noisy, torch.zeros(n, dtype=torch.bool, device=device)
         use_detection = torch.rand(n, generator=generator, device=device) < self.mix_detected
@@ -72,6 +73,17 @@ class TrainingData:
             return x, torch.zeros(n, dtype=torch.bool, device=device)
         clean = torch.rand(n, generator=generator, device=device) < self.mix_clean
         return torch.where(_per_row(clean, x), self.keypoints_2d_gt[idx], x), clean
+
+    def _noisy(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Ground truth plus measured detector error for the samples (B,) or windows (B, W) `idx`:
+        a random frame's residual (DetectorNoise), or with train.noise_in_time=measured, the
+        residuals of a random training window, frame by frame (`transplant_errors`)."""
+        if self.noise_in_time != "measured" or idx.ndim != 2:
+            return self.noise.apply(self.keypoints_2d_gt[idx], generator)
+        source = torch.randint(0, len(self.track_lo), (len(idx),), generator=generator, device=idx.device)
+        source = window_index(self.track_lo, self.track_hi, source, idx.shape[1])
+        return transplant_errors(self.keypoints_2d_gt[idx], self.keypoints_2d[source], self.keypoints_2d_gt[source],
+                                 self.noise.perm)
 
     @property
     def val_source(self) -> str:
@@ -108,6 +120,9 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
         rows = _subsample_rows(len(full_val), cfg.data.max_val_samples, seed=0)
         val_2d = val_windows(full_val, rows, window)
     mode = cfg.train.input_2d
+    if cfg.train.noise_in_time == "measured" and (window == 1 or mode not in ("gt+noise", "mix")):
+        raise ConfigError(f"train.noise_in_time=measured moves measured detector error along windows: it needs "
+                          f"model.window > 1 and train.input_2d gt+noise or mix (got window {window}, {mode})")
     if mode != "file" and train.keypoints_2d_gt is None:
         raise DataError(f"{cfg.data.path}: train.input_2d={mode} needs detections with the ground-truth 2D kept "
                         f"beside them (keypoints_2d_gt); prepare with detections, e.g. --keypoints sh")
@@ -124,7 +139,7 @@ def load_training_data(cfg: Config, device: torch.device) -> TrainingData:
         noise = DetectorNoise.measure(train.keypoints_2d, train.keypoints_2d_gt, data.skeleton, mirrored=flip,
                                       seed=cfg.train.seed, device=device)
         extra.update(keypoints_2d_gt=tensor(train.keypoints_2d_gt), noise=noise, mix_detected=cfg.train.mix_detected,
-                     mix_clean=cfg.train.mix_clean)
+                     mix_clean=cfg.train.mix_clean, noise_in_time=cfg.train.noise_in_time)
     layouts = [v.strip() for v in cfg.train.input_layouts.split(",")]
     if layouts != ["h36m17"]:
         if data.skeleton.name != "h36m17":
