@@ -638,8 +638,8 @@ def format_report(report: dict[str, Any], calibration: Calibration, path: Path |
             lines.append(f"{key} over the {spread.get('num')} halves: calibration error {e0:.3f}-{e1:.3f}, "
                          f"90 % coverage {c0:.3f}-{c1:.3f}")
     raw = report.get("raw") or {}
-    lines += ["", f"aggregate MPJPE on the held-out halves: {f(raw.get('mpjpe_mm'), '{:.1f}')} mm (calibration does not "
-                  f"change it)",
+    lines += ["", f"aggregate MPJPE on the held-out halves: {f(raw.get('mpjpe_mm'), '{:.1f}')} mm, the mean over rows "
+                  f"(evaluate's headline is the average over actions); calibration does not change it",
               f"stored: {path or '(not written)'} — method {calibration.method}, refit on all "
               f"{on.get('num_rows')} rows of {on.get('split')!r}; mean joint_scale {calibration.joint_scale.mean():.2f}"]
     return "\n".join(lines)

@@ -205,10 +205,15 @@ def _calibration_markdown(entries: dict[str, Any]) -> list[str]:
     held-out numbers raw -> calibrated (`diffupose calibrate`, calibration.json beside the weights)."""
     if not entries:
         return []
+    repeats = {((e.get("held_out") or {}).get("rows") or {}).get("repeats") for e in entries.values()}
+    held_out = ("Held-out numbers: fitted on one half of the validation sequences, measured on the other."
+                if repeats == {None} else
+                f"Held-out numbers: the mean over {2 * max(r or 1 for r in repeats)} held-out halves ("
+                f"{max(r or 1 for r in repeats)} seeded splits of the validation sequences, each used both ways: "
+                f"fitted on one half, measured on the other).")
     lines = ["", "## Calibration", "",
              "The hypotheses' spread is calibrated after training (`calibration.json`, applied by default; "
-             "`calibrated=False` gives the raw sampler). Held-out numbers: fitted on one half of the validation "
-             "sequences, measured on the other.", "",
+             "`calibrated=False` gives the raw sampler). " + held_out, "",
              "| 2D source | method | fitted on | calib. error raw → calibrated | 90 % band coverage raw → calibrated |",
              "|---|---|---|---|---|"]
 
