@@ -212,9 +212,9 @@ def _add_calibrate_parser(sub) -> None:
                        description="Sample N hypotheses per 2D input of the model's validation split with its own "
                                    "sampler (flip on), fit a per-joint scale of the hypotheses' deviations from their "
                                    "aggregate and split-conformal radii, keep the method that calibrates better on "
-                                   "held-out halves of the sequences (ten seeded splits, each used both ways), and write calibration.json beside the weights "
-                                   "(a zoo model: also its card). Prints the held-out raw vs calibrated table. A test "
-                                   "split is refused.")
+                                   "held-out halves of the sequences (ten seeded splits, each used both ways), and "
+                                   "write calibration.json beside the weights (a zoo model: also its card). Prints "
+                                   "the held-out raw vs calibrated table. A test split is refused.")
     _add_model_source(p)
     p.add_argument("--data", required=True, help="prepared .npz from `diffupose prepare` (required)")
     p.add_argument("--split", default=None,

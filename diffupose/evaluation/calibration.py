@@ -333,8 +333,8 @@ def held_out_calibration(hyps, agg, gt, source: str, *, split: str, subjects, se
         raise ConfigError(f"calibration: repeats must be >= 1, got {repeats}")
     hyps, agg, gt = as_numpy(hyps), as_numpy(agg), as_numpy(gt)
     names = list(joint_names) or None
-    in_time = frames is not None and len(set(zip(np.asarray(subjects).tolist(), np.asarray(sequences).tolist()))) < MIN_GROUPS_BY_SEQUENCE
     groups = lambda mask: int(len(set(zip(np.asarray(subjects)[mask].tolist(), np.asarray(sequences)[mask].tolist()))))
+    in_time = frames is not None and groups(np.ones(len(hyps), dtype=bool)) < MIN_GROUPS_BY_SEQUENCE
     per_half: dict[str, list[dict[str, Any]]] = {"raw": [], "scale": [], "conformal": []}
     halves, first_scale = [], None
     for r in range(int(repeats)):
@@ -524,7 +524,8 @@ def calibrate_model(model, data_path, *, split: str | None = None, max_samples: 
                  **{k: v for k, v in lifter.sampler_card(settings).items() if k != "input_source"},
                  "num_hypotheses": settings.num_hypotheses, "flip": settings.flip, "eta": settings.eta,
                  "aggregate": settings.aggregate, "seed": settings.seed,
-                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(folder, ignore=[zoo_root] if into_zoo else ()),
+                 "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                 "git_commit": git_commit(folder, ignore=[zoo_root] if into_zoo else ()),
                  "package_version": lifter.checkpoint_card.get("package_version")}
     calibration, report = held_out_calibration(
         hyps, agg, data.poses_3d, source, split=split, subjects=data.subject, sequences=data.sequence, seed=seed,
