@@ -101,8 +101,10 @@ def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: 
             if not match:
                 raise SystemExit(f"{name}: seed {s} has no N = 10 row on {row['input_2d']}")
             values.append(float(match[0]["mpjpe"]))
-        per_input[row["input_2d"]] = {"mpjpe": [round(v, 2) for v in values], "mean": round(statistics.mean(values), 2),
-                                      "sd": round(statistics.stdev(values), 2) if len(values) > 1 else None}
+        # Full precision: the card prints one decimal, and a value rounded twice (50.846 -> 50.85 -> 50.9)
+        # would disagree with the same number in the card's validation table (50.8).
+        per_input[row["input_2d"]] = {"mpjpe": [round(v, 6) for v in values], "mean": round(statistics.mean(values), 6),
+                                      "sd": round(statistics.stdev(values), 6) if len(values) > 1 else None}
     return {"seeds": seeds, "shipped_seed": int(shipped["seed"]), "num_hypotheses": 10,
             "note": "the same recipe and protocol with train.seed changed; sd is the sample sd (ddof = 1) over the seeds",
             "per_input": per_input, "command": command}

@@ -199,6 +199,9 @@ def test_seed_spread_sits_beside_the_shipped_seed_on_the_card(benchmark_script, 
     det = entry["per_input"]["detections"]
     assert det["mpjpe"] == [66.0, 67.0, 68.0] and det["mean"] == 67.0 and det["sd"] == 1.0
     assert entry["per_input"]["GT"]["mean"] == 51.0
+    boundary = {"seed": 0, "val_results": [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 50.84579}]}
+    kept = bench.seed_entry("m", boundary, {1: [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 51.0}]}, "cmd")
+    assert f"{kept['per_input']['GT']['mpjpe'][0]:.1f}" == "50.8"    # as the card's validation table prints it
     with pytest.raises(SystemExit, match="seed 1 has no N = 10 row on GT"):
         bench.seed_entry("m", shipped, {1: extra[1][:1]}, "cmd")
     zoo.set_card_entry("tiny-test", "seeds", {**entry, "per_input": {"GT": entry["per_input"]["GT"]}}, root=tiny_zoo)
