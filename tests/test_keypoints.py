@@ -228,3 +228,31 @@ def test_examples_regenerate_identically(tmp_path, shared_data):
         assert len(pairs) == len(list(shipped.iterdir()) if shipped.is_dir() else [shipped])
         for a, b in pairs:
             assert a.read_bytes() == b.read_bytes(), f"{b} differs from a fresh make_examples"
+
+
+def test_openpose_folder_frames_come_from_the_file_names(tmp_path):
+    """OpenPose names each file by its frame: skipped frames stay gaps in the track, and a folder
+    whose names carry no increasing number falls back to the file positions."""
+    truth = _truth(3)
+    xy = K.from_h36m17(truth, "body25")
+    s = _scores(xy)
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for i, frame in enumerate([0, 2, 6]):
+        (folder / f"clip_{frame:012d}_keypoints.json").write_text(K.openpose_json(xy[i:i + 1], s[i:i + 1]))
+    assert K.read_keypoints(folder).frame.tolist() == ["0", "2", "6"]
+    other = tmp_path / "named"
+    other.mkdir()
+    for i, name in enumerate(["left", "middle", "right"]):
+        (other / f"{name}.json").write_text(K.openpose_json(xy[i:i + 1], s[i:i + 1]))
+    assert K.read_keypoints(other).frame.tolist() == ["0", "1", "2"]
+
+
+def test_array_frames_are_checked_and_kept():
+    xy = _truth(3)
+    kp = K.keypoints_from_array(xy, "h36m17", frames=[0, 2, 4])
+    assert kp.frame.tolist() == ["0", "2", "4"]
+    for bad, words in [([0, 2], "frames of shape (2,) for 3 rows"), ([0, 2, 2], "strictly increasing"),
+                       ([0, 1.5, 3], "whole frame numbers")]:
+        with pytest.raises(DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            K.keypoints_from_array(xy, "h36m17", frames=bad)

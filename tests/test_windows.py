@@ -245,3 +245,83 @@ def test_table_rows_label_windowed_numbers_and_reference_models():
                       "h36m-det-video (N=10, T = 27 †) · SH detections"]
     rows, _, _ = evaluation_table({10: video})
     assert rows[0]["method"] == "ours (N=10, T = 27 †)"
+
+
+def test_frame_numbers_read_image_and_file_names():
+    assert frame_numbers(np.array(["frame_000002.jpg", "frame_000004.jpg", "frame_000010.jpg"])).tolist() == [2, 4, 10]
+    assert frame_numbers(np.array(["cam1_0004.jpg", "cam1_0002.jpg"])) is None          # not increasing
+
+
+def test_a_long_gap_is_a_track_end_not_a_bridge():
+    """Frames 0-4 and 100-104: a window in the gap repeats the nearer side (as at a track's end)
+    and a joint missing there stays missing instead of borrowing the far side's position."""
+    times = np.array([0, 1, 2, 3, 4, 100, 101, 102, 103, 104])
+    k = np.where(times < 50, -0.5, 0.5).astype(np.float32)[:, None, None] * np.ones((1, J, 2), np.float32)
+    present = np.ones((10, J), bool)
+    present[4, 2] = False
+    w, m = track_windows(k, present, 7, times=times, max_gap=10)
+    np.testing.assert_allclose(w[4, :, 0, 0], -0.5)             # frame 4's window never reaches frame 100
+    assert not m[4, 3:, 2].any() and m[4, :3, 2].all()
+    np.testing.assert_allclose(w[5, :, 0, 0], 0.5)
+    bridged, m = track_windows(k, present, 7, times=times)      # no limit: interpolated across, as before
+    assert bridged[4, 4, 0, 0] > -0.5 and m[4, 4:, 2].all()
+    short, _ = track_windows(k[:5], None, 3, times=np.array([0, 1, 2, 6, 7]), max_gap=10)
+    np.testing.assert_allclose(short[2, :, 0, 0], -0.5)          # a short gap is still interpolated
+
+
+def test_an_array_with_frame_numbers_lifts_as_its_file_would(caplog):
+    lifter = _lifter(9, missing=True)
+    kp = _track(8, frames=[0, 2, 4, 6, 8, 10, 12, 14])
+    settings = dict(lifter=lifter, num_hypotheses=2, num_steps=2, seed=0, progress=False, format="h36m17")
+    from_kp = diffupose.lift(kp, **settings)
+    from_array = diffupose.lift(kp.keypoints, frames=[0, 2, 4, 6, 8, 10, 12, 14], **settings)
+    np.testing.assert_allclose(from_array.hypotheses, from_kp.hypotheses, atol=1e-6)
+    assert from_array.frame.tolist() == kp.frame.tolist()
+    numbered = diffupose.lift(kp.keypoints, **settings)                 # 0..7: a window twice as long in time
+    assert not np.allclose(numbered.hypotheses, from_kp.hypotheses, atol=1e-4)
+    with pytest.raises(ConfigError, match="frames= goes with keypoints given as an array"):
+        diffupose.lift(kp, frames=[0, 1, 2, 3, 4, 5, 6, 7], **settings)
+
+
+def test_a_frame_without_usable_joints_is_left_out_with_one_line(caplog):
+    lifter = _lifter(3, missing=True)
+    xy = _track(6).keypoints.copy()
+    xy[3] = np.nan
+    with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
+        result = diffupose.lift(xy, lifter=lifter, num_hypotheses=2, num_steps=2, progress=False, format="h36m17")
+    assert result.frame.tolist() == ["0", "1", "2", "4", "5"] and result.hypotheses.shape[0] == 5
+    (line,) = [r.message for r in caplog.records if "no usable joint" in r.message]
+    assert "1 of 6 samples" in line and "frame 3" in line and "\n" not in line
+    assert result.card["window"]["mode"] == "track"
+
+
+@pytest.mark.parametrize("fps", [0, -25, float("nan"), float("inf"), "fast"])
+def test_a_bad_frame_rate_is_refused_before_any_work(fps):
+    with pytest.raises(ConfigError, match="fps must be a positive frame rate"):
+        diffupose.lift(_track(4), lifter=_lifter(3), fps=fps, progress=False)
+
+
+def test_several_people_in_a_frame_name_the_cause_of_the_static_fallback(caplog):
+    kp = _track(4)
+    kp = Keypoints(keypoints=np.concatenate([kp.keypoints, kp.keypoints[:1]]), scores=np.ones((5, J)),
+                   present=np.ones((5, J), bool), format="h36m17", source="crowd",
+                   frame=np.array(["0", "1", "2", "3", "1"]), person=np.array([0, 0, 0, 0, 1]), pixels=False)
+    with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
+        diffupose.lift(kp, lifter=_lifter(3), num_hypotheses=2, num_steps=2, progress=False)
+    (line,) = [r.message for r in caplog.records if "not a frame-ordered track" in r.message]
+    assert "1 extra detections share a frame" in line and "people='best'" in line
+
+
+def test_filling_and_smoothing_follow_the_frame_numbers():
+    from diffupose.lifting.pipeline import smooth_sequence, track_segments
+    from diffupose.model.masking import fill_missing
+    xy = np.zeros((4, J, 2))
+    xy[:, 3, 0] = [-0.8, -0.8, np.nan, 0.8]
+    present = np.isfinite(xy).all(axis=-1)
+    filled = fill_missing(xy, present, H36M17, track=True, times=np.array([0, 1, 2, 100]))
+    assert filled[2, 3, 0] == pytest.approx(-0.8 + 1.6 / 99)      # by time, not half-way by position
+    segments = track_segments(np.array([0, 1, 2, 100, 101, 102.0]), fps=50.0)
+    assert segments.tolist() == [0, 0, 0, 1, 1, 1]
+    x = np.array([0.0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(smooth_sequence(x, 1.0, segments), x)           # nothing leaks across the gap
+    assert smooth_sequence(x, 1.0)[2] > 0

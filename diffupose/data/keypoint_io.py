@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
+from .windows import trailing_numbers
 from .layouts import (FILE_JOINTS, FORMATS, LAYOUT17_LIMIT, LAYOUTS, MAX_COORDINATE, MAX_NORMALISED,
                       guess_layout17, looks_like_pixels, normalize_keypoints)
 
@@ -297,6 +298,11 @@ def _read_openpose(path: Path, min_score: float, people: str) -> Keypoints:
     files = sorted(path.glob("*.json"), key=_natural_key) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path}: folder holds no OpenPose .json files")
+    # A folder's frame ids: the frame number in each file name (OpenPose writes <video>_000000000012_keypoints.json)
+    # when every name has one and they increase in file order, so skipped frames stay gaps; else the file's position.
+    numbers = trailing_numbers([f.stem for f in files]) if path.is_dir() else None
+    if numbers is not None and not np.all(np.diff(numbers) > 0):
+        numbers = None
     rows, frames, persons, origin = [], [], [], []
     for fi, file in enumerate(files):
         data = _load_json(file)
@@ -305,7 +311,7 @@ def _read_openpose(path: Path, min_score: float, people: str) -> Keypoints:
         _detect_openpose(file, data)
         for pi, p in enumerate(data["people"]):
             rows.append(p["pose_keypoints_2d"])
-            frames.append(str(fi) if path.is_dir() else file.stem)
+            frames.append(file.stem if not path.is_dir() else str(fi if numbers is None else int(numbers[fi])))
             persons.append(pi)
             origin.append(f"frame file {file.name} people[{pi}]" if path.is_dir() else f"people[{pi}]")
     if not rows:
@@ -384,12 +390,13 @@ def read_keypoints(path: str | os.PathLike, format: str | None = None, *, min_sc
 
 
 def keypoints_from_array(values, format: str | None = None, *, scores=None, min_score: float = 0.3,
-                         source: str = "<array>") -> Keypoints:
+                         source: str = "<array>", frames=None) -> Keypoints:
     """Keypoints held in memory -> Keypoints, read exactly as an array file would be: `values`
     (F, J, 2) or (F, J, 3) (third value = score), or (J, 2|3) for one frame; `scores` (F, J)
     optional scores (for 2-column values); `format` the layout (None: by joint count, with the
-    17-joint H36M/COCO check). Frames are numbered 0..F-1 (a track). `source` names the array in
-    error messages. Raises DataError (one line) as `read_keypoints`."""
+    17-joint H36M/COCO check). Frames are numbered `frames` (F,) increasing integers, default
+    0..F-1 (a track). `source` names the array in error messages. Raises DataError (one line) as
+    `read_keypoints`."""
     arr = np.asarray(values, dtype=np.float64)
     if scores is not None:
         score_arr = np.asarray(scores, dtype=np.float64)
@@ -402,7 +409,23 @@ def keypoints_from_array(values, format: str | None = None, *, scores=None, min_
     path = Path(source)
     fmt = format or detect_format(path, arr)
     kp = _read_array(path, arr, fmt, min_score)
+    if frames is not None:
+        kp.frame = _frame_ids(source, frames, len(kp))
     return _with_layout(kp, path, fmt, format is not None, f"{FILE_JOINTS[fmt]}-joint array", min_score)
+
+
+def _frame_ids(source: str, frames, n: int) -> np.ndarray:
+    """Frame numbers given for the n rows of an array -> their string ids; one-line DataError
+    unless they are n strictly increasing whole numbers."""
+    try:
+        values = np.asarray(frames, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{source}: frames must be whole frame numbers, got {type(frames).__name__}") from None
+    if values.shape != (n,):
+        raise DataError(f"{source}: frames of shape {values.shape} for {n} rows; give one frame number per row")
+    if not (np.all(np.isfinite(values)) and np.all(values == np.round(values)) and np.all(np.diff(values) > 0)):
+        raise DataError(f"{source}: frames must be strictly increasing whole frame numbers")
+    return values.astype(np.int64).astype(str)
 
 
 def _with_layout(kp: Keypoints, path: Path, fmt: str, given: bool, how: str, min_score: float) -> Keypoints:

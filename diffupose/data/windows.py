@@ -16,11 +16,13 @@ two has them).
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
 __all__ = ["track_bounds", "window_index", "window_offsets", "frame_step", "track_windows", "sample_windows",
-           "frame_numbers"]
+           "frame_numbers", "trailing_numbers", "MAX_GAP_S"]
 
 
 def window_offsets(window: int) -> np.ndarray:
@@ -72,13 +74,29 @@ def window_index(lo, hi, rows, window: int):
     return np.clip(rows[:, None] + window_offsets(window), np.asarray(lo)[rows][:, None], np.asarray(hi)[rows][:, None])
 
 
+def trailing_numbers(names) -> np.ndarray | None:
+    """The last run of digits of every name ("frame_000012.jpg" -> 12, "clip3_000012_keypoints"
+    -> 12) as int64, or None when a name has none."""
+    numbers = []
+    for name in names:
+        digits = re.findall(r"\d+", str(name))
+        if not digits:
+            return None
+        numbers.append(int(digits[-1]))
+    return np.asarray(numbers, dtype=np.int64)
+
+
 def frame_numbers(frame) -> np.ndarray | None:
-    """Frame ids (numbers or numeric strings) as increasing float frame numbers, or None when
-    they are not (image names, repeats, unordered): then they do not say when a frame was."""
+    """Frame ids as increasing float frame numbers: numbers, numeric strings, or image / file
+    names whose last number is the frame ("frame_000012.jpg"); None when they are not increasing
+    (repeats, unordered, names without numbers): then they do not say when a frame was."""
     try:
         times = np.asarray(frame, dtype=np.float64)
     except (TypeError, ValueError):
-        return None
+        numbers = trailing_numbers(np.asarray(frame).reshape(-1))
+        if numbers is None or np.ndim(frame) != 1:
+            return None
+        times = numbers.astype(np.float64)
     if times.ndim != 1 or not np.all(np.isfinite(times)) or not np.all(np.diff(times) > 0):
         return None
     return times
@@ -96,8 +114,14 @@ def sample_windows(data, index, window: int, keypoints: np.ndarray | None = None
     return keypoints[window_index(lo, hi, index, window)]
 
 
+# Missing frames shorter than this are interpolated across by a window; a longer gap is treated as
+# a track end on each side (the nearer frame repeated), since the person has moved on meanwhile.
+MAX_GAP_S = 0.2
+
+
 def track_windows(keypoints_2d: np.ndarray, present: np.ndarray | None, window: int, rate: float = 1.0,
-                  times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                  times: np.ndarray | None = None, max_gap: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """The windows of every frame of one track: keypoints_2d (F, J, 2), present (F, J) bool or
     None -> ((F, W, J, 2), (F, W, J) or None).
 
@@ -106,7 +130,9 @@ def track_windows(keypoints_2d: np.ndarray, present: np.ndarray | None, window: 
     Window frame k of frame i sits at time times[i] + (k - W//2) · rate, clamped to the track's
     ends, and is linearly interpolated between the two frames around it (so missing frames and
     other frame rates are resampled); a joint missing in one of the two takes the other's value,
-    missing in both stays missing. At a whole frame only that frame counts."""
+    missing in both stays missing. At a whole frame only that frame counts. Two frames more than
+    `max_gap` frame numbers apart (None: no limit) are not interpolated between: a window frame
+    in that gap is the nearer of the two, as at a track's end, its missing joints missing."""
     keypoints_2d = np.asarray(keypoints_2d, dtype=np.float32)
     n = keypoints_2d.shape[0]
     times = np.arange(n, dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
@@ -117,10 +143,12 @@ def track_windows(keypoints_2d: np.ndarray, present: np.ndarray | None, window: 
     a = np.floor(pos).astype(np.int64)
     b = np.minimum(a + 1, n - 1)
     w = (pos - a).astype(np.float32)                                        # weight of frame b
+    if max_gap is not None:
+        w = np.where(times[b] - times[a] > max_gap, (w >= 0.5).astype(np.float32), w)
     ka, kb = np.nan_to_num(keypoints_2d[a]), np.nan_to_num(keypoints_2d[b])
     if present is None:
         return ((1 - w[..., None, None]) * ka + w[..., None, None] * kb).astype(np.float32), None
     present = np.asarray(present, dtype=bool)
-    pa, pb = present[a], present[b] & (w[..., None] > 0)
+    pa, pb = present[a] & (w[..., None] < 1), present[b] & (w[..., None] > 0)
     wb = np.where(pa & pb, w[..., None], np.where(pb, 1.0, 0.0)).astype(np.float32)[..., None]
     return ((1 - wb) * ka + wb * kb).astype(np.float32), pa | pb

@@ -37,9 +37,10 @@ class Lifter(_Engine):
     def lift(self, keypoints: np.ndarray | str | os.PathLike | Keypoints, *, layout: str | None = None,
              image_size: tuple[int, int] | None = None, scores: np.ndarray | None = None,
              focal: float | None = None, hypotheses: int = 10, min_score: float = 0.3, people: str = "all",
-             missing: str = "auto", smooth: float = 0.0, fps: float = 50.0, aggregate: str | None = None,
-             sampler: str | None = None, steps: int | None = None, flip: bool | None = None,
-             seed: int | None = None, precision: str = "auto", progress: bool = False, **options: Any) -> LiftResult:
+             missing: str = "auto", smooth: float = 0.0, fps: float = 50.0, frames: np.ndarray | None = None,
+             aggregate: str | None = None, sampler: str | None = None, steps: int | None = None,
+             flip: bool | None = None, seed: int | None = None, precision: str = "auto",
+             calibrated: bool | None = None, progress: bool = False, **options: Any) -> LiftResult:
         """Lift 2D keypoints to 3D.
 
         keypoints: a numpy array (F, J, 2) or (F, J, 3) (x, y[, score]) of F frames in the
@@ -57,9 +58,14 @@ class Lifter(_Engine):
         missing: "auto" (mask missing joints for models trained with masking, else fill them),
             "mask" or "fill". smooth: Gaussian sigma in frames for the aggregate of a track.
         fps: the input's frame rate (BVH frame time; the spacing of a video model's window).
+        frames: (F,) increasing frame numbers of an array's rows (default 0..F-1), for a track
+            with missing frames or one given at every other frame (0, 2, 4, ... at `fps`).
         aggregate / sampler / steps / flip / seed: override the model's own sampling settings.
         precision: "auto" (bf16 on CPUs with native bf16 for v / flow models: about 2x faster,
             within 0.1 mm), "bf16" or "fp32".
+        calibrated: None (default) applies the model's calibration when it has one: the
+            hypotheses are scaled about their aggregate so that `radius_90` holds 90 % of the
+            truths at the card's settings (the spread grows with it); False gives the raw sampler.
         options: the remaining `diffupose.lifting.pipeline.lift` options (batch_size, out,
             outputs, overwrite).
 
@@ -69,6 +75,6 @@ class Lifter(_Engine):
         `.save(path, formats=...)`."""
         return _lift_pipeline(keypoints, lifter=self, format=layout, image_size=image_size, scores=scores,
                               focal_length=focal, num_hypotheses=hypotheses, min_score=min_score, people=people,
-                              missing=missing, smooth=smooth, fps=fps, aggregate=aggregate, sampler=sampler,
-                              num_steps=steps, flip=flip, seed=seed, precision=precision, progress=progress,
-                              **options)
+                              missing=missing, smooth=smooth, fps=fps, frames=frames, aggregate=aggregate,
+                              sampler=sampler, num_steps=steps, flip=flip, seed=seed, precision=precision,
+                              calibrated=calibrated, progress=progress, **options)

@@ -46,7 +46,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..data.keypoints import (Keypoints, check_image_range, keypoints_from_array, normalize_keypoints, read_keypoints,
                               to_skeleton)
-from ..data.windows import frame_numbers, track_windows
+from ..data.windows import MAX_GAP_S, frame_numbers, track_windows
 from ..errors import ConfigError, DataError
 from ..geometry.projection import normalize_intrinsics
 from ..inference.aggregate import AGGREGATIONS, estimate_root_translation, hypothesis_spread
@@ -82,10 +82,11 @@ def check_input(kp: Keypoints, image_size=None) -> None:
     check_image_range(kp, image_size)
 
 
-def check_request(kp: Keypoints, image_size, focal_length, smooth: float, missing: str) -> None:
+def check_request(kp: Keypoints, image_size, focal_length, smooth: float, missing: str,
+                  fps: float | None = None) -> None:
     """Every check of a lift before any work, once: the options (`_check_options`) and the input
     with its image size (`check_input`). One-line ConfigError / DataError."""
-    _check_options(kp, image_size, focal_length, smooth, missing)
+    _check_options(kp, image_size, focal_length, smooth, missing, fps)
     check_input(kp, image_size)
 
 
@@ -105,7 +106,8 @@ def _normalised(kp: Keypoints, skeleton, image_size, fill: bool) -> tuple[np.nda
     if empty.any():
         raise DataError(f"{kp.source}: sample {int(np.flatnonzero(empty)[0])} (frame {kp.frame[empty][0]}) has no "
                         f"usable joint after mapping to {skeleton.name}")
-    filled = fill_missing(xy, present, skeleton, method="template", track=kp.is_track) if fill else xy
+    filled = (fill_missing(xy, present, skeleton, method="template", track=kp.is_track, times=track_times(kp))
+              if fill else xy)
     counts = {"num_samples": int(len(xy)), "missing_joints": int((~present).sum()),
               "samples_with_missing_joints": int((~present).any(axis=1).sum())}
     return filled, present, counts
@@ -117,14 +119,29 @@ def recentre(poses: np.ndarray) -> np.ndarray:
     return poses - poses[..., :1, :]
 
 
-def smooth_sequence(x: np.ndarray, sigma: float) -> np.ndarray:
+def smooth_sequence(x: np.ndarray, sigma: float, segments: np.ndarray | None = None) -> np.ndarray:
     """Gaussian filter along axis 0: standard deviation `sigma` frames, kernel truncated at
     3 sigma (at least one frame each side), edges reflected without repeating the edge sample
-    (scipy's "mirror"). x: (F, ...) -> same shape; sigma <= 0 returns x unchanged."""
+    (scipy's "mirror"). x: (F, ...) -> same shape; sigma <= 0 returns x unchanged. `segments`
+    (F,) labels runs of samples filtered separately (the pieces of a track between long gaps)."""
     x = np.asarray(x, dtype=np.float64)
     if sigma <= 0 or len(x) < 2:
         return x
+    if segments is not None:
+        out = x.copy()
+        for label in np.unique(segments):
+            rows = np.flatnonzero(segments == label)
+            out[rows] = smooth_sequence(x[rows], sigma)
+        return out
     return gaussian_filter1d(x, sigma, axis=0, mode="mirror", radius=max(1, int(round(3 * sigma))))
+
+
+def track_segments(times: np.ndarray | None, fps: float | None) -> np.ndarray | None:
+    """(F,) labels of the runs of a track between gaps longer than MAX_GAP_S (frame numbers at
+    `fps`, default 50), or None for input that is not a track."""
+    if times is None:
+        return None
+    return np.concatenate([[0], np.cumsum(np.diff(times) > MAX_GAP_S * (fps or 50.0))])
 
 
 def place_root(poses: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray, intrinsics: np.ndarray
@@ -174,15 +191,44 @@ def model_input(lifter, kp: Keypoints, keypoints_2d: np.ndarray, mask: np.ndarra
     model_fps = float(lifter.config.model.window_fps)
     times = track_times(kp)
     if times is None:
-        log.warning("%s: not a frame-ordered track (one person per frame, increasing frame numbers); this model reads "
-                    "%d frames, so each frame is lifted from a static window (the frame repeated %d times), less "
-                    "accurate than on a track", kp.source, window, window)
+        log.warning("%s: not a frame-ordered track (%s); this model reads %d frames, so each frame is lifted from a "
+                    "static window (the frame repeated %d times), less accurate than on a track", kp.source,
+                    _not_a_track(kp), window, window)
         condition = np.repeat(keypoints_2d[:, None].astype(np.float32), window, axis=1)
         return condition, mask, {"frames": window, "mode": "static (not a track: each frame repeated)"}
     input_fps = model_fps if fps is None else float(fps)
-    condition, window_mask = track_windows(keypoints_2d, mask, window, rate=input_fps / model_fps, times=times)
+    condition, window_mask = track_windows(keypoints_2d, mask, window, rate=input_fps / model_fps, times=times,
+                                           max_gap=MAX_GAP_S * input_fps)
     return condition, window_mask, {"frames": window, "mode": "track", "model_fps": model_fps, "input_fps": input_fps,
                                     "span_s": round((window - 1) / model_fps, 3)}
+
+
+def _not_a_track(kp: Keypoints) -> str:
+    """Why keypoints are not a track a window can run along, in words for the warning."""
+    if len(kp) == 1:
+        return "a single frame"
+    crowded = len(kp) - len(set(kp.frame.tolist()))
+    if crowded:
+        return (f"{crowded} extra detections share a frame with another person; people='best' (--people best) keeps "
+                f"the best-scoring person of each frame as a track")
+    return "its frame ids are not increasing frame numbers, so they do not say when each frame was"
+
+
+def drop_empty_samples(kp: Keypoints, skeleton) -> Keypoints:
+    """The samples with at least one usable joint after mapping to the model's skeleton; the
+    others (a detection with every score below min_score, an all-NaN row) are left out with one
+    warning line naming them (their frames become gaps of the track); DataError when none is left."""
+    _, present = to_skeleton(kp.keypoints, kp.present, kp.format, skeleton)
+    empty = ~present.any(axis=1)
+    if not empty.any():
+        return kp
+    frames = [str(f) for f in kp.frame[empty][:5]]
+    if empty.all():
+        raise DataError(f"{kp.source}: no sample has a usable joint after mapping to {skeleton.name}")
+    log.warning("%s: %d of %d samples have no usable joint after mapping to %s (frame %s%s); they are left out "
+                "(result.frame says which frames were lifted)", kp.source, int(empty.sum()), len(kp), skeleton.name,
+                ", ".join(frames), ", ..." if empty.sum() > 5 else "")
+    return kp.subset(~empty)
 
 
 def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: float | None = None,
@@ -193,7 +239,7 @@ def lift_keypoints(lifter, kp: Keypoints, *, image_size=None, focal_length: floa
     Steps: check the options and the input (`check_request`); prepare the input (map to the
     skeleton, normalise, fill missing joints); choose mask or fill for the missing joints; the
     window of a video model; sample and aggregate; re-centre, smooth and place the root; the card."""
-    check_request(kp, image_size, focal_length, smooth, missing)
+    check_request(kp, image_size, focal_length, smooth, missing, fps)
     return _lift_checked(lifter, kp, image_size=image_size, focal_length=focal_length, smooth=smooth,
                          missing=missing, progress=progress, fps=fps, **sampling)
 
@@ -204,6 +250,7 @@ def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: fl
     settings = _settings(lifter, **{k: sampling.get(k) for k in
                                     ("num_hypotheses", "aggregate", "sampler", "num_steps", "flip", "seed",
                                      "batch_size", "calibrated", "precision")})
+    kp = drop_empty_samples(kp, lifter.skeleton)
     keypoints_2d, present, counts = _normalised(kp, lifter.skeleton, image_size, fill=True)
     if kp.pixels and trained_on_detections(lifter.config) is False:
         log.warning(GT_ONLY_WARNING.format(source=kp.source))
@@ -225,7 +272,7 @@ def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: fl
     sample_s = time.perf_counter() - start
     hypotheses = recentre(np.asarray(out.hypotheses, dtype=np.float32))
     aggregate, root = _smooth_and_place(recentre(np.asarray(out.aggregate, dtype=np.float64)), keypoints_2d,
-                                        present, intrinsics, smooth)
+                                        present, intrinsics, smooth, track_segments(track_times(kp), fps))
     card = _card(kp, lifter, settings, image_size=image_size, focal_length=focal_length,
                  placed=root is not None, smooth=smooth, missing_mode=missing_mode, counts=counts,
                  lifting_s=sample_s, sampling_s=float(getattr(out, "sampling_seconds", sample_s)))
@@ -274,9 +321,17 @@ def _check_image_size(image_size) -> None:
         raise ConfigError(f"image size must be two positive whole numbers of pixels (W H), got {image_size!r}")
 
 
-def _check_options(kp: Keypoints, image_size, focal_length, smooth: float, missing: str) -> None:
-    """ConfigError before any work for a bad image size, missing-joint mode, focal length or smoothing."""
+def _check_options(kp: Keypoints, image_size, focal_length, smooth: float, missing: str, fps=None) -> None:
+    """ConfigError before any work for a bad image size, missing-joint mode, focal length,
+    smoothing or frame rate."""
     _check_image_size(image_size)
+    if fps is not None:
+        try:
+            ok = bool(np.isfinite(float(fps)) and float(fps) > 0)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"fps must be a positive frame rate (frames per second), got {fps!r}")
     if missing not in MISSING_MODES:
         raise ConfigError(f"unknown missing-joint handling {missing!r}; known: {', '.join(MISSING_MODES)}")
     if focal_length is not None and image_size is None:
@@ -352,14 +407,16 @@ def _intrinsics(focal_length: float | None, image_size) -> np.ndarray | None:
 
 
 def _smooth_and_place(aggregate: np.ndarray, keypoints_2d: np.ndarray, present: np.ndarray,
-                      intrinsics: np.ndarray | None, smooth: float) -> tuple[np.ndarray, np.ndarray | None]:
+                      intrinsics: np.ndarray | None, smooth: float, segments: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
     """-> (aggregate (N, J, 3) smoothed when `smooth` > 0, root translation (N, 3) smoothed alike,
-    or None without intrinsics)."""
-    aggregate = smooth_sequence(aggregate, smooth) if smooth > 0 else np.asarray(aggregate, dtype=np.float64)
+    or None without intrinsics); `segments`: the pieces of the track smoothed separately."""
+    aggregate = (smooth_sequence(aggregate, smooth, segments) if smooth > 0
+                 else np.asarray(aggregate, dtype=np.float64))
     if intrinsics is None:
         return aggregate, None
     root = place_root(aggregate, keypoints_2d, present, intrinsics)
-    return aggregate, smooth_sequence(root, smooth) if smooth > 0 else root
+    return aggregate, smooth_sequence(root, smooth, segments) if smooth > 0 else root
 
 
 def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: bool, smooth: float,
@@ -373,7 +430,8 @@ def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: 
         "focal_length_px": focal_length, "coordinates": CAMERA_FRAME if placed else ROOT_RELATIVE,
         "root_relative": not placed, "missing_joint_handling": missing_mode, **counts,
         "min_score": kp.meta.get("min_score"), "track": kp.is_track,
-        "smoothing": (f"gaussian, sigma {smooth:g} frames, truncated at 3 sigma, aggregate and root only"
+        "smoothing": (f"gaussian, sigma {smooth:g} frames, truncated at 3 sigma, aggregate and root only, each "
+                      f"piece of the track between gaps longer than {MAX_GAP_S:g} s on its own"
                       if smooth > 0 else "off"),
         "sampling": {**{k: getattr(settings, k) for k in ("num_hypotheses", "eta", "flip", "aggregate", "seed",
                                                           "precision")},
@@ -385,25 +443,29 @@ def _card(kp: Keypoints, lifter, settings, *, image_size, focal_length, placed: 
 
 
 def as_keypoints(keypoints, format: str | None = None, *, scores=None, min_score: float = 0.3,
-                 people: str = "all") -> Keypoints:
+                 people: str = "all", frames=None) -> Keypoints:
     """What `lift` accepts as keypoints -> Keypoints in the input's own layout: a `Keypoints` as it
     is; a numpy array (F, J, 2) or (F, J, 3) (third value = score; `scores` (F, J) for 2-column
-    arrays) read as an array file would be, its frames a track 0..F-1; anything else a keypoint
-    file or OpenPose folder path (`read_keypoints`). One-line DataError on bad input."""
+    arrays) read as an array file would be, its frames a track numbered `frames` (F,) increasing
+    integers, default 0..F-1; anything else a keypoint file or OpenPose folder path
+    (`read_keypoints`). One-line DataError on bad input."""
     if isinstance(keypoints, Keypoints):
+        if frames is not None:
+            raise ConfigError("frames= goes with keypoints given as an array; a Keypoints carries its own frame ids")
         return keypoints
     if isinstance(keypoints, np.ndarray) or (isinstance(keypoints, (list, tuple)) and keypoints
                                             and not isinstance(keypoints[0], (str, os.PathLike))):
-        return keypoints_from_array(keypoints, format, scores=scores, min_score=min_score)
-    if scores is not None:
-        raise ConfigError("scores= goes with keypoints given as an array; a file carries its own scores")
+        return keypoints_from_array(keypoints, format, scores=scores, min_score=min_score, frames=frames)
+    if scores is not None or frames is not None:
+        raise ConfigError(f"{'scores' if scores is not None else 'frames'}= goes with keypoints given as an array; "
+                          f"a file carries its own")
     return read_keypoints(keypoints, format, min_score=min_score, people=people)
 
 
 def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_size=None,
          focal_length: float | None = None, num_hypotheses: int | None = 10, aggregate: str | None = None,
          min_score: float = 0.3, smooth: float = 0.0, people: str = "all", missing: str = "auto", scores=None,
-         sampler: str | None = None,
+         frames=None, sampler: str | None = None,
          num_steps: int | None = None, flip: bool | None = None, seed: int | None = None,
          batch_size: int | None = None, calibrated: bool | None = None, precision: str = "auto",
          checkpoint: str | None = None,
@@ -420,6 +482,8 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     (loaded with `Lifter.from_pretrained(run, checkpoint=..., device=...)`; checkpoint None: the
     zoo model's final EMA weights, a run's `best`) or an already loaded `Lifter`.
     image_size: (W, H) pixels, needed for pixel input. scores: (F, J) scores for a 2-column array.
+    frames: (F,) increasing frame numbers of an array's rows (default 0..F-1): a track with
+    missing frames, or every other frame (0, 2, 4, ...) of a video at `fps`.
     focal_length: pixels; places the root in metric camera space (else root-relative).
     num_hypotheses / aggregate / sampler / num_steps / flip / seed / batch_size: override the
     run's eval settings (None keeps them). precision: the network's arithmetic, `auto` (default:
@@ -439,8 +503,8 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     paths = plan_outputs(out, outputs, overwrite) if out is not None else None
     if lifter is None and run is None:
         raise ConfigError("lift needs a run directory (run=...) or a loaded Lifter (lifter=...)")
-    kp = as_keypoints(keypoints, format, scores=scores, min_score=min_score, people=people)
-    check_request(kp, image_size, focal_length, smooth, missing)     # everything, before the model is loaded
+    kp = as_keypoints(keypoints, format, scores=scores, min_score=min_score, people=people, frames=frames)
+    check_request(kp, image_size, focal_length, smooth, missing, fps)     # everything, before the model is loaded
     if lifter is None:
         lifter = Lifter.from_pretrained(run, checkpoint=checkpoint, device=device)
     kp.meta["min_score"] = min_score

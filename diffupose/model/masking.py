@@ -151,7 +151,8 @@ def evaluation_mask(num_samples: int, skeleton: Skeleton, num_missing: int, mode
 FILL_METHODS = ("template", "neighbour")
 
 
-def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = "template", track: bool = False):
+def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = "template", track: bool = False,
+                 times=None):
     """Estimates for missing 2D joints, for a model trained without missing-joint masking.
 
     keypoints_2d: (..., J, 2) normalised, np or torch (missing joints may be NaN);
@@ -160,7 +161,8 @@ def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = 
 
     1. `track=True` (keypoints (N, J, 2), N frames of one person): a joint is linearly
        interpolated in time between the frames where it is present (held constant beyond the
-       first/last); joints never present in the track are left to step 2.
+       first/last), at the frame numbers `times` (N,) when given (a track with missing frames),
+       else 0..N-1; joints never present in the track are left to step 2.
     2. each remaining joint, frame by frame, by `method`:
        - `template`: the mean pose (`MEAN_POSE_2D_H36M17`) fitted to the joints present in that
          frame by least-squares scale and translation (translation only when one joint is
@@ -183,7 +185,7 @@ def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = 
     out = np.array(kp, dtype=np.float64)
     todo = ~present
     if track:
-        todo = _interpolate_in_time(out, present)
+        todo = _interpolate_in_time(out, present, times)
     stuck = todo.any(axis=-1) & ~present.any(axis=-1)
     if stuck.any():
         raise DataError(f"sample {int(np.flatnonzero(stuck.reshape(-1))[0])}: every joint is missing")
@@ -194,15 +196,18 @@ def fill_missing(keypoints_2d, keypoint_mask, skeleton: Skeleton, method: str = 
     return torch.as_tensor(out, device=keypoints_2d.device) if is_torch else out
 
 
-def _interpolate_in_time(xy: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Fill, in place, each joint of a track (N, J, 2) by linear interpolation over the frames
-    where it is present; -> (N, J) bool, the joints still missing (never present in the track)."""
+def _interpolate_in_time(xy: np.ndarray, present: np.ndarray, times=None) -> np.ndarray:
+    """Fill, in place, each joint of a track (N, J, 2) by linear interpolation in time (frame
+    numbers `times`, default 0..N-1) over the frames where it is present; -> (N, J) bool, the
+    joints still missing (never present in the track)."""
     if xy.ndim != 3:
         raise ValueError(f"track filling needs keypoints (N, J, 2), got shape {xy.shape}")
     todo = ~present
     if len(xy) < 2:
         return todo
-    frames = np.arange(len(xy))
+    frames = np.arange(len(xy), dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
+    if frames.shape != (len(xy),):
+        raise ValueError(f"track filling: times of shape {frames.shape} for {len(xy)} frames")
     for j in range(xy.shape[1]):
         have = present[:, j]
         if have.any() and not have.all():
