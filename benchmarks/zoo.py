@@ -34,6 +34,7 @@ from pathlib import Path
 
 from diffupose.config import EvalConfig, apply_overrides, preset
 from diffupose.data import prepare_dataset
+from diffupose.data.prepared import load_prepared
 from diffupose.errors import ConfigError
 from diffupose.evaluation.metrics import AVERAGE
 from diffupose.evaluation.protocols import evaluate
@@ -72,8 +73,7 @@ def val_results(run_dir: Path, data: Path, name: str, max_samples: int, detectio
     return rows
 
 
-PROTOCOL = ("{dataset} validation split (held-out training data, never a test split), a seeded {max_samples:,}-sample "
-            "subset, final EMA weights (no checkpoint selection), the model's own sampler ({sampler}), N hypotheses "
+PROTOCOL = ("{dataset} validation split (held-out training data, never a test split), {rows}, final EMA weights (no checkpoint selection), the model's own sampler ({sampler}), N hypotheses "
             "each averaged with its mirrored twin (flip), their mean; ground-truth free: no ground-truth root, "
             "scale or alignment enters the pose (P-MPJPE aligns by Procrustes after the fact), no re-centring")
 TEST_NOTE_H36M = ("These are Human3.6M S8 validation numbers, not Human3.6M test numbers (S9, S11), which are "
@@ -85,6 +85,15 @@ TEST_NOTE_HUMANEVA = ("These are numbers on held-out Train chunks, not the Human
                       "test set), which is not shipped: with your own copy, `diffupose prepare --dataset humaneva "
                       "--data-dir YOUR_HUMANEVA --keypoints gt --allow-pickle --out test.npz` puts Validate in the "
                       "test split, then run the evaluate commands below with --data test.npz --split test.")
+
+
+def protocol_rows(data: Path, max_samples: int) -> str:
+    """The card's words for the rows scored: a seeded subset, or every row when the validation
+    split is no larger than --max-samples (HumanEva-I's 2,088)."""
+    rows = len(load_prepared(data).select("val"))
+    if max_samples and rows > max_samples:
+        return f"a seeded {max_samples:,}-sample subset"
+    return f"all {rows:,} rows"
 
 
 def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: str) -> dict:
@@ -185,7 +194,7 @@ def main() -> None:
     fields["frames"] = ("T = 1 (one frame of 2D per pose)" if window == 1 else
                         f"T = {window} frames: each pose is lifted from the {window}-frame 2D window around it, at "
                         f"{cfg.model.window_fps:g} fps ({(window - 1) / cfg.model.window_fps:.2f} s)")
-    fields["protocol"] = PROTOCOL.format(dataset=prep["dataset"], max_samples=args.max_samples,
+    fields["protocol"] = PROTOCOL.format(dataset=prep["dataset"], rows=protocol_rows(data, args.max_samples),
                                          sampler=f"{cfg.eval.sampler}-{cfg.eval.num_steps}")
     if prep["dataset"] == "h36m":
         fields["test_numbers"] = TEST_NOTE_H36M.format(name=args.model)

@@ -544,7 +544,7 @@ def _preset_overrides() -> dict[str, dict[str, Any]]:
         # random joints and 5 % the end of a limb, and the network is told which
         # (model.missing_joints). The zoo model h36m-det is this preset at 40,000 steps.
         "h36m_det_cpu": {**detections, **masked},
-        # The same for tracks: the 2D condition is a 27-frame window (0.54 s at 50 fps) read by a
+        # The same for tracks: the 2D condition is a 27-frame window (spanning 0.52 s at 50 fps) read by a
         # temporal encoder (model.window; diffupose.model.temporal). The zoo model h36m-det-video
         # is this preset at 40,000 steps.
         "h36m_det_video_cpu": {**detections, **masked, "model.window": 27},

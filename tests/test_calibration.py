@@ -394,3 +394,21 @@ def test_notebook_cache_report_uses_the_stored_or_a_fresh_calibration(run_dir, c
     _, held, _ = cache_calibration(calibrated_run, synthetic_npz, val_cache, num_hypotheses=4)
     assert "held-out halves" in held["card"]["rows"]                               # never in-sample
     assert held["raw"] == calibration.held_out["raw"]
+
+
+def test_a_calibration_is_applied_only_at_the_settings_it_was_fitted_at():
+    """The shipped h36m-det calibration was fitted at N = 10, DDIM-5, flip, mean: at those settings
+    the output says calibrated; at N = 1, 2 steps or without flip it gives the raw sampler and
+    says why, instead of a radius fitted for other hypotheses (0 at N = 1)."""
+    from diffupose import Lifter
+
+    lifter = Lifter.from_pretrained("h36m-det")
+    y = np.zeros((3, 17, 2), np.float32)
+    own = lifter.default_settings()
+    assert lifter.predict(y, own).calibration["calibrated"] is True
+    for change, words in [({"num_hypotheses": 1}, "num_hypotheses 10, here 1"), ({"num_steps": 2}, "num_steps 5, here 2"),
+                          ({"flip": False}, "flip True, here False")]:
+        settings = own.replace(**change)
+        assert lifter.calibration_for(settings) is None and lifter.stored_calibration(settings) is not None
+        card = lifter.predict(y, settings).calibration
+        assert card["calibrated"] is False and words in card["reason"] and "\n" not in card["reason"]

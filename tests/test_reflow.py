@@ -230,3 +230,24 @@ def test_a_ddpm_student_learns_ddim_1_from_its_ddpm_teacher(tmp_path, synthetic_
     gap_teacher = float((run(t, 1) - target).norm(dim=-1).mean())
     gap_student = float((run(s, 1) - target).norm(dim=-1).mean())
     assert gap_student < 0.8 * gap_teacher, (gap_student, gap_teacher)
+
+
+def test_the_shipped_one_step_student_warns_off_its_step_and_defaults_to_it(caplog):
+    """h36m-det-fast (a DDPM student trained at DDIM-1's timestep only) warns once, in one line,
+    when sampled with DDIM-5, and sample / predict without settings use its own DDIM-1."""
+    import logging
+
+    lifter = Lifter.from_pretrained("h36m-det-fast")
+    own = lifter.default_settings()
+    assert (own.sampler, own.num_steps) == ("ddim", 1)
+    five = own.replace(num_steps=5, num_hypotheses=1, flip=False)
+    y = np.zeros((2, 17, 2), np.float32)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
+        lifter.sample(y, own.replace(num_hypotheses=1))
+        assert not caplog.records
+        lifter.sample(y, five)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "timesteps t = 99 only" in line and "--sampler ddim --steps 1" in line and "\n" not in line
+    assert lifter.untrained_times(own) == [] and lifter.untrained_times(five) == [74.0, 50.0, 25.0, 0.0]
+    np.testing.assert_allclose(lifter.sample(y), lifter.sample(y, own), atol=0)

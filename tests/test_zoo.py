@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from diffupose.inference import zoo
+from diffupose.inference.lifter import Lifter
 from diffupose.model.checkpoint import load_model
 from diffupose.cli import main as cli_main
 from diffupose.config import Config, preset
@@ -87,7 +88,7 @@ def test_model_path_takes_a_zoo_name_or_a_path(tiny_zoo, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert zoo.model_path("tiny-test", root=tiny_zoo) == tiny_zoo / "tiny-test"
     assert zoo.model_path("runs/mine", root=tiny_zoo) == Path("runs/mine")     # not a name: as given
-    (tmp_path / "tiny-test").mkdir()                                          # a local folder wins over the name
+    (tmp_path / "tiny-test" / "checkpoint" / "latest").mkdir(parents=True)    # a local run wins over the name
     assert zoo.model_path("tiny-test", root=tiny_zoo) == Path("tiny-test")
 
 
@@ -165,6 +166,8 @@ def test_lift_card_records_the_model_layouts_and_warns_when_uncovered(tiny_zoo, 
     assert result.card["model_layouts"] == ["h36m17"] and result.card["layout_covered_by_model"] is False
     assert any("not trained on coco17 input" in r.getMessage() for r in caplog.records)
     assert layout_covered("coco_wholebody", ("h36m17", "coco17")) and layout_covered("h36m17", ("h36m17",))
+    humaneva = Lifter.from_pretrained("humaneva")
+    assert model_layouts(humaneva.config, humaneva.skeleton.name) == ("humaneva15",)     # its own 2D, not h36m17
     covered = {}
     for name in SHIPPED:
         if zoo.card(name)["skeleton"] != "h36m17":
@@ -250,3 +253,25 @@ def test_a_cards_evaluate_command_reproduces_its_number(shared_data, tmp_path):
     assert cli_main(cmd[1:] + ["--json", str(out)]) in (0, None)
     got = json.loads(out.read_text())["per_action"]["MPJPE"][AVERAGE]
     assert got == pytest.approx(row["mpjpe"], abs=0.05), (name, row["command"])
+
+
+def test_a_folder_named_like_a_model_does_not_hide_it_but_a_run_does(tmp_path, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h36m").mkdir()                                   # e.g. the user's dataset folder
+    assert zoo.is_zoo_name("h36m") and zoo.model_path("h36m") == zoo.ZOO_DIR / "h36m"
+    (tmp_path / "h36m" / "checkpoint" / "latest").mkdir(parents=True)      # now a run folder
+    with caplog.at_level(logging.WARNING, logger="diffupose.zoo"):
+        assert not zoo.is_zoo_name("h36m")
+    assert "is used, not the shipped model h36m" in caplog.text
+    assert not zoo.is_zoo_name("./h36m")
+
+
+def test_the_card_protocol_says_every_row_when_the_split_is_small(benchmark_script, synthetic_npz):
+    from diffupose.data.prepared import load_prepared
+
+    bench = benchmark_script("zoo")
+    rows = len(load_prepared(synthetic_npz).select("val"))
+    assert bench.protocol_rows(synthetic_npz, 10000) == f"all {rows:,} rows"
+    assert bench.protocol_rows(synthetic_npz, rows - 1) == f"a seeded {rows - 1:,}-sample subset"

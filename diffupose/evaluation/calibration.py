@@ -551,7 +551,7 @@ def cache_calibration(run_dir, data_path, cache, *, checkpoint: str = "ema", num
     data = load_prepared(data_path)
     source = input_source_of(data, "file")
     lifter = Lifter.load(run_dir, checkpoint=checkpoint, device=device)
-    calibration = lifter.calibration_for(SamplingSettings(), source)
+    calibration = lifter.stored_calibration(lifter.default_settings(), source)
     how = "the run's calibration.json"
     if calibration is None:
         calibration = calibrate_model(run_dir, data_path, max_samples=max_samples, num_hypotheses=num_hypotheses,

@@ -286,7 +286,7 @@ class Lifter:
         new one seeded with settings.seed is used. `noise`: the chains' start (diffusion.sample);
         `source` (B,): each input's 2D source index for a source-conditioned model, in place of
         the one settings.input_source names."""
-        settings = settings or SamplingSettings()
+        settings = settings or self.default_settings()
         sampler = self.sampler_for(settings)
         y = torch.as_tensor(np.asarray(keypoints_2d, dtype=np.float32) if not torch.is_tensor(keypoints_2d)
                             else keypoints_2d).to(self.device)
@@ -301,17 +301,27 @@ class Lifter:
                       generator=generator if generator is not None else self.generator(settings.seed),
                       return_trajectory=return_trajectory, noise=noise, **extra)
 
+    def default_settings(self) -> SamplingSettings:
+        """The model's own sampling settings (its config's `eval`: the sampler, steps, N, flip and
+        aggregate its card measured): what `sample`, `iter_hypotheses` and `predict` use when
+        given no settings."""
+        return SamplingSettings.from_eval_config(self.config.eval)
+
     def untrained_times(self, settings: SamplingSettings) -> list[float]:
-        """The path times `settings` would evaluate a flow model at that its training never saw: a
-        reflow student trained at fixed times only (train.reflow_times, e.g. "1" for Euler-1) is
-        only good at those. Empty for every other model."""
+        """The times `settings` would evaluate the network at that its training never saw: a reflow
+        student trained at fixed times only (train.reflow_times, e.g. "1" for Euler-1 or DDIM-1)
+        is only good at those. Path times s for a flow student, timesteps t = round(s·(T − 1)) for
+        a DDPM one (h36m-det-fast: t = 99 only). Empty for every other model."""
         times = self.config.train.reflow_times
         sampler = self.sampler_for(settings)
-        if not times or sampler.objective != "flow":
+        if not times:
             return []
         trained = [float(x) for x in times.split(",")]
-        return sorted({round(s, 4) for s in sampler.evaluation_times() if all(abs(s - t) > 1e-6 for t in trained)},
-                      reverse=True)
+        if sampler.objective != "flow":
+            last = self.config.diffusion.num_timesteps - 1
+            trained = [float(round(t * last)) for t in trained]
+        return sorted({round(float(s), 4) for s in sampler.evaluation_times()
+                       if all(abs(float(s) - t) > 1e-6 for t in trained)}, reverse=True)
 
     def check_sampling_grid(self, settings: SamplingSettings) -> None:
         """One warning line per sampler setting that evaluates a fixed-time reflow student where it
@@ -320,11 +330,17 @@ class Lifter:
         missing = self.untrained_times(settings)
         if missing:
             own = self.config.eval
-            log.warning("this model was trained at path times s = %s only (train.reflow_times); sampler %s with %d "
-                        "evaluations also evaluates it at s = %s, where its poses are far worse: use its own "
-                        "--sampler %s --steps %d", self.config.train.reflow_times, settings.sampler,
-                        self.sampler_for(settings).nfe, ", ".join(f"{t:g}" for t in missing), own.sampler,
-                        own.num_steps)
+            sampler = self.sampler_for(settings)
+            flow = sampler.objective == "flow"
+            trained = self.config.train.reflow_times
+            if not flow:
+                last = self.config.diffusion.num_timesteps - 1
+                trained = ", ".join(str(round(float(t) * last)) for t in trained.split(","))
+            what = "path times s" if flow else "timesteps t"
+            log.warning("this model was trained at %s = %s only (train.reflow_times); sampler %s with %d "
+                        "evaluations also evaluates it at %s = %s, where its poses are far worse: use its own "
+                        "--sampler %s --steps %d", what, trained, settings.sampler, sampler.nfe,
+                        what.split()[-1], ", ".join(f"{t:g}" for t in missing), own.sampler, own.num_steps)
 
     def _prediction(self) -> str:
         """What the network's 3D output is, for the precision rule: a flow model's velocity is v."""
@@ -342,7 +358,7 @@ class Lifter:
                generator: torch.Generator | None = None) -> np.ndarray:
         """keypoints_2d (B, J, 2) -> hypotheses (B, H, J, 3) float32 numpy, metres (calibrated as
         `iter_hypotheses`)."""
-        settings = settings or SamplingSettings()
+        settings = settings or self.default_settings()
         hyps = self.sample_tensor(keypoints_2d, settings, keypoint_mask=keypoint_mask,
                                   generator=generator).float().cpu().numpy()
         return self._calibrated_batch(hyps, keypoints_2d, settings)
@@ -358,7 +374,7 @@ class Lifter:
         of the 2D alone (no intrinsics) unless settings.calibrated is False or the model has no
         calibration. `self.sampling_seconds` accumulates the sampler's wall time (device
         synchronised), for throughput numbers."""
-        settings = settings or SamplingSettings()
+        settings = settings or self.default_settings()
         n = len(keypoints_2d)
         generator = generator if generator is not None else self.generator(settings.seed)
         self.sampling_seconds = 0.0
@@ -391,7 +407,7 @@ class Lifter:
         about it (`calibrate`), so it is the raw sampler's aggregate either way; `radius_90` is
         the per-joint 90 % radius (`radii`). (Keypoints in a detector's layout, in pixels or from
         a file: `lift` of `diffupose.Lifter`.)"""
-        settings = settings or SamplingSettings()
+        settings = settings or self.default_settings()
         n = len(keypoints_2d)
         hypotheses = np.empty((n, settings.num_hypotheses, self.skeleton.num_joints, 3), dtype=np.float32)
         for start, stop, hyps in self.iter_hypotheses(keypoints_2d, settings.replace(calibrated=False),
@@ -409,10 +425,20 @@ class Lifter:
     # -- calibration (diffupose.inference.calibration) ----------------------------------------
 
     def calibration_for(self, settings: SamplingSettings, source: str | None = None) -> Calibration | None:
-        """The calibration `settings` get: None when settings.calibrated is False or the model has
-        none for the input's 2D source. source: the input's source (default
+        """The calibration `settings` get: None when settings.calibrated is False, the model has
+        none for the input's 2D source, or `settings` sample otherwise than it was fitted at
+        (`calibration_mismatch`: another N, sampler, steps, flip or aggregate, where its scales
+        and radii do not hold). source: the input's source (default
         `input_source(settings)`, auto = detected); a model without model.source_condition that
         has one calibration only uses it for every input (it was fitted on its own kind of input)."""
+        calibration = self.stored_calibration(settings, source)
+        if calibration is None or calibration_mismatch(calibration, settings):
+            return None
+        return calibration
+
+    def stored_calibration(self, settings: SamplingSettings, source: str | None = None) -> Calibration | None:
+        """The stored calibration for the input's 2D source (calibration_for without its settings
+        check), or None: for code that applies it to hypotheses drawn as it was fitted."""
         if not getattr(settings, "calibrated", True) or not self.calibrations:
             return None
         wanted = source or self.input_source(settings)
@@ -443,8 +469,12 @@ class Lifter:
         calibration = self.calibration_for(settings, source)
         if calibration is not None:
             return {"calibrated": True, **calibration.summary()}
+        stored = self.stored_calibration(settings, source)
         if not getattr(settings, "calibrated", True):
             reason = "calibrated=False: the raw sampler's hypotheses"
+        elif stored is not None:
+            reason = (f"{calibration_mismatch(stored, settings)}: the raw sampler's hypotheses (the calibration holds "
+                      f"only at the settings it was fitted at; `diffupose calibrate` fits one for others)")
         elif not self.calibrations:
             reason = "the model has no calibration (fit one with `diffupose calibrate`)"
         else:
@@ -463,6 +493,21 @@ class Lifter:
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+# The sampling settings a calibration depends on: its per-joint scales and conformal radii were
+# fitted on hypotheses drawn with these, about this aggregate (precision and seed do not matter).
+CALIBRATION_SETTINGS = ("num_hypotheses", "sampler", "num_steps", "flip", "eta", "aggregate")
+
+
+def calibration_mismatch(calibration: Calibration, settings: SamplingSettings) -> str:
+    """"" when `settings` draw hypotheses as the calibration's fit did (its `fitted_on` values of
+    CALIBRATION_SETTINGS; a value it does not record is not compared), else the difference in
+    words, e.g. "fitted at num_hypotheses 10, here 1"."""
+    fitted = calibration.fitted_on or {}
+    diffs = [f"{key} {fitted[key]}, here {getattr(settings, key)}" for key in CALIBRATION_SETTINGS
+             if key in fitted and fitted[key] != getattr(settings, key)]
+    return f"fitted at {'; '.join(diffs)}" if diffs else ""
 
 
 def _calibrations_beside(path, skeleton: Skeleton) -> dict[str, Calibration]:

@@ -71,10 +71,19 @@ def available(root: Path | None = None) -> list[str]:
 
 
 def is_zoo_name(text: str | os.PathLike, root: Path | None = None) -> bool:
-    """A bare name (no path separator, not an existing path) of a shipped model."""
+    """A bare name (no path separator) of a shipped model that is not also a loadable run or
+    checkpoint here: a folder that merely shares the name (a dataset folder `h36m`, say) does not
+    hide the shipped model; a run folder of that name does, with one warning line."""
     text = str(text)
-    return (os.sep not in text and "/" not in text and not Path(text).exists()
-            and (text in available(root) or text in RETIRED))
+    if os.sep in text or "/" in text or not (text in available(root) or text in RETIRED):
+        return False
+    try:
+        resolve_checkpoint(text)
+    except CheckpointError:
+        return True
+    log.warning("%s: a run or checkpoint folder of that name is here and is used, not the shipped model %s (give "
+                "the run as ./%s to say so, or run from another folder for the shipped one)", text, text, text)
+    return False
 
 
 def card(name: str, root: Path | None = None) -> dict[str, Any]:

@@ -254,13 +254,13 @@ def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: fl
     keypoints_2d, present, counts = _normalised(kp, lifter.skeleton, image_size, fill=True)
     if kp.pixels and trained_on_detections(lifter.config) is False:
         log.warning(GT_ONLY_WARNING.format(source=kp.source))
-    layouts = model_layouts(lifter.config)
+    layouts = model_layouts(lifter.config, lifter.skeleton.name)
     covered = layout_covered(kp.format, layouts)
     if not covered:
-        log.warning("%s: this model was not trained on %s input (its layouts: %s); the derived H36M-17 joints "
+        log.warning("%s: this model was not trained on %s input (its layouts: %s); the derived %s joints "
                     "are used as they are (a model trained with train.input_layouts including %s, e.g. "
                     "--model h36m-det, has seen them)", kp.source, kp.format, ", ".join(layouts),
-                    _LAYOUT_FAMILY.get(kp.format, kp.format))
+                    lifter.skeleton.name, _LAYOUT_FAMILY.get(kp.format, kp.format))
     counts = {**counts, "model_layouts": list(layouts), "layout_covered_by_model": covered}
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
     condition, mask, window_card = model_input(lifter, kp, keypoints_2d, mask, fps)
@@ -295,11 +295,12 @@ RADIUS_90 = ("per joint (N, J), metres: the radius of the 90 % band of the hypot
 _LAYOUT_FAMILY = {"coco_wholebody": "coco17"}
 
 
-def model_layouts(config) -> tuple[str, ...]:
-    """The keypoint layouts a model saw in training (`train.input_layouts`; h36m17 alone for
-    models trained before the setting existed)."""
+def model_layouts(config, skeleton: str = "h36m17") -> tuple[str, ...]:
+    """The keypoint layouts a model saw in training (`train.input_layouts`; its own skeleton's
+    alone for models trained before the setting existed). The setting's default, h36m17, means
+    the data's own 2D, so a model of another `skeleton` (humaneva15) lists that instead."""
     text = getattr(getattr(config, "train", None), "input_layouts", "h36m17") or "h36m17"
-    return tuple(v.strip() for v in str(text).split(","))
+    return tuple(skeleton if v.strip() == "h36m17" else v.strip() for v in str(text).split(","))
 
 
 def layout_covered(fmt: str, layouts) -> bool:
