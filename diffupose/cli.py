@@ -6,6 +6,7 @@ users (DiffuPoseError) are printed as one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -387,6 +388,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for path in (args.json, args.csv):
         if path:
             check_output_file(path, overwrite=args.overwrite)
+    if args.json and args.csv and Path(args.json).resolve() == Path(args.csv).resolve():
+        raise ConfigError(f"--json and --csv both name {args.json}; give each its own file")
     result = evaluate(args.run, args.data, split=args.split, eval_cfg=_eval_config(args), device=args.device)
     print(result.format_table())
     if args.json:
@@ -433,7 +436,7 @@ def read_sample_keypoints(path: str | Path, image_size: tuple[int, int] | None =
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from .inference.lifter import Lifter, SamplingSettings
-    from .utils import atomic_savez, check_output_file
+    from .utils import atomic_savez, check_output_file, environment_info
 
     eval_cfg = _eval_config(args)
     check_output_file(args.out, overwrite=args.overwrite)
@@ -442,10 +445,17 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if keypoints.shape[1] != lifter.skeleton.num_joints:
         raise DataError(f"{args.keypoints}: {keypoints.shape[1]} joints, but the model was trained on "
                         f"{lifter.skeleton.name} with {lifter.skeleton.num_joints}")
-    out = lifter.predict(keypoints, SamplingSettings.from_eval_config(eval_cfg))
+    settings = SamplingSettings.from_eval_config(eval_cfg)
+    out = lifter.predict(keypoints, settings)
+    env = environment_info()
+    card = {"run": str(args.run), "skeleton": lifter.skeleton.name, **eval_cfg.__dict__,
+            "calibrated": bool(out.calibration.get("calibrated")), "radius_90": out.calibration,
+            "precision": f"{settings.precision} -> {lifter.arithmetic(settings)}",
+            "checkpoint": getattr(lifter, "checkpoint_card", {}), "git_commit": env["git_commit"],
+            "python": env["python"], "versions": env["versions"],
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     atomic_savez(args.out, hypotheses=out.hypotheses, aggregate=out.aggregate, spread=out.spread,
-                 radius_90=out.radius_90, keypoints_2d=keypoints,
-                 card=json.dumps({"run": str(args.run), "skeleton": lifter.skeleton.name, **eval_cfg.__dict__}))
+                 radius_90=out.radius_90, keypoints_2d=keypoints, card=json.dumps(card, default=str))
     print(json.dumps({"out": str(args.out), "hypotheses_shape": list(out.hypotheses.shape)}))
 
 

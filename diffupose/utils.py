@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["as_numpy", "to_jsonable", "format_duration", "eta_seconds", "resolve_device", "atomic_path", "atomic_write_text", "atomic_savez", "check_output_file",
            "environment_info", "git_commit", "HISTORY_FILE", "read_history", "PROGRESS_ENV", "progress_file", "emit"]
@@ -70,13 +70,21 @@ def eta_seconds(steps_left: int, steps_per_s: float | None, budget_left_s: float
     return eta
 
 
-def resolve_device(name: str = "auto"):
-    """`auto` -> cuda if available else cpu; otherwise the named torch device."""
+def resolve_device(name: str = "auto", key: str = "device"):
+    """`auto` -> cuda if available else cpu; otherwise the named torch device. One-line
+    ConfigError (naming `key`, e.g. train.device) for a name torch does not know or a CUDA device
+    on a machine without one."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"{key} {name!r} is not a device name ({' '.join(str(e).split())[:120]})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key} {name!r}: no CUDA device is available; use auto or cpu")
+    return device
 
 
 @contextlib.contextmanager

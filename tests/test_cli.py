@@ -130,9 +130,22 @@ def test_sample_and_describe(capsys, tmp_path, synthetic_npz):
     with np.load(tmp_path / "h.npz", allow_pickle=False) as f:
         assert f["hypotheses"].shape == (5, 3, 17, 3) and f["aggregate"].shape == (5, 17, 3)
         assert np.isfinite(f["hypotheses"]).all()
+        card = json.loads(str(f["card"]))
+    assert card["git_commit"] and card["versions"]["torch"] and card["date"] and " -> " in card["precision"]
+    assert card["calibrated"] is False and card["radius_90"]["calibrated"] is False      # the run has no calibration
     out = _run(capsys, "sample", "--run", run, "--keypoints", tmp_path / "kp.json", "--out",
                tmp_path / "h1.npz", "--hypotheses", 2, "--sampler", "ddpm")
     assert out["hypotheses_shape"] == [1, 2, 17, 3]
+    assert "--json and --csv both name" in _fail(capsys, "evaluate", "--run", run, "--data", synthetic_npz,
+                                                 "--checkpoint", "ema", "--json", tmp_path / "e.x",
+                                                 "--csv", tmp_path / "e.x")
+    assert "seed must be >= 0" in _fail(capsys, "evaluate", "--run", run, "--data", synthetic_npz,
+                                        "--checkpoint", "ema", "--seed", -1)
+    assert "no CUDA device is available" in _fail(capsys, "sample", "--run", run, "--keypoints",
+                                                   tmp_path / "kp.npy", "--out", tmp_path / "c.npz",
+                                                   "--device", "cuda") or __import__("torch").cuda.is_available()
+    assert "is not a device name" in _fail(capsys, "sample", "--run", run, "--keypoints", tmp_path / "kp.npy",
+                                           "--out", tmp_path / "c.npz", "--device", "gpu")
 
     desc = _run(capsys, "describe", "--dim", 256, "--released-unused-film")
     assert desc["parameters"] == 1_453_860 and desc["num_joints"] == 17 and desc["layers"]

@@ -131,11 +131,12 @@ def test_json_csv_round_trip(h36m_result, tmp_path):
     assert back.per_action == h36m_result.per_action
     assert back.subject_action == h36m_result.subject_action
     assert back.card["num_samples"] == 20 and back.card["oracle"] is False
+    assert back.card["num_nan_samples"] == 0 and back.card["precision"].split(" -> ")[1] in ("bf16", "fp32")
     assert [p.name for p in path.parent.iterdir()] == ["eval.json"]  # no temp files left
     rows = list(csv.DictReader(open(h36m_result.to_csv(tmp_path / "eval.csv"))))
     avg = [r for r in rows if r["metric"] == "MPJPE" and r["action"] == "Average" and r["subject"] == "all"]
     assert len(avg) == 1 and float(avg[0]["value_mm"]) == pytest.approx(h36m_result.per_action["MPJPE"]["Average"], abs=1e-3)
-    assert rows[0]["dataset"] == "h36m" and rows[0]["protocol"] == "gt_free"
+    assert rows[0]["dataset"] == "h36m" and rows[0]["protocol"] == "gt_free" and rows[0]["num_nan_samples"] == "0"
     text = h36m_result.format_table()
     assert "| MPJPE |" in text and "Dir." in text and "ORACLE" in text and "protocol: gt_free" in text
     json.loads(path.read_text())  # strict JSON

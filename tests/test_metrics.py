@@ -239,3 +239,15 @@ def test_pck_and_correct_poses_score_hand_computed():
     curve = (worst[None] < t[:, None]).mean(axis=1)
     area = ((curve[1:] + curve[:-1]) / 2 * np.diff(t)).sum()
     assert area == pytest.approx(metrics.correct_poses_score(pred, gt).mean(), abs=1e-4)
+
+
+def test_p_mpjpe_of_a_non_finite_sample_is_nan_not_an_svd_failure():
+    from diffupose.evaluation.metrics import p_mpjpe
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(4, 17, 3))
+    pred = gt + rng.normal(scale=0.01, size=gt.shape)
+    pred[2, 5] = np.nan
+    out = p_mpjpe(pred, gt)
+    assert np.isnan(out[2]) and np.isfinite(out[[0, 1, 3]]).all()
+    np.testing.assert_allclose(out[[0, 1, 3]], p_mpjpe(pred[[0, 1, 3]], gt[[0, 1, 3]]))

@@ -15,6 +15,7 @@ from diffupose.data.prepared import load_prepared
 from diffupose.diffusion import NoiseSchedule, sample
 from diffupose.model.ema import ema_decay, make_ema
 from diffupose.errors import ConfigError
+from diffupose.training import TrainingDiverged
 from diffupose.evaluation.metrics import mpjpe
 from diffupose.model import build_denoiser
 from diffupose.training import (HISTORY_KEYS, build_lr_scheduler, epoch_indices, load_training_data, lr_factor,
@@ -581,3 +582,31 @@ def test_init_from_copies_weights_and_grows_the_missing_joint_channel(synthetic_
     with pytest.raises(ConfigError, match=r"parameter \S+ is \(.*match model.dim"):   # another width: one line
         train(_small(synthetic_npz, **{"train.init_from": str(straight), "model.dim": 48}), tmp_path / "wide",
               progress=False)
+
+
+def test_a_new_budget_under_cosine_warns_and_is_recorded(synthetic_npz, tmp_path, caplog):
+    import logging
+
+    train(_small(synthetic_npz, **{"train.max_steps": 3}), tmp_path, progress=False)
+    with caplog.at_level(logging.WARNING, logger="diffupose.train"):
+        train(_small(synthetic_npz, **{"train.max_steps": 5}), tmp_path, progress=False)
+    (line,) = [r.getMessage() for r in caplog.records if "new step budget" in r.getMessage()]
+    assert "train.max_steps 3 -> 5" in line and "cosine" in line and "\n" not in line
+    (resume,) = json.loads((tmp_path / "environment.json").read_text())["resumes"]
+    assert resume["step"] == 3 and resume["changed"] == {"train.max_steps": [3, 5]}
+
+
+def test_bad_eval_settings_a_file_as_out_and_overwrite_leave_nothing_stale(synthetic_npz, tmp_path):
+    with pytest.raises(ConfigError, match="eval settings of the run: batch_size must be >= 1"):
+        train(_small(synthetic_npz, **{"eval.batch_size": -1}), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()                                       # refused before any work
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file, not a run directory"):
+        train(_small(synthetic_npz), tmp_path / "afile", progress=False)
+    assert (tmp_path / "afile").read_text() == "mine"
+    train(_small(synthetic_npz, **{"train.max_steps": 2}), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "run_card.json").is_file()
+    with pytest.raises(TrainingDiverged, match="no checkpoint was saved"):
+        train(_small(synthetic_npz, **{"train.max_steps": 2, "train.lr": 1e30, "train.warmup_steps": 0}),
+              tmp_path / "run", progress=False, overwrite=True, resume=False)
+    assert not (tmp_path / "run" / "run_card.json").exists()                    # the replaced run's card is gone

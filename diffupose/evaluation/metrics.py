@@ -113,10 +113,17 @@ def procrustes_align(pred, gt) -> np.ndarray:
 def p_mpjpe(pred, gt) -> np.ndarray:
     """Protocol 2: MPJPE after per-frame similarity Procrustes alignment (no reflections).
 
-    pred, gt: (B, J, 3) same unit -> (B,)
+    pred, gt: (B, J, 3) same unit -> (B,); NaN for a sample whose prediction or ground truth is
+    not finite (the tables count those, num_nan_samples), never an SVD failure.
     """
     pred, gt = _pair(pred, gt)
-    return mpjpe(procrustes_align(pred, gt), gt)
+    finite = np.isfinite(pred).all(axis=(1, 2)) & np.isfinite(gt).all(axis=(1, 2))
+    if finite.all():
+        return mpjpe(procrustes_align(pred, gt), gt)
+    out = np.full(len(pred), np.nan)
+    if finite.any():
+        out[finite] = mpjpe(procrustes_align(pred[finite], gt[finite]), gt[finite])
+    return out
 
 
 def n_mpjpe(pred, gt) -> np.ndarray:

@@ -52,7 +52,7 @@ ORACLE_NOTE = ("oracle_best_of_h picks, per sample, the hypothesis closest to th
                "an upper bound for any selector, not an estimate")
 _CARD_CSV_FIELDS = ("dataset", "data_file", "split", "keypoints_2d_source", "num_hypotheses", "aggregation",
                     "flip", "sampler", "num_steps", "eta", "protocol", "oracle", "checkpoint_path",
-                    "checkpoint", "seed", "num_samples", "git_commit", "device")
+                    "checkpoint", "seed", "num_samples", "num_nan_samples", "precision", "git_commit", "device")
 
 
 def official_oracle_pose(pred, keypoints_2d, intrinsics, root_depth) -> np.ndarray:
@@ -380,6 +380,7 @@ def _protocol_card(run: EvalRun, poses_per_second: float, num_nan_samples: int) 
         "flip": settings.flip,
         **lifter.sampler_card(settings),
         "eta": settings.eta,
+        "precision": f"{settings.precision} -> {lifter.arithmetic(settings)}",
         "protocol": ev.protocol,
         "oracle": oracle,
         "uses_ground_truth": oracle,

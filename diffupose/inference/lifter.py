@@ -67,8 +67,8 @@ def checkpoint_for_split(requested: str, eval_split: str | None, selection_split
     check_checkpoint_choice(requested)
     if requested == "best" and eval_split == selection_split:
         raise ConfigError(f"checkpoint 'best' was chosen on split {selection_split!r}: evaluating it there would "
-                          "report the number that selected it; use checkpoint 'ema' (latest EMA weights), "
-                          "'auto', or evaluate another split")
+                          "report the number that selected it; use checkpoint 'ema' (--checkpoint ema: the final EMA "
+                          "weights), or evaluate another split")
     return requested
 
 
@@ -110,6 +110,8 @@ class SamplingSettings(SamplingConfig):
         for name in ("num_hypotheses", "num_steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.seed) < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
     @classmethod
     def from_eval_config(cls, ev: EvalConfig, **overrides: Any) -> "SamplingSettings":
@@ -341,6 +343,12 @@ class Lifter:
                         "evaluations also evaluates it at %s = %s, where its poses are far worse: use its own "
                         "--sampler %s --steps %d", what, trained, settings.sampler, sampler.nfe,
                         what.split()[-1], ", ".join(f"{t:g}" for t in missing), own.sampler, own.num_steps)
+
+    def arithmetic(self, settings: SamplingSettings) -> str:
+        """The network's arithmetic `settings.precision` resolves to on this model and device:
+        "bf16" or "fp32" (what an output's card records)."""
+        dtype = sampling_dtype(settings.precision, self.device, self._prediction())
+        return "fp32" if dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
 
     def _prediction(self) -> str:
         """What the network's 3D output is, for the precision rule: a flow model's velocity is v."""

@@ -173,7 +173,7 @@ def data_identity(path: str | os.PathLike) -> dict[str, Any]:
     size in bytes and the sha256 of its first and last MiB (milliseconds, even for 1 GB)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: prepared data file not found (train.data.path / --data)")
+        raise DataError(f"{path}: prepared data file not found (data.path / --data)")
     size, mib = path.stat().st_size, 1 << 20
     digest = hashlib.sha256()
     with open(path, "rb") as f:

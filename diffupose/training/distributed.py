@@ -10,7 +10,6 @@ from typing import Any
 import torch
 import torch.distributed
 
-from ..errors import ConfigError
 from ..utils import resolve_device
 
 __all__ = ["Dist", "resolve_train_device", "setup_distributed", "rng_state", "set_rng_state"]
@@ -59,13 +58,7 @@ class Dist:
 
 
 def resolve_train_device(name: str) -> torch.device:
-    try:
-        device = resolve_device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"train.device {name!r} is not a device name ({' '.join(str(e).split())[:120]})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device {name!r}: no CUDA device is available; use auto or cpu")
-    return device
+    return resolve_device(name, key="train.device")
 
 
 def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:

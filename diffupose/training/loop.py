@@ -26,11 +26,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import SOURCE_INDEX, Config
 from ..diffusion import FlowPath, diffusion_loss
-from ..errors import DiffuPoseError
-from ..evaluation.scoring import BatchScores, score_batches
+from ..errors import ConfigError, DiffuPoseError
+from ..evaluation.scoring import BatchScores, check_eval_config, score_batches
 from ..inference.lifter import Lifter, SamplingSettings
 from ..evaluation.metrics import mpjpe
-from ..model.checkpoint import BEST, CHECKPOINT_DIR, LATEST
+from ..model.checkpoint import BEST, CHECKPOINT_DIR, LATEST, has_checkpoint
 from ..model.masking import random_joint_mask
 from .data import TrainingData, data_identity, epoch_indices, load_training_data
 from .distributed import setup_distributed
@@ -78,6 +78,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, overw
     dist, device = setup_distributed(cfg.train.device)
     try:
         amp_dtype(cfg.train.amp, device)                      # refuse a bad AMP setting before any work
+        _check_eval_settings(cfg)
         identity = data_identity(cfg.data.path)
         resume_from = open_run_dir(run_dir, cfg, identity, resume=resume, overwrite=overwrite, dist=dist)
         data = load_training_data(cfg, device)
@@ -97,6 +98,15 @@ def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = True, overw
     finally:
         if dist.owns_group:
             torch.distributed.destroy_process_group()
+
+
+def _check_eval_settings(cfg: Config) -> None:
+    """The run's eval.* (validation and later evaluations use them), checked before any work:
+    one line naming the section instead of a failure at the first validation."""
+    try:
+        check_eval_config(cfg.eval)
+    except ConfigError as e:
+        raise ConfigError(f"eval settings of the run: {e}") from None
 
 
 def _finish(run: RunState, t_call: float) -> TrainResult:
@@ -146,8 +156,10 @@ def _loop(run: RunState, progress: bool, callback: Callable[[dict], Any] | None)
 
 def _check_finite(run: RunState, loss: float, lr: float) -> None:
     if not math.isfinite(loss):
-        raise TrainingDiverged(f"training diverged at step {run.step}: loss {loss}; nothing was saved after "
-                               f"it (the last checkpoint in {run.run_dir / CHECKPOINT_DIR} is finite); lower "
+        root = run.run_dir / CHECKPOINT_DIR
+        kept = (f"nothing was saved after it (the last checkpoint in {root} is finite)" if has_checkpoint(root)
+                else "no checkpoint was saved")
+        raise TrainingDiverged(f"training diverged at step {run.step}: loss {loss}; {kept}; lower "
                                f"train.lr (now {lr:.3g}) or set train.grad_clip")
 
 

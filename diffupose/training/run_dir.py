@@ -49,6 +49,8 @@ def open_run_dir(run_dir: Path, cfg: Config, identity: dict, *, resume: bool, ov
     `best` when the run was stopped before its first `latest`) after checking that data
     and config match the run.
     """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file, not a run directory; choose another --out")
     root = run_dir / CHECKPOINT_DIR
     if dist.is_main:
         for line in recover_interrupted_saves(root):
@@ -72,11 +74,12 @@ def open_run_dir(run_dir: Path, cfg: Config, identity: dict, *, resume: bool, ov
 
 
 def remove_run(run_dir: Path) -> None:
-    """Delete a run's checkpoints and history (renamed aside first, so a crash cannot leave a
-    half-deleted checkpoint that looks resumable)."""
+    """Delete a run's checkpoints, history and run card (the checkpoints renamed aside first, so
+    a crash cannot leave a half-deleted checkpoint that looks resumable)."""
     doomed = run_dir / f".{CHECKPOINT_DIR}.removed-{os.getpid()}"
     os.replace(run_dir / CHECKPOINT_DIR, doomed)
     (run_dir / HISTORY_FILE).unlink(missing_ok=True)
+    (run_dir / RUN_CARD_FILE).unlink(missing_ok=True)        # the replaced run's card must not describe the new one
     shutil.rmtree(doomed, ignore_errors=True)
 
 
@@ -103,6 +106,13 @@ def check_resumable(run_dir: Path, ckpt: Path, cfg: Config, identity: dict) -> N
                               f"trained on ({stored_data.get('path')}, {stored_data.get('size')} bytes)")
     elif stored_data.get("path") != identity["path"]:
         log.info("%s: data file moved from %s (same size and fingerprint)", run_dir, stored_data.get("path"))
+    budget = [f"{key} {old.get(key)!r} -> {new[key]!r}" for key in ("train.max_steps", "train.epochs")
+              if old.get(key) != new[key]]
+    if budget and not differences and cfg.train.lr_schedule == "cosine":
+        log.warning("%s: resuming with a new step budget (%s): the %s learning-rate schedule is laid out again over "
+                    "the new budget from step %d on, so the run will not equal one trained with that budget from the "
+                    "start (environment.json records the change)", run_dir, ", ".join(budget),
+                    cfg.train.lr_schedule, read_training_state(ckpt)["step"])
     if differences:
         more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
         raise ConfigError(f"{run_dir}: refusing to resume: {'; '.join(differences[:3])}{more}; resume with the "
@@ -111,17 +121,30 @@ def check_resumable(run_dir: Path, ckpt: Path, cfg: Config, identity: dict) -> N
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resumed_step: int | None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
+    changed = _changed_settings(run_dir, cfg) if resumed_step is not None else {}
     atomic_write_text(run_dir / "config.json", cfg.to_json())
-    atomic_write_text(run_dir / "environment.json", json.dumps(run_environment(run_dir, resumed_step), indent=2))
+    atomic_write_text(run_dir / "environment.json",
+                      json.dumps(run_environment(run_dir, resumed_step, changed), indent=2))
     # Rows logged after the checkpoint we resume from would appear twice: drop them.
     rows = [r for r in read_history(run_dir) if resumed_step is not None and r["step"] <= resumed_step]
     atomic_write_text(run_dir / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def run_environment(run_dir: Path, resumed_step: int | None) -> dict:
+def _changed_settings(run_dir: Path, cfg: Config) -> dict[str, list]:
+    """{key: [before, now]} of the settings a resume changes (RESUMABLE_CHANGES), against the
+    run's config.json; {} when it is unreadable."""
+    try:
+        old = _flatten(Config.from_json(run_dir / "config.json"))
+    except (ConfigError, OSError):
+        return {}
+    return {key: [old.get(key), value] for key, value in _flatten(cfg).items() if old.get(key) != value}
+
+
+def run_environment(run_dir: Path, resumed_step: int | None, changed: dict | None = None) -> dict:
     """What environment.json holds: where and with which code the run STARTED (a resume, even one
     with nothing left to train, must not make a model look trained by later code), plus one entry
-    per resume in `resumes` (the step it resumed at and that call's environment)."""
+    per resume in `resumes` (the step it resumed at, that call's environment and the settings it
+    changed, `changed`: {key: [before, now]})."""
     env = environment_info()
     path = run_dir / "environment.json"
     if resumed_step is None or not path.is_file():
@@ -131,7 +154,10 @@ def run_environment(run_dir: Path, resumed_step: int | None) -> dict:
     except (OSError, ValueError):
         log.warning("%s: unreadable; the resumed run records this call's environment instead", path)
         return env
-    first["resumes"] = [*first.get("resumes", []), {"step": int(resumed_step), **env}]
+    entry = {"step": int(resumed_step), **env}
+    if changed:
+        entry["changed"] = changed
+    first["resumes"] = [*first.get("resumes", []), entry]
     return first
 
 
