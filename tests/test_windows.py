@@ -309,7 +309,7 @@ def test_several_people_in_a_frame_name_the_cause_of_the_static_fallback(caplog)
     with caplog.at_level(logging.WARNING, logger="diffupose.lift"):
         diffupose.lift(kp, lifter=_lifter(3), num_hypotheses=2, num_steps=2, progress=False)
     (line,) = [r.message for r in caplog.records if "not a frame-ordered track" in r.message]
-    assert "1 extra detections share a frame" in line and "people='best'" in line
+    assert "1 extra detection in frames that already hold a person" in line and "people='best'" in line
 
 
 def test_filling_and_smoothing_follow_the_frame_numbers():

@@ -209,8 +209,8 @@ def _not_a_track(kp: Keypoints) -> str:
         return "a single frame"
     crowded = len(kp) - len(set(kp.frame.tolist()))
     if crowded:
-        return (f"{crowded} extra detections share a frame with another person; people='best' (--people best) keeps "
-                f"the best-scoring person of each frame as a track")
+        return (f"{crowded} extra detection{'s' if crowded > 1 else ''} in frames that already hold a person; "
+                f"people='best' (--people best) keeps the best-scoring person of each frame as a track")
     return "its frame ids are not increasing frame numbers, so they do not say when each frame was"
 
 
