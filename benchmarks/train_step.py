@@ -4,7 +4,9 @@ One optimiser step as `diffupose train` takes it (the preset's batch, AMP and to
 setting, real rows of a prepared file), split into five timed parts: the step's 2D inputs
 (`train.input_2d` mix, synthetic noise, layouts, the window gather), the loss forward (eqs.
 8-10 under autocast), the backward pass, Adam with the LR schedule, and the EMA update. The
-first `--warmup` steps (compilation included) are not timed. Prints a Markdown table in
+first `--warmup` steps (compilation included) are not timed. The parts are timed one by one, so
+this is `training.loop._train_step` taken apart: one micro-batch, no gradient clipping or fp16
+scaler (the CPU presets use none of them); for the whole step's rate, read the training log. Prints a Markdown table in
 milliseconds per step, with each part's share and the steps/s that the parts add up to.
 If the network (forward + backward) dominates, a CPU-hour run is limited by its arithmetic, not
 by the data path around it.

@@ -314,16 +314,23 @@ class Lifter:
         student trained at fixed times only (train.reflow_times, e.g. "1" for Euler-1 or DDIM-1)
         is only good at those. Path times s for a flow student, timesteps t = round(s·(T − 1)) for
         a DDPM one (h36m-det-fast: t = 99 only). Empty for every other model."""
+        trained = self._trained_times()
+        if not trained:
+            return []
+        return sorted({round(float(s), 4) for s in self.sampler_for(settings).evaluation_times()
+                       if all(abs(float(s) - t) > 1e-6 for t in trained)}, reverse=True)
+
+    def _trained_times(self) -> list[float]:
+        """A reflow student's train.reflow_times in its sampler's units: path times s (flow) or
+        timesteps round(s·(T − 1)) (DDPM, as training/reflow.py draws them); [] for other models."""
         times = self.config.train.reflow_times
-        sampler = self.sampler_for(settings)
         if not times:
             return []
         trained = [float(x) for x in times.split(",")]
-        if sampler.objective != "flow":
-            last = self.config.diffusion.num_timesteps - 1
-            trained = [float(round(t * last)) for t in trained]
-        return sorted({round(float(s), 4) for s in sampler.evaluation_times()
-                       if all(abs(float(s) - t) > 1e-6 for t in trained)}, reverse=True)
+        if self.config.diffusion.objective == "flow":
+            return trained
+        last = self.config.diffusion.num_timesteps - 1
+        return [float(round(t * last)) for t in trained]
 
     def check_sampling_grid(self, settings: SamplingSettings) -> None:
         """One warning line per sampler setting that evaluates a fixed-time reflow student where it
@@ -333,12 +340,8 @@ class Lifter:
         if missing:
             own = self.config.eval
             sampler = self.sampler_for(settings)
-            flow = sampler.objective == "flow"
-            trained = self.config.train.reflow_times
-            if not flow:
-                last = self.config.diffusion.num_timesteps - 1
-                trained = ", ".join(str(round(float(t) * last)) for t in trained.split(","))
-            what = "path times s" if flow else "timesteps t"
+            what = "path times s" if sampler.objective == "flow" else "timesteps t"
+            trained = ", ".join(f"{t:g}" for t in self._trained_times())
             log.warning("this model was trained at %s = %s only (train.reflow_times); sampler %s with %d "
                         "evaluations also evaluates it at %s = %s, where its poses are far worse: use its own "
                         "--sampler %s --steps %d", what, trained, settings.sampler, sampler.nfe,
