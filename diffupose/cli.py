@@ -476,6 +476,7 @@ def cmd_lift(args: argparse.Namespace) -> None:
     print(json.dumps({"files": {k: str(v) for k, v in result.files.items()}, "layout": result.card["layout"],
                       "hypotheses_shape": list(result.hypotheses.shape), "coordinates": result.card["coordinates"],
                       "missing_joints": result.card["missing_joints"],
+                      "joints_interpolated_in_time": result.card.get("joints_interpolated_in_time", 0),
                       "missing_joint_handling": result.card["missing_joint_handling"]}))
     print(lift_summary(result), file=sys.stderr)
 

@@ -11,7 +11,8 @@ from diffupose.config import ModelConfig, preset
 from diffupose.diffusion import NoiseSchedule, diffusion_loss, sample
 from diffupose.data.keypoints import MEAN_POSE_2D_H36M17
 from diffupose.errors import ConfigError, DataError
-from diffupose.model.masking import (FILL_METHODS, add_pixel_noise, evaluation_mask, fill_missing, graph_diameter, limbs,
+from diffupose.model.masking import (FILL_METHODS, add_pixel_noise, evaluation_mask, fill_missing, fill_window_in_time,
+                                     graph_diameter, limbs, short_gaps,
                                      neighbour_fill, pixels_to_normalised, random_joint_mask)
 from diffupose.model import build_denoiser
 from diffupose.geometry.skeleton import H36M17, HUMANEVA15
@@ -305,3 +306,39 @@ def test_masked_denoiser_fills_missing_inputs_from_neighbours_and_old_configs_ke
     del old["model"]["missing_fill"]
     assert Config.from_dict(old).model.missing_fill == "zero"
     assert Config().model.missing_fill == "neighbour"
+
+
+def test_fill_window_in_time_matches_interpolation_per_joint():
+    rng = np.random.default_rng(0)
+    window = rng.normal(size=(4, 9, 17, 2)).astype(np.float32)
+    present = rng.random((4, 9, 17)) > 0.4
+    present[0, :, 3] = False                                  # never seen in its window
+    present[1, :, 2] = [False, False, True, False, False, False, True, False, False]   # ends held, middle linear
+    filled, seen = fill_window_in_time(torch.from_numpy(window), torch.from_numpy(present))
+    expected = window.copy()
+    for b in range(4):
+        for j in range(17):
+            have = np.flatnonzero(present[b, :, j])
+            if len(have):
+                for c in range(2):
+                    expected[b, :, j, c] = np.interp(np.arange(9), have, window[b, have, j, c])
+    np.testing.assert_allclose(filled.numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(seen.numpy(), np.broadcast_to(present.any(axis=1, keepdims=True), present.shape))
+    assert filled[1, 4, 2, 0] == pytest.approx(window[1, 2, 2, 0] + 0.5 * (window[1, 6, 2, 0] - window[1, 2, 2, 0]))
+    same = np.broadcast_to(present[:, :1], present.shape).copy()          # one mask for every frame: no change
+    filled, seen = fill_window_in_time(torch.from_numpy(window), torch.from_numpy(same))
+    assert torch.equal(filled, torch.from_numpy(window)) and torch.equal(seen, torch.from_numpy(same))
+
+
+def test_short_gaps_are_the_missing_joints_between_close_frames():
+    times = np.array([0, 1, 2, 3, 10, 11, 12, 13])
+    present = np.ones((8, 3), dtype=bool)
+    present[1, 0] = False                      # between t = 0 and 2: a gap of 2
+    present[[3, 4], 1] = False                 # between t = 2 and 11: a gap of 9
+    present[0, 2] = present[7, 2] = False      # track ends: nothing on one side
+    gaps = short_gaps(present, times, max_gap=3)
+    assert gaps.sum() == 1 and gaps[1, 0]
+    assert short_gaps(present, times, max_gap=9)[[1, 3, 4], [0, 1, 1]].all()
+    assert not short_gaps(present, times, max_gap=100)[[0, 7], 2].any()
+    with pytest.raises(ValueError, match="short_gaps"):
+        short_gaps(present, times[:5], 3)

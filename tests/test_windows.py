@@ -24,6 +24,7 @@ from diffupose.inference.lifter import Lifter, SamplingSettings
 from diffupose.lifting.outputs import frame_interval
 from diffupose.lifting.pipeline import recentre
 from diffupose.model import build_denoiser
+from diffupose.model.masking import fill_window_in_time
 from diffupose.training.data import load_training_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -325,3 +326,45 @@ def test_filling_and_smoothing_follow_the_frame_numbers():
     x = np.array([0.0, 0, 0, 1, 1, 1])
     np.testing.assert_allclose(smooth_sequence(x, 1.0, segments), x)           # nothing leaks across the gap
     assert smooth_sequence(x, 1.0)[2] > 0
+
+
+def test_per_frame_masks_are_filled_in_time_before_the_encoder():
+    """A joint missing in some frames of its window is interpolated from the others (the model was
+    trained with whole-window masks); a mask that is the same in every frame changes nothing."""
+    net = _lifter(9, missing=True).denoiser.eval()
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(6, 9, J, 2, generator=g)
+    flicker = torch.rand(6, 9, J, generator=g) > 0.3
+    flicker[:, :, 0] = True
+    flicker[:, :, 5] = False                                  # missing in the whole window: stays missing
+    filled, seen = fill_window_in_time(y, flicker)
+    assert not seen[:, :, 5].any() and seen[:, :, 0].all()
+    enc, centre = net.encode_condition(y, flicker)
+    enc_filled, centre_filled = net.encode_condition(filled, seen)
+    assert torch.equal(enc, enc_filled) and torch.equal(centre, centre_filled)
+    whole = torch.ones(6, J, dtype=torch.bool)
+    whole[:, 3] = False
+    a = net.encode_condition(y, whole)
+    b = net.encode_condition(y, whole.unsqueeze(1).expand(6, 9, J).clone())
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_a_joint_missing_briefly_in_a_track_is_interpolated_not_masked():
+    lifter = _lifter(1, missing=True)
+    calls = []
+    real_predict = lifter.predict
+
+    def predict(x, settings, **kw):
+        calls.append(kw.get("keypoint_mask"))
+        return real_predict(x, settings, **kw)
+
+    lifter.predict = predict
+    kp = _track(12, frames=[0, 1, 2, 3, 4, 5, 20, 21, 22, 23, 24, 25])
+    kp.present[2, 4] = False            # one frame, between frames that have it: interpolated
+    kp.present[6, 6] = False            # the first frame after a 0.3 s gap: no frame before it within 0.2 s
+    kp.present[11, 16] = False          # the track's last frame: nothing after it
+    result = diffupose.lift(kp, lifter=lifter, num_hypotheses=2, num_steps=2, progress=False)
+    mask = calls[0]
+    assert mask[2, 4] and not mask[6, 6] and not mask[11, 16] and mask.sum() == mask.size - 2
+    assert result.card["joints_interpolated_in_time"] == 1 and result.card["missing_joints"] == 3
+    np.testing.assert_array_equal(result.present, kp.present)      # the output still says what was detected

@@ -8,7 +8,9 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
 (`diffupose.inference.lifter.Lifter`): H hypotheses, their aggregate and per-joint spread.
 
 - Missing joints: a model trained with missing-joint masking (`model.missing_joints`) gets the
-  mask (`keypoint_mask`, True = present); any other model gets the joints filled
+  mask (`keypoint_mask`, True = present), except that in a track a joint missing for at most
+  `MAX_GAP_S` between two frames that have it is interpolated in time and given as present
+  (`masking.short_gaps`: better than masking on flickering detections); any other model gets the joints filled
   (`masking.fill_missing`, method "template") and a warning says so. `missing="fill"` fills for masked models too
   (in tracks, temporal interpolation can beat the model's own imputation).
 - Root: with a focal length (pixels; principal point at the image centre) the root is placed
@@ -51,7 +53,7 @@ from ..errors import ConfigError, DataError
 from ..geometry.projection import normalize_intrinsics
 from ..inference.aggregate import AGGREGATIONS, estimate_root_translation, hypothesis_spread
 from ..inference.lifter import Lifter, SamplingSettings
-from ..model.masking import fill_missing
+from ..model.masking import fill_missing, short_gaps
 from .outputs import OUTPUT_FORMATS, LiftResult, check_finite, plan_outputs, write_outputs
 
 __all__ = ["MISSING_MODES", "lift", "as_keypoints", "lift_keypoints", "check_request", "model_input", "track_times", "smooth_sequence", "place_root", "prepare_keypoints",
@@ -263,6 +265,7 @@ def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: fl
                     lifter.skeleton.name, _LAYOUT_FAMILY.get(kp.format, kp.format))
     counts = {**counts, "model_layouts": list(layouts), "layout_covered_by_model": covered}
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
+    mask, counts = _bridge_short_gaps(kp, mask, counts, fps)
     condition, mask, window_card = model_input(lifter, kp, keypoints_2d, mask, fps)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
@@ -363,8 +366,24 @@ def _missing_joint_input(lifter, kp: Keypoints, present: np.ndarray, counts: dic
                     "masking; they were filled by temporal interpolation / the mean pose, so their 3D is a guess",
                     kp.source, counts["missing_joints"], counts["samples_with_missing_joints"])
     if use_mask:
-        return present, "masked (model trained with missing joints)"
+        return present, ("masked (model trained with missing joints); in a track, a joint missing for at most "
+                         f"{MAX_GAP_S:g} s between two frames that have it is interpolated in time instead")
     return None, "filled (temporal interpolation / mean pose)"
+
+
+def _bridge_short_gaps(kp: Keypoints, mask: np.ndarray | None, counts: dict, fps: float | None
+                       ) -> tuple[np.ndarray | None, dict]:
+    """A masked model on a track: a joint missing between two frames where it is present, at most
+    MAX_GAP_S apart, is given as present at its interpolated position (the 2D `_normalised` filled
+    in time), not masked; longer gaps and track ends stay masked (`masking.short_gaps`). -> (the
+    mask for the model, None when nothing is left missing; counts + how many were interpolated)."""
+    times = track_times(kp)
+    if mask is None or times is None:
+        return mask, counts
+    bridged = short_gaps(mask, times, MAX_GAP_S * (fps or 50.0))
+    counts = {**counts, "joints_interpolated_in_time": int(bridged.sum())}
+    mask = mask | bridged
+    return (None if mask.all() else mask), counts
 
 
 # train.input_2d modes that show the model detector-like 2D (diffupose.config.INPUT_2D_MODES).

@@ -24,7 +24,8 @@ hedge on detections. It starts at zero (the unconditioned network); a forward wi
 
 2D window (`model.window = W > 1`, a power of 3): the 2D condition is a W-frame window
 (B, W, J, 2) centred on the frame whose 3D pose is predicted (a keypoint mask (B, W, J), or
-(B, J) for every frame alike). A temporal encoder (model/temporal.py) turns it into
+(B, J) for every frame alike; a joint missing in only some frames is interpolated in time from the
+others first, `masking.fill_window_in_time`). A temporal encoder (model/temporal.py) turns it into
 WINDOW_FEATURES channels per joint, read beside the centre frame's own 2D (and missing
 indicator); the 2D reconstruction output is the centre frame's. `encode_condition` computes the
 encoding once; `forward` takes either the raw window (B, W, J, 2) or that encoding
@@ -40,6 +41,7 @@ from ..config import SOURCE_INDEX
 from ..errors import ConfigError
 from ..geometry.skeleton import Skeleton
 from .condition import MissingJointFill, condition_channels, missing_joint_fill
+from .masking import fill_window_in_time
 from .temporal import WINDOW_FEATURES, TemporalEncoder
 from .gcn import GraphConvBlock, ModulatedGraphConv, NonLocalBlock, ResidualGraphBlock, TimeFiLM, time_mlp
 from .unet import UNetDenoiser
@@ -123,7 +125,10 @@ class GCNDenoiser(nn.Module):
         """A 2D window (B, W, J, 2) and its mask ((B, W, J), (B, J) for all frames alike, or None;
         True = present) -> (the encoding (B, J, 2 + WINDOW_FEATURES): the centre frame's 2D then
         the temporal features; the centre frame's mask (B, J) or None). Depends on the 2D only:
-        compute it once per input and pass it to `forward` at every step."""
+        compute it once per input and pass it to `forward` at every step. A joint missing in some
+        frames of its window only is first interpolated in time from the others
+        (masking.fill_window_in_time): training hides a joint in the whole window, so only a joint
+        missing in every frame reaches the network as missing."""
         if self.temporal is None:
             raise ConfigError("encode_condition: this denoiser is single-frame (model.window=1)")
         if window.ndim != 4 or window.shape[1] != self.window:
@@ -131,6 +136,8 @@ class GCNDenoiser(nn.Module):
         B, W, J, _ = window.shape
         if keypoint_mask is not None and keypoint_mask.ndim == 2:
             keypoint_mask = keypoint_mask.unsqueeze(1).expand(B, W, J)
+        elif keypoint_mask is not None:   # per-frame masks: a joint seen elsewhere in its window is filled in time
+            window, keypoint_mask = fill_window_in_time(window, keypoint_mask)
         frames = condition_channels(window.reshape(B * W, J, 2),   # missing joints read 0 (+ the indicator)
                                     None if keypoint_mask is None else keypoint_mask.reshape(B * W, J),
                                     self.missing_joints, torch.float32)
