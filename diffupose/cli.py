@@ -280,7 +280,8 @@ def _add_lift_parser(sub) -> None:
                    help="all: every detection (the default); best: the best-scoring person of each frame (a track)")
     p.add_argument("--missing", choices=("auto", "mask", "fill"), default="auto",
                    help="missing joints: auto (the default: mask if the model was trained with missing joints, "
-                        "else fill), mask, or fill (interpolate in time / fit the mean pose)")
+                        "except a track's joints missing for at most 0.2 s, interpolated in time; else fill), "
+                        "mask (every missing joint masked), or fill (interpolate in time / fit the mean pose)")
     p.add_argument("--smooth", type=float, default=0.0,
                    help="Gaussian sigma in frames for the aggregate of a track (default 0 = off)")
     p.add_argument("--aggregate", choices=AGGREGATIONS, default=None,

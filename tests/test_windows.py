@@ -368,3 +368,14 @@ def test_a_joint_missing_briefly_in_a_track_is_interpolated_not_masked():
     assert mask[2, 4] and not mask[6, 6] and not mask[11, 16] and mask.sum() == mask.size - 2
     assert result.card["joints_interpolated_in_time"] == 1 and result.card["missing_joints"] == 3
     np.testing.assert_array_equal(result.present, kp.present)      # the output still says what was detected
+    assert "interpolated in time" in result.card["missing_joint_handling"]
+    calls.clear()                                                   # missing="mask": the detector's mask as it is
+    result = diffupose.lift(kp, lifter=lifter, num_hypotheses=2, num_steps=2, progress=False, missing="mask")
+    np.testing.assert_array_equal(calls[0], kp.present)
+    assert "joints_interpolated_in_time" not in result.card and "interpolated" not in result.card["missing_joint_handling"]
+    unordered = _track(12)                                          # not a track: nothing to interpolate from
+    unordered.frame[:] = list("abcdefghijkl")
+    unordered.present[2, 4] = False
+    calls.clear()
+    result = diffupose.lift(unordered, lifter=lifter, num_hypotheses=2, num_steps=2, progress=False)
+    assert not calls[0][2, 4] and "interpolated" not in result.card["missing_joint_handling"]

@@ -8,9 +8,10 @@ has, deriving the rest), normalises pixels the way the training data was (the ca
 (`diffupose.inference.lifter.Lifter`): H hypotheses, their aggregate and per-joint spread.
 
 - Missing joints: a model trained with missing-joint masking (`model.missing_joints`) gets the
-  mask (`keypoint_mask`, True = present), except that in a track a joint missing for at most
-  `MAX_GAP_S` between two frames that have it is interpolated in time and given as present
-  (`masking.short_gaps`: better than masking on flickering detections); any other model gets the joints filled
+  mask (`keypoint_mask`, True = present), except that with `missing="auto"` a joint missing in a
+  track for at most `MAX_GAP_S` between two frames that have it is interpolated in time and given
+  as present (`masking.short_gaps`: better than masking on flickering detections; `missing="mask"`
+  keeps the detector's mask as it is); any other model gets the joints filled
   (`masking.fill_missing`, method "template") and a warning says so. `missing="fill"` fills for masked models too
   (in tracks, temporal interpolation can beat the model's own imputation).
 - Root: with a focal length (pixels; principal point at the image centre) the root is placed
@@ -61,7 +62,8 @@ __all__ = ["MISSING_MODES", "lift", "as_keypoints", "lift_keypoints", "check_req
 
 log = logging.getLogger("diffupose.lift")     # the name its messages always had
 
-# auto: mask for models trained with missing joints, fill otherwise; mask: require such a model;
+# auto: mask for models trained with missing joints (a track's joints missing for <= MAX_GAP_S interpolated
+# in time), fill otherwise; mask: require such a model, every missing joint masked;
 # fill: always fill (temporal interpolation in tracks, else the fitted mean pose) and pass no mask.
 MISSING_MODES: tuple[str, ...] = ("auto", "mask", "fill")
 ROOT_RELATIVE = ("root-relative: metres, camera frame (x right, y down, z forward), root joint at 0 in every "
@@ -265,7 +267,8 @@ def _lift_checked(lifter, kp: Keypoints, *, image_size, focal_length, smooth: fl
                     lifter.skeleton.name, _LAYOUT_FAMILY.get(kp.format, kp.format))
     counts = {**counts, "model_layouts": list(layouts), "layout_covered_by_model": covered}
     mask, missing_mode = _missing_joint_input(lifter, kp, present, counts, missing)
-    mask, counts = _bridge_short_gaps(kp, mask, counts, fps)
+    if missing == "auto":
+        mask, missing_mode, counts = _bridge_short_gaps(kp, mask, missing_mode, counts, fps)
     condition, mask, window_card = model_input(lifter, kp, keypoints_2d, mask, fps)
     intrinsics = _intrinsics(focal_length, image_size)
     start = time.perf_counter()
@@ -366,24 +369,26 @@ def _missing_joint_input(lifter, kp: Keypoints, present: np.ndarray, counts: dic
                     "masking; they were filled by temporal interpolation / the mean pose, so their 3D is a guess",
                     kp.source, counts["missing_joints"], counts["samples_with_missing_joints"])
     if use_mask:
-        return present, ("masked (model trained with missing joints); in a track, a joint missing for at most "
-                         f"{MAX_GAP_S:g} s between two frames that have it is interpolated in time instead")
+        return present, "masked (model trained with missing joints)"
     return None, "filled (temporal interpolation / mean pose)"
 
 
-def _bridge_short_gaps(kp: Keypoints, mask: np.ndarray | None, counts: dict, fps: float | None
-                       ) -> tuple[np.ndarray | None, dict]:
-    """A masked model on a track: a joint missing between two frames where it is present, at most
-    MAX_GAP_S apart, is given as present at its interpolated position (the 2D `_normalised` filled
-    in time), not masked; longer gaps and track ends stay masked (`masking.short_gaps`). -> (the
-    mask for the model, None when nothing is left missing; counts + how many were interpolated)."""
+def _bridge_short_gaps(kp: Keypoints, mask: np.ndarray | None, missing_mode: str, counts: dict, fps: float | None
+                       ) -> tuple[np.ndarray | None, str, dict]:
+    """missing="auto", a masked model on a track: a joint missing between two frames where it is
+    present, at most MAX_GAP_S apart, is given as present at its interpolated position (the 2D of
+    `_normalised`, filled in time between the same two frames), not masked (`masking.short_gaps`).
+    -> (the mask for the model, None when nothing is left missing; the card's words; counts +
+    how many were interpolated). Other input passes through unchanged."""
     times = track_times(kp)
     if mask is None or times is None:
-        return mask, counts
+        return mask, missing_mode, counts
     bridged = short_gaps(mask, times, MAX_GAP_S * (fps or 50.0))
     counts = {**counts, "joints_interpolated_in_time": int(bridged.sum())}
+    missing_mode += (f"; a joint missing for at most {MAX_GAP_S:g} s between two frames that have it is interpolated "
+                     f"in time instead")
     mask = mask | bridged
-    return (None if mask.all() else mask), counts
+    return (None if mask.all() else mask), missing_mode, counts
 
 
 # train.input_2d modes that show the model detector-like 2D (diffupose.config.INPUT_2D_MODES).
@@ -513,7 +518,9 @@ def lift(keypoints, run=None, *, lifter=None, format: str | None = None, image_s
     missing.
     smooth: Gaussian sigma in frames for the aggregate of a track (0 = off). people: `all` or
     `best` (one person per frame). missing: `auto` (mask for models trained with missing joints,
-    fill otherwise), `mask` or `fill` (`MISSING_MODES`). fps: the input's frame rate: the BVH's
+    except joints missing in a track for at most 0.2 s, which are interpolated in time; fill
+    otherwise), `mask` (every missing joint masked, as the detector left it) or `fill`
+    (`MISSING_MODES`). fps: the input's frame rate: the BVH's
     frame time, and for a windowed model (model.window > 1) how its window's frames are resampled
     from the track (default 50, Human3.6M's rate). out: output stem or file; `outputs` picks the files written
     (`npz`, `json`, `bvh`, `html`); existing files need `overwrite=True`. viewer_js: `inline` (the

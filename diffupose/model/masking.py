@@ -164,8 +164,9 @@ def fill_window_in_time(window: torch.Tensor, present: torch.Tensor) -> tuple[to
 
     Why: a windowed model is trained with missing joints that are missing in the whole window
     (one occlusion), but a track's detector drops a joint in single frames. Read as per-frame
-    masks, that flicker cost h36m-det-video 13 mm on S8 detections (each joint missing in 10 % of
-    frames: 76.1 against 63.1 mm with this fill; benchmarks/RECIPES.md 6f)."""
+    masks, that flicker cost h36m-det-video 13.5 mm on S8 detections (each joint missing in 10 % of
+    frames: 76.6 against 63.1 mm with this fill; benchmarks/RECIPES.md 6f). The window's frames
+    are filled by position in the window, whatever gaps the track had between them."""
     B, W, J = present.shape
     present = present.to(device=window.device, dtype=torch.bool)
     frame = torch.arange(W, device=window.device).view(1, W, 1).expand(B, W, J)
@@ -190,7 +191,7 @@ def short_gaps(present: np.ndarray, times: np.ndarray, max_gap: float) -> np.nda
     in a frame before and a frame after it at most `max_gap` frame numbers apart. Linear
     interpolation in time (`fill_missing` with track=True) estimates those well: the single-frame
     h36m-det, given each joint missing in 10 % of S8's frames, scores 74.7 mm with them masked and
-    67.9 interpolated from frames at most 0.1 s apart (68.1 with nothing missing; RECIPES 6f)."""
+    67.9 interpolated from frames at most 0.2 s apart (68.1 with nothing missing; RECIPES 6f)."""
     present = np.asarray(present, dtype=bool)
     times = np.asarray(times, dtype=np.float64)
     if present.ndim != 2 or times.shape != present.shape[:1]:
