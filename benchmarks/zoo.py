@@ -78,13 +78,27 @@ PROTOCOL = ("{dataset} validation split (held-out training data, never a test sp
             "scale or alignment enters the pose (P-MPJPE aligns by Procrustes after the fact), no re-centring")
 TEST_NOTE_H36M = ("These are Human3.6M S8 validation numbers, not Human3.6M test numbers (S9, S11), which are "
                   "not shipped: with your own copy, `diffupose prepare --dataset h36m --data-dir YOUR_H36M "
-                  "--keypoints sh --val-subjects S8 --out test.npz` puts S9 and S11 in the test split (--keypoints gt "
-                  "for ground-truth 2D; your own detections: docs/data.md), then run the evaluate commands below with "
-                  "--data test.npz --split test.")
+                  "--keypoints {keypoints} --val-subjects S8 --out test.npz` puts S9 and S11 in the test split "
+                  "({other}; your own detections: docs/data.md), then run the evaluate commands below with "
+                  "--data test.npz --split test, without --max-samples to score every test row.")
 TEST_NOTE_HUMANEVA = ("These are numbers on held-out Train chunks, not the HumanEva-I Validate split (the protocol's "
                       "test set), which is not shipped: with your own copy, `diffupose prepare --dataset humaneva "
                       "--data-dir YOUR_HUMANEVA --keypoints gt --allow-pickle --out test.npz` puts Validate in the "
-                      "test split, then run the evaluate commands below with --data test.npz --split test.")
+                      "test split, then run the evaluate commands below with --data test.npz --split test, without "
+                      "--max-samples to score every test row.")
+
+
+def card_test_note(prepare: dict) -> str | None:
+    """The card's sentence on test numbers: how to score the protocol's test split with the user's own copy,
+    prepared with the model's own 2D source (`prepare`: the recipe's prepare arguments)."""
+    if prepare["dataset"] == "h36m":
+        gt = prepare["keypoints"] == "gt"
+        return TEST_NOTE_H36M.format(keypoints=prepare["keypoints"],
+                                     other="--keypoints sh for the Stacked Hourglass detections" if gt
+                                     else "--keypoints gt for ground-truth 2D")
+    if prepare["dataset"] == "humaneva":
+        return TEST_NOTE_HUMANEVA
+    return None
 
 
 def protocol_rows(data: Path, max_samples: int) -> str:
@@ -196,10 +210,8 @@ def main() -> None:
                         f"{cfg.model.window_fps:g} fps ({(window - 1) / cfg.model.window_fps:.2f} s)")
     fields["protocol"] = PROTOCOL.format(dataset=prep["dataset"], rows=protocol_rows(data, args.max_samples),
                                          sampler=f"{cfg.eval.sampler}-{cfg.eval.num_steps}")
-    if prep["dataset"] == "h36m":
-        fields["test_numbers"] = TEST_NOTE_H36M.format(name=args.model)
-    elif prep["dataset"] == "humaneva":
-        fields["test_numbers"] = TEST_NOTE_HUMANEVA.format(name=args.model)
+    if card_test_note(prep):
+        fields["test_numbers"] = card_test_note(prep)
     fields.update({
         "overrides": [f"{k}={v}" for k, v in recipe.get("overrides", {}).items()] + list(args.set),
         "seed": recipe["seed"], "data_dir": data_dir,

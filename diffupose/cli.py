@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "3D hypotheses with a shipped model, or prepare data, train, evaluate and report.",
         epilog="Start here:\n"
                "  diffupose models                    which model for which input\n"
-               "  diffupose lift --model h36m-det --keypoints examples/coco17_S8_walking.json "
+               "  diffupose lift --model h36m-det-video --keypoints examples/coco17_S8_walking.json "
                "--image-size 1000 1002 --out out/walk\n"
                "`diffupose COMMAND --help` lists a command's options and their defaults; "
                "the docs: docs/README.md.")

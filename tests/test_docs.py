@@ -185,7 +185,7 @@ def test_one_lift_example_everywhere():
 
 
 README_PYTHON = """from diffupose import Lifter
-lifter = Lifter.from_pretrained("h36m-det")
+lifter = Lifter.from_pretrained("h36m-det-video")
 result = lifter.lift("examples/coco17_S8_walking.json", image_size=(1000, 1002))"""
 
 

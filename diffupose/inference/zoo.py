@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,7 @@ def model_summary(name: str, root: Path | None = None) -> dict[str, Any]:
     return {"name": name, "input": info.get("input", "-"), "frames": int(model.get("window", 1)), "nfe": nfe,
             "val_detections_mm": val("detections"), "val_gt_2d_mm": val("gt"),
             "lift_s_per_1000_frames": info.get("lift_seconds_per_1000_frames"),
-            "size_mb": round(weights.stat().st_size / 2 ** 20, 1) if weights.is_file() else None,
+            "size_mb": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,
             "recommended_for": list(info.get("recommended_for", [])), "skeleton": info.get("skeleton"),
             "seeds": {k: {"mean": v.get("mean"), "sd": v.get("sd")}
                       for k, v in ((info.get("seeds") or {}).get("per_input") or {}).items()}}
@@ -286,12 +287,16 @@ def models_table(root: Path | None = None) -> str:
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in table]
     recommended = [f"{kind}: {r['name']}" for r in rows for kind in r["recommended_for"]]
-    lines += ["", "* recommended" + (f" ({'; '.join(recommended)})" if recommended else ""),
-              "mm: MPJPE (N = 10, ground-truth free) on each model's validation data: Human3.6M S8 (not the S9/S11 "
-              "test subjects) for h36m models, held-out Train chunks for humaneva; det. = detections, GT 2D = "
-              "projected ground truth; s/1k frames: `diffupose lift` of a 1,000-frame track, N = 10, on the card's CPU",
-              "`diffupose models NAME` prints a model's card; `--json` this table for scripts"]
+    notes = ["* recommended" + (f" ({'; '.join(recommended)})" if recommended else ""),
+             "mm: MPJPE (N = 10, ground-truth free) on each model's validation data: Human3.6M S8 (not the S9/S11 "
+             "test subjects) for h36m models, held-out Train chunks for humaneva (its card's headline is P-MPJPE); "
+             "det. = detections, GT 2D = projected ground truth; s/1k frames: `diffupose lift` of a 1,000-frame "
+             "track, N = 10, on the card's CPU; MB: the weights file (10^6 bytes)",
+             "`diffupose models NAME` prints a model's card; `--json` this table for scripts"]
     retired = {a: b for a, b in RETIRED.items() if a not in names}     # a name still shipped is not retired yet
     if retired:
-        lines.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(retired.items())))
+        notes.append("retired names (this release only): " + ", ".join(f"{a} -> {b}" for a, b in sorted(retired.items())))
+    lines.append("")
+    for note in notes:                                                   # as wide as the table, at least 80
+        lines += textwrap.wrap(note, width=max(80, len(lines[0])), subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(lines)
