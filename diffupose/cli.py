@@ -497,7 +497,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     from .inference import zoo
 
     if args.name is None:
-        print(json.dumps([zoo.model_summary(n) for n in zoo.available()], indent=2) if args.json
+        print(json.dumps(zoo.model_summaries(), indent=2) if args.json
               else zoo.models_table())
         return
     name = zoo.resolve_name(args.name)

@@ -30,7 +30,7 @@ from ..model.checkpoint import load_model, resolve_checkpoint
 from ..utils import atomic_write_text, git_commit
 
 __all__ = ["ZOO_DIR", "available", "card", "model_dir", "is_zoo_name", "model_path", "export_model", "card_markdown",
-           "sha256", "models_table", "model_summary", "RETIRED", "resolve_name", "set_card_entry"]
+           "sha256", "models_table", "model_summary", "model_summaries", "RETIRED", "resolve_name", "set_card_entry"]
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo_models"
 WEIGHTS = "ema.safetensors"
@@ -215,11 +215,14 @@ def _calibration_markdown(entries: dict[str, Any]) -> list[str]:
     held-out numbers raw -> calibrated (`diffupose calibrate`, calibration.json beside the weights)."""
     if not entries:
         return []
-    repeats = {((e.get("held_out") or {}).get("rows") or {}).get("repeats") for e in entries.values()}
+    held = [(e.get("held_out") or {}).get("rows") or {} for e in entries.values()]
+    repeats = {h.get("repeats") for h in held}
+    halves = ("the validation rows, each sequence cut in time at its median frame"
+              if {h.get("halves") for h in held} == {"in time"} else "the validation sequences")
     held_out = ("Held-out numbers: fitted on one half of the validation sequences, measured on the other."
                 if repeats == {None} else
                 f"Held-out numbers: the mean over {2 * max(r or 1 for r in repeats)} held-out halves ("
-                f"{max(r or 1 for r in repeats)} seeded splits of the validation sequences, each used both ways: "
+                f"{max(r or 1 for r in repeats)} seeded splits of {halves}, each used both ways: "
                 f"fitted on one half, measured on the other).")
     lines = ["", "## Calibration", "",
              "The hypotheses' spread is calibrated after training (`calibration.json`, applied by default; "
@@ -270,13 +273,18 @@ def model_summary(name: str, root: Path | None = None) -> dict[str, Any]:
                       for k, v in ((info.get("seeds") or {}).get("per_input") or {}).items()}}
 
 
+def model_summaries(root: Path | None = None) -> list[dict[str, Any]]:
+    """`model_summary` of every shipped model in the chooser's order: recommended ones first, then by name."""
+    return sorted((model_summary(n, root) for n in available(root)), key=lambda r: (not r["recommended_for"], r["name"]))
+
+
 def models_table(root: Path | None = None) -> str:
     """The chooser `diffupose models` prints: one aligned row per shipped model (recommended ones
     first, marked *), the columns of `model_summary`, and how to see a card."""
     names = available(root)
     if not names:
         return "no models shipped"
-    rows = sorted((model_summary(n, root) for n in names), key=lambda r: (not r["recommended_for"], r["name"]))
+    rows = model_summaries(root)
     fmt = (lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
     header = ["", "name", "for input", "frames", "NFE", "det. mm", "GT 2D mm", "s/1k frames", "MB"]
     table = [header] + [["*" if r["recommended_for"] else "", r["name"], r["input"], fmt(r["frames"]), fmt(r["nfe"]),
