@@ -1,7 +1,7 @@
 """DiffuPose workbench: diffusion-based multi-hypothesis 3D human pose lifting.
 
     from diffupose import Lifter
-    lifter = Lifter.from_pretrained("h36m-det-video")          # a shipped model (`diffupose models`) or a run folder
+    lifter = Lifter.from_pretrained("h36m-det")          # a shipped model (`diffupose models`) or a run folder
     result = lifter.lift(keypoints, layout="coco17", image_size=(1000, 1002))   # array, file or Keypoints
 
 `diffupose.lift(keypoints, "h36m-det", ...)` does the same in one call (`diffupose.lifting`);

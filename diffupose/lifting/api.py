@@ -1,7 +1,7 @@
 """The Python entry for the main job: `diffupose.Lifter`.
 
     from diffupose import Lifter
-    lifter = Lifter.from_pretrained("h36m-det-video")                 # a shipped model, or a run folder
+    lifter = Lifter.from_pretrained("h36m-det")                 # a shipped model, or a run folder
     result = lifter.lift(keypoints, layout="coco17", image_size=(1920, 1080))
     result.aggregate, result.hypotheses, result.spread, result.present, result.card
     result.save("out/clip", formats=("npz", "html"))
