@@ -41,6 +41,7 @@ def test_shipped_model_matches_its_card_and_lifts_deterministically(name, tmp_pa
     assert cfg.to_dict() == Config.from_dict(card["config"]).to_dict()
     assert count_parameters(denoiser) == card["parameters"] == sum(p.numel() for p in denoiser.parameters())
     assert skeleton.name == card["skeleton"]
+    assert (folder / "README.md").read_text() == zoo.card_markdown(card)      # the card for people says the same
     assert (folder / "ema.safetensors").stat().st_size < 8 * 2 ** 20      # a few MB
     assert all("command" in r and np.isfinite(r["mpjpe"]) for r in card["val_results"])
     example = EXAMPLES / "coco17_S8_walking.json"

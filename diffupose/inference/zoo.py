@@ -175,9 +175,12 @@ def card_markdown(info: dict[str, Any]) -> str:
     """The model card for people: every field of card.json but the full config."""
     lines = [f"# Model card: `{info['name']}`", "", str(info.get("summary", "")), ""]
     for key, value in info.items():
-        if key in ("name", "summary", "config", "val_results", "calibration", "seeds"):
+        if key in ("name", "summary", "config", "val_results", "calibration", "seeds") or (
+                key == "lift_seconds_per_1000_frames" and "lift_speed" in info):     # said in lift_speed's line
             continue
-        if isinstance(value, (dict, list)):
+        if key == "lift_speed" and isinstance(value, dict):
+            value = _lift_speed_text(value)
+        elif isinstance(value, (dict, list)):
             value = json.dumps(value)
         lines.append(f"- **{key.replace('_', ' ')}**: {value}")
     results = info.get("val_results") or []
@@ -191,6 +194,13 @@ def card_markdown(info: dict[str, Any]) -> str:
     lines += _calibration_markdown(info.get("calibration") or {})
     lines += ["", "The full training config is in `card.json` (`config`) and `config.json`.", ""]
     return "\n".join(lines)
+
+
+def _lift_speed_text(entry: dict[str, Any]) -> str:
+    """The card's lift time as a sentence: seconds, what was timed, on which CPU, the command."""
+    sampling = f" ({entry['sampling_s']:.2f} s of it sampling)" if entry.get("sampling_s") is not None else ""
+    return (f"{entry.get('seconds_end_to_end'):.2f} s per 1,000 frames{sampling}: {entry.get('what', '')}; "
+            f"{entry.get('cpu', '')}. `{entry.get('command', '')}`")
 
 
 def _seeds_markdown(entry: dict[str, Any]) -> list[str]:
