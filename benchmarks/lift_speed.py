@@ -91,6 +91,9 @@ def main() -> None:
         tmp = Path(tmp)
         track = tmp / "track.json"
         source = make_track(track, args.frames, Path(args.data_dir))
+        if args.write_card and "synthetic from ground truth" not in source:
+            raise SystemExit(f"--write-card: no {Path(args.data_dir) / 'h36m_3d17_train.npz'}: a card's time is "
+                             "measured on the H36M track, not the stand-in")
         for rep in range(args.repeats):
             t0 = time.perf_counter()
             lifter = Lifter.from_pretrained(args.run, device="cpu")
@@ -133,9 +136,6 @@ def main() -> None:
         Path(args.json).write_text(json.dumps({"rows": rows, "args": vars(args), "source": source,
                                                "environment": environment_info()}, indent=2, default=str))
     if args.write_card:
-        if "synthetic from ground truth" not in source:
-            raise SystemExit(f"--write-card: no {Path(args.data_dir) / 'h36m_3d17_train.npz'}: a card's time is "
-                             "measured on the H36M track, not the stand-in")
         entry = card_entry(args, best, load_before)
         zoo.set_card_entry(args.run, "lift_seconds_per_1000_frames", entry["seconds_end_to_end"])
         path, _ = zoo.set_card_entry(args.run, "lift_speed", entry)

@@ -42,7 +42,8 @@ def test_lifts_with_the_model_own_sampler(lift_speed, monkeypatch, capsys, tmp_p
                                            (["--run", "h36m", "--hypotheses", "2", "--no-flip"],
                                             "leave out --hypotheses, --no-flip"),
                                            (["--run", "h36m-gt"], "not a shipped zoo model name"),
-                                           (["--run", "runs/some-run"], "not a shipped zoo model name")])
+                                           (["--run", "runs/some-run"], "not a shipped zoo model name"),
+                                           (["--run", "h36m", "--data-dir", "no-such-dir"], "not the stand-in")])
 def test_write_card_only_times_the_card_protocol(lift_speed, monkeypatch, argv, message):
     """--write-card refuses, before any work, a time that is not the card's (N = 10, flip, the
     model's sampler, 1,000 frames) or a model that is not shipped under that name."""
