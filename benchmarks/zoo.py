@@ -133,9 +133,9 @@ def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: 
 
 
 def write_lift_speed(name: str) -> None:
-    """`diffupose lift` of a 1,000-frame COCO-17 track, N = 10, end to end on this CPU, best of 2,
+    """`diffupose lift` of a 1,000-frame COCO-17 track, N = 10, end to end on this CPU, best of 3,
     into the card (benchmarks/lift_speed.py --write-card: one way to time a card)."""
-    cmd = [sys.executable, str(Path(__file__).with_name("lift_speed.py")), "--run", name, "--repeats", "2",
+    cmd = [sys.executable, str(Path(__file__).with_name("lift_speed.py")), "--run", name, "--repeats", "3",
            "--write-card"]
     subprocess.run(cmd, check=True)
 
