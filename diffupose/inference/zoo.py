@@ -207,8 +207,8 @@ def _seeds_markdown(entry: dict[str, Any]) -> list[str]:
     """The card's seed section: the shipped seed's number beside mean ± sd over the recipe's seeds."""
     if not entry:
         return ["", "## Seeds", "", "Only the shipped seed has been trained: the spread over seeds of this recipe is not "
-                "measured yet (three seeds of the Human3.6M detection recipes span at most 1.0 mm: benchmarks/RECIPES.md "
-                "5d, 6c, 6e)."]
+                "measured yet (three seeds of each Human3.6M detection recipe span at most 1.0 mm, of the ground-truth "
+                "`h36m` 2.4 mm: benchmarks/RECIPES.md 5d, 6e, 6g, 6i)."]
     seeds = entry.get("seeds", [])
     lines = ["", "## Seeds", "", f"The same recipe trained with seeds {', '.join(map(str, seeds))} (shipped: "
              f"{entry.get('shipped_seed')}), each evaluated as above at N = {entry.get('num_hypotheses', 10)}; "
