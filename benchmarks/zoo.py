@@ -109,9 +109,17 @@ def protocol_rows(data: Path, max_samples: int) -> str:
     return f"all {rows:,} rows"
 
 
+def spread(metric: str, values: list[float]) -> dict:
+    """{metric: values, mean, sd (ddof = 1)} at full precision: the card prints one decimal, and a value
+    rounded twice (50.846 -> 50.85 -> 50.9) would disagree with the same number in its validation table."""
+    return {metric: [round(v, 6) for v in values], "mean": round(statistics.mean(values), 6),
+            "sd": round(statistics.stdev(values), 6) if len(values) > 1 else None}
+
+
 def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: str) -> dict:
     """The card's `seeds` entry: per 2D input, MPJPE at N = 10 of the shipped seed's model (its
-    card's val_results) and of each extra seed's run, their mean and sample sd (ddof = 1)."""
+    card's val_results) and of each extra seed's run, their mean and sample sd (ddof = 1); the same
+    for P-MPJPE (`p_mpjpe`, `p_mean`, `p_sd`) when every row has it."""
     seeds = [int(shipped["seed"])] + sorted(extra)
     per_input: dict[str, dict] = {}
     for row in shipped.get("val_results", []):
@@ -123,10 +131,12 @@ def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: 
             if not match:
                 raise SystemExit(f"{name}: seed {s} has no N = 10 row on {row['input_2d']}")
             values.append(float(match[0]["mpjpe"]))
-        # Full precision: the card prints one decimal, and a value rounded twice (50.846 -> 50.85 -> 50.9)
-        # would disagree with the same number in the card's validation table (50.8).
-        per_input[row["input_2d"]] = {"mpjpe": [round(v, 6) for v in values], "mean": round(statistics.mean(values), 6),
-                                      "sd": round(statistics.stdev(values), 6) if len(values) > 1 else None}
+        per_input[row["input_2d"]] = spread("mpjpe", values)
+        # P-MPJPE beside it (HumanEva-I's headline), when the shipped row and every seed's have it
+        aligned = [row] + [next(r for r in extra[s] if r["input_2d"] == row["input_2d"]) for s in sorted(extra)]
+        if all(r.get("p_mpjpe") is not None for r in aligned):
+            p = spread("p_mpjpe", [float(r["p_mpjpe"]) for r in aligned])
+            per_input[row["input_2d"]].update({"p_mpjpe": p["p_mpjpe"], "p_mean": p["mean"], "p_sd": p["sd"]})
     return {"seeds": seeds, "shipped_seed": int(shipped["seed"]), "num_hypotheses": 10,
             "note": "the same recipe and protocol with train.seed changed; sd is the sample sd (ddof = 1) over the seeds",
             "per_input": per_input, "command": command}

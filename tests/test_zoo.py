@@ -203,6 +203,11 @@ def test_seed_spread_sits_beside_the_shipped_seed_on_the_card(benchmark_script, 
     det = entry["per_input"]["detections"]
     assert det["mpjpe"] == [66.0, 67.0, 68.0] and det["mean"] == 67.0 and det["sd"] == 1.0
     assert entry["per_input"]["GT"]["mean"] == 51.0
+    assert "p_mpjpe" not in det                                    # only when every row has it
+    with_p = bench.seed_entry("m", {"seed": 0, "val_results": [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 18.0,
+                                                                 "p_mpjpe": 14.0}]},
+                              {1: [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 19.0, "p_mpjpe": 15.0}]}, "cmd")
+    assert with_p["per_input"]["GT"]["p_mpjpe"] == [14.0, 15.0] and with_p["per_input"]["GT"]["p_mean"] == 14.5
     boundary = {"seed": 0, "val_results": [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 50.84579}]}
     kept = bench.seed_entry("m", boundary, {1: [{"input_2d": "GT", "num_hypotheses": 10, "mpjpe": 51.0}]}, "cmd")
     assert f"{kept['per_input']['GT']['mpjpe'][0]:.1f}" == "50.8"    # as the card's validation table prints it
@@ -211,7 +216,10 @@ def test_seed_spread_sits_beside_the_shipped_seed_on_the_card(benchmark_script, 
     zoo.set_card_entry("tiny-test", "seeds", {**entry, "per_input": {"GT": entry["per_input"]["GT"]}}, root=tiny_zoo)
     readme = (tiny_zoo / "tiny-test" / "README.md").read_text()
     assert "## Seeds" in readme and "| GT | 50.0 | 50.0 / 52.0 / 51.0 | 51.0 ± 1.0 |" in readme
+    assert "P-MPJPE |" not in readme
     assert zoo.model_summary("tiny-test", root=tiny_zoo)["seeds"] == {"GT": {"mean": 51.0, "sd": 1.0}}
+    zoo.set_card_entry("tiny-test", "seeds", with_p, root=tiny_zoo)
+    assert "| GT, P-MPJPE | 14.0 | 14.0 / 15.0 | 14.5 ± 0.7 |" in (tiny_zoo / "tiny-test" / "README.md").read_text()
 
 
 def _cheapest_h36m_row():

@@ -214,11 +214,14 @@ def _seeds_markdown(entry: dict[str, Any]) -> list[str]:
              f"{entry.get('shipped_seed')}), each evaluated as above at N = {entry.get('num_hypotheses', 10)}; "
              f"sd over the seeds (ddof = 1). `{entry.get('command', '')}`", "",
              "| input 2D | shipped seed (mm) | per seed (mm) | mean ± sd (mm) |", "|---|---|---|---|"]
+    def row(label: str, values: list[float], mean: float, sd: float | None) -> str:
+        return (f"| {label} | {values[0]:.1f} | {' / '.join(f'{x:.1f}' for x in values)} | {mean:.1f}"
+                + (f" ± {sd:.1f}" if sd is not None else "") + " |")
+
     for input_2d, v in (entry.get("per_input") or {}).items():
-        values = v.get("mpjpe") or []
-        sd = v.get("sd")
-        lines.append(f"| {input_2d} | {values[0]:.1f} | {' / '.join(f'{x:.1f}' for x in values)} | "
-                     f"{v.get('mean', 0):.1f}" + (f" ± {sd:.1f}" if sd is not None else "") + " |")
+        lines.append(row(input_2d, v.get("mpjpe") or [], v.get("mean", 0), v.get("sd")))
+        if v.get("p_mpjpe"):
+            lines.append(row(f"{input_2d}, P-MPJPE", v["p_mpjpe"], v.get("p_mean", 0), v.get("p_sd")))
     return lines
 
 
