@@ -13,7 +13,7 @@ jittered) is used and the table says so. Timed stages: model load, read (parse t
 (map + normalise + fill + sample + aggregate + root), write (npz, json, bvh, html). Prints a
 Markdown table; --json writes the numbers. `--sampler` / `--steps` override the model's sampler.
 
-    OMP_NUM_THREADS=2 python benchmarks/lift_speed.py --run h36m --repeats 2 --write-card
+    OMP_NUM_THREADS=2 python benchmarks/lift_speed.py --run h36m --repeats 3 --write-card
 
 `--write-card` (a shipped zoo model, its own sampler, N = 10, flip, 1,000 frames on the H36M
 track) stores the best end-to-end time in the model's card: `lift_seconds_per_1000_frames`, which

@@ -125,15 +125,14 @@ def seed_entry(name: str, shipped: dict, extra: dict[int, list[dict]], command: 
     for row in shipped.get("val_results", []):
         if row["num_hypotheses"] != 10:
             continue
-        values = [float(row["mpjpe"])]
+        aligned = [row]                                     # the shipped seed's row, then each extra seed's
         for s in sorted(extra):
             match = [r for r in extra[s] if r["input_2d"] == row["input_2d"]]
             if not match:
                 raise SystemExit(f"{name}: seed {s} has no N = 10 row on {row['input_2d']}")
-            values.append(float(match[0]["mpjpe"]))
-        per_input[row["input_2d"]] = spread("mpjpe", values)
+            aligned.append(match[0])
+        per_input[row["input_2d"]] = spread("mpjpe", [float(r["mpjpe"]) for r in aligned])
         # P-MPJPE beside it (HumanEva-I's headline), when the shipped row and every seed's have it
-        aligned = [row] + [next(r for r in extra[s] if r["input_2d"] == row["input_2d"]) for s in sorted(extra)]
         if all(r.get("p_mpjpe") is not None for r in aligned):
             p = spread("p_mpjpe", [float(r["p_mpjpe"]) for r in aligned])
             per_input[row["input_2d"]].update({"p_mpjpe": p["p_mpjpe"], "p_mean": p["mean"], "p_sd": p["sd"]})
